@@ -1,0 +1,297 @@
+//! Parsing and validation of configuration values, as they come from the
+//! environment. Every rejection names the variable, the value and what is
+//! accepted.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{Config, ConfigError, SiteOverrides, MAX_RETRIES_LIMIT};
+use crate::rollout::Rollout;
+
+pub(crate) const ENABLED: &str = "ASYNC_UPLOAD_ENABLED";
+pub(crate) const ROLLOUT: &str = "ASYNC_UPLOAD_ROLLOUT";
+pub(crate) const FALLBACK: &str = "ASYNC_UPLOAD_FALLBACK";
+pub(crate) const MAX_RETRIES: &str = "ASYNC_UPLOAD_MAX_RETRIES";
+pub(crate) const TIMEOUT: &str = "ASYNC_UPLOAD_TIMEOUT";
+pub(crate) const LOG: &str = "ASYNC_UPLOAD_LOG";
+
+const BOOL_ACCEPTED: &str = "true/false, 1/0, yes/no or on/off (any case)";
+const ROLLOUT_ACCEPTED: &str =
+    "a percentage from 0 to 100 with at most two decimals (e.g. 0.5, 10, 100)";
+const RETRIES_ACCEPTED: &str = "a whole number of retries from 0 to 10";
+const TIMEOUT_ACCEPTED: &str =
+    "a number of seconds greater than 0, decimals allowed (e.g. 30, 0.25), at most 31536000 (a year)";
+const LOG_ACCEPTED: &str = "the path of a writable file";
+
+/// Longest accepted per-attempt timeout: a year is already a mistake, and
+/// anything beyond risks overflowing deadline arithmetic.
+const TIMEOUT_LIMIT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+pub(crate) fn config_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let defaults = Config::default();
+    Ok(Config {
+        enabled: read(lookup, ENABLED, parse_bool)?.unwrap_or(defaults.enabled),
+        rollout: read(lookup, ROLLOUT, parse_rollout)?.unwrap_or(defaults.rollout),
+        fallback: read(lookup, FALLBACK, parse_bool)?.unwrap_or(defaults.fallback),
+        max_retries: read(lookup, MAX_RETRIES, parse_retries)?.unwrap_or(defaults.max_retries),
+        timeout: read(lookup, TIMEOUT, parse_timeout)?.unwrap_or(defaults.timeout),
+        log_path: read(lookup, LOG, parse_path)?.or(defaults.log_path),
+        ..defaults
+    })
+}
+
+/// The per-site operator overrides `ASYNC_UPLOAD_<VAR>__<SITE>`.
+pub(crate) fn site_overrides_from(
+    site: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<SiteOverrides, ConfigError> {
+    let suffix = site_suffix(site);
+    let name = |base: &str| format!("{base}__{suffix}");
+    Ok(SiteOverrides {
+        enabled: read(lookup, &name(ENABLED), parse_bool)?,
+        rollout: read(lookup, &name(ROLLOUT), parse_rollout)?,
+        fallback: read(lookup, &name(FALLBACK), parse_bool)?,
+        max_retries: read(lookup, &name(MAX_RETRIES), parse_retries)?,
+        timeout: read(lookup, &name(TIMEOUT), parse_timeout)?,
+        backoff_base: None,
+    })
+}
+
+/// `upload-file.v2` → `UPLOAD_FILE_V2`.
+pub(crate) fn site_suffix(site: &str) -> String {
+    site.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The parsed value of `name`, `None` when it is unset.
+fn read<T>(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+    parse: fn(&str, &str) -> Result<T, ConfigError>,
+) -> Result<Option<T>, ConfigError> {
+    lookup(name).map(|raw| parse(name, &raw)).transpose()
+}
+
+fn parse_path(name: &str, raw: &str) -> Result<PathBuf, ConfigError> {
+    if raw.trim().is_empty() {
+        return Err(ConfigError::new(name, raw, LOG_ACCEPTED));
+    }
+    Ok(PathBuf::from(raw))
+}
+
+fn parse_bool(name: &str, raw: &str) -> Result<bool, ConfigError> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::new(name, raw, BOOL_ACCEPTED)),
+    }
+}
+
+/// Decimal text only (`12`, `0.5`, `99.99`): no exponent, sign, `NaN` or
+/// `inf`, and no third significant decimal, which would silently round.
+fn parse_rollout(name: &str, raw: &str) -> Result<f64, ConfigError> {
+    let reject = || ConfigError::new(name, raw, ROLLOUT_ACCEPTED);
+    let text = raw.trim();
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty()
+        || !digits(whole)
+        || !digits(fraction)
+        || (text.contains('.') && fraction.is_empty())
+    {
+        return Err(reject());
+    }
+    if fraction.len() > 2 && fraction[2..].bytes().any(|b| b != b'0') {
+        return Err(reject());
+    }
+    let percent: f64 = text.parse().map_err(|_| reject())?;
+    Rollout::from_percent(percent).map_err(|_| reject())?;
+    Ok(percent)
+}
+
+fn parse_retries(name: &str, raw: &str) -> Result<u32, ConfigError> {
+    let retries: u32 = raw
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::new(name, raw, RETRIES_ACCEPTED))?;
+    validate_retries(name, retries)?;
+    Ok(retries)
+}
+
+fn parse_timeout(name: &str, raw: &str) -> Result<Duration, ConfigError> {
+    let reject = || ConfigError::new(name, raw, TIMEOUT_ACCEPTED);
+    let secs: f64 = raw.trim().parse().map_err(|_| reject())?;
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err(reject());
+    }
+    let timeout = Duration::try_from_secs_f64(secs).map_err(|_| reject())?;
+    validate_timeout(name, timeout).map_err(|_| reject())?;
+    Ok(timeout)
+}
+
+pub(crate) fn validate_rollout(name: &str, percent: f64) -> Result<(), ConfigError> {
+    Rollout::from_percent(percent)
+        .map(drop)
+        .map_err(|_| ConfigError::new(name, percent.to_string(), ROLLOUT_ACCEPTED))
+}
+
+pub(crate) fn validate_retries(name: &str, retries: u32) -> Result<(), ConfigError> {
+    if retries > MAX_RETRIES_LIMIT {
+        return Err(ConfigError::new(
+            name,
+            retries.to_string(),
+            RETRIES_ACCEPTED,
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn validate_timeout(name: &str, timeout: Duration) -> Result<(), ConfigError> {
+    if timeout.is_zero() || timeout > TIMEOUT_LIMIT {
+        return Err(ConfigError::new(
+            name,
+            format!("{}", timeout.as_secs_f64()),
+            TIMEOUT_ACCEPTED,
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn unset_variables_keep_the_defaults() {
+        assert_eq!(from(&[]).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let config = from(&[
+            (ENABLED, "On"),
+            (ROLLOUT, "12.5"),
+            (FALLBACK, "no"),
+            (MAX_RETRIES, "0"),
+            (TIMEOUT, "0.25"),
+            (LOG, "/tmp/x.jsonl"),
+        ])
+        .unwrap();
+        assert!(config.enabled);
+        assert!((config.rollout - 12.5).abs() < f64::EPSILON);
+        assert!(!config.fallback);
+        assert_eq!(config.max_retries, 0);
+        assert_eq!(config.timeout, Duration::from_millis(250));
+        assert_eq!(config.log_path, Some(PathBuf::from("/tmp/x.jsonl")));
+    }
+
+    #[test]
+    fn booleans_accept_every_documented_spelling() {
+        for (raw, want) in [
+            ("true", true),
+            ("TRUE", true),
+            ("1", true),
+            ("yes", true),
+            ("On", true),
+            ("false", false),
+            ("False", false),
+            ("0", false),
+            ("NO", false),
+            ("off", false),
+        ] {
+            assert_eq!(from(&[(ENABLED, raw)]).unwrap().enabled, want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn rollout_accepts_up_to_two_decimals() {
+        for (raw, want) in [
+            ("0", 0.0),
+            ("0.5", 0.5),
+            ("100", 100.0),
+            ("99.99", 99.99),
+            ("10.500", 10.5),
+        ] {
+            assert!(
+                (from(&[(ROLLOUT, raw)]).unwrap().rollout - want).abs() < 1e-9,
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_bad_value_names_variable_value_and_what_is_accepted() {
+        let cases = [
+            (ROLLOUT, "abc"),
+            (ROLLOUT, "150"),
+            (ROLLOUT, "-1"),
+            (ROLLOUT, "NaN"),
+            (ROLLOUT, "0.001"),
+            (ROLLOUT, "1e2"),
+            (ROLLOUT, "inf"),
+            (ROLLOUT, ""),
+            (ROLLOUT, "5."),
+            (ROLLOUT, "100.01"),
+            (ENABLED, "maybe"),
+            (ENABLED, ""),
+            (FALLBACK, "2"),
+            (TIMEOUT, "0"),
+            (TIMEOUT, "-3"),
+            (TIMEOUT, "1e400"),
+            (TIMEOUT, "NaN"),
+            (TIMEOUT, ""),
+            (TIMEOUT, "1e-12"),
+            (TIMEOUT, "1e300"),
+            (MAX_RETRIES, "11"),
+            (MAX_RETRIES, "2.5"),
+            (MAX_RETRIES, "-1"),
+            (MAX_RETRIES, ""),
+            (LOG, ""),
+        ];
+        for (name, raw) in cases {
+            let err = from(&[(name, raw)]).expect_err(&format!("{name}={raw:?} must be rejected"));
+            assert_eq!(err.variable(), name);
+            assert_eq!(err.value(), raw);
+            let message = err.to_string();
+            assert!(message.starts_with(&format!("{name}=")), "{message}");
+            assert!(message.contains("expected"), "{message}");
+        }
+    }
+
+    #[test]
+    fn site_overrides_use_the_site_suffix() {
+        let map: HashMap<String, String> = [
+            ("ASYNC_UPLOAD_ROLLOUT__UPLOAD_FILE_V2", "25"),
+            ("ASYNC_UPLOAD_MAX_RETRIES__UPLOAD_FILE_V2", "4"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect();
+        let overrides = site_overrides_from("upload-file.v2", &|n| map.get(n).cloned()).unwrap();
+        assert_eq!(overrides.rollout, Some(25.0));
+        assert_eq!(overrides.max_retries, Some(4));
+        assert_eq!(overrides.enabled, None);
+
+        let bad = site_overrides_from("x", &|n| {
+            (n == "ASYNC_UPLOAD_TIMEOUT__X").then(|| "0".into())
+        })
+        .unwrap_err();
+        assert_eq!(bad.variable(), "ASYNC_UPLOAD_TIMEOUT__X");
+    }
+}

@@ -1,0 +1,325 @@
+//! The live configuration: the global [`Config`], per-site operator
+//! overrides and rollback latches, behind a handle a running service
+//! updates without a restart.
+//!
+//! Writers are rare (an operator, the rollout controller) and take a lock;
+//! readers are every call of every site and must not. Each change bumps a
+//! generation counter; a site re-resolves its [`Settings`] only when the
+//! generation it cached is stale, so the hot path costs one atomic load.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use super::env::site_overrides_from;
+use super::{Config, ConfigError, SiteOverrides};
+use crate::policy::Backoff;
+use crate::rollout::Rollout;
+
+/// The settings one site runs with, after precedence and kill switches.
+///
+/// ```
+/// use async_upload_runtime::Site;
+///
+/// static SITE: Site = Site::new("docs_settings").with_retries(4);
+/// let settings = SITE.settings();
+/// assert_eq!(settings.max_retries, 4); // the attribute beats the global default
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Settings {
+    /// The async path may run (global `enabled` and the site's own).
+    pub enabled: bool,
+    /// The site is rolled back: the sync path runs for every call.
+    pub rolled_back: bool,
+    /// Share of keys enrolled.
+    pub rollout: Rollout,
+    /// Run the sync path when the async path gives up.
+    pub fallback: bool,
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// Limit of each async attempt.
+    pub timeout: Duration,
+    /// Sleep between attempts.
+    pub backoff: Backoff,
+}
+
+/// The attribute's values for a site (the compile-time overrides).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct AttributeOverrides {
+    pub(crate) retries: Option<u32>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) backoff: Option<Duration>,
+}
+
+impl Settings {
+    /// Applies the precedence of the module docs, lowest level first.
+    pub(crate) fn resolve(
+        global: &Config,
+        attribute: AttributeOverrides,
+        control: &SiteControl,
+    ) -> Self {
+        // A bad per-site environment value turns the site off: never a
+        // half-applied override, and the safe path is today's behaviour.
+        let env = control.env.as_ref().ok();
+        let site = control
+            .operator
+            .or(env.unwrap_or(&SiteOverrides::default()));
+        let backoff_base = site
+            .backoff_base
+            .or(attribute.backoff)
+            .unwrap_or(global.backoff_base);
+        Settings {
+            enabled: global.enabled && env.is_some() && site.enabled.unwrap_or(true),
+            rolled_back: control.rollback.is_some(),
+            rollout: site.rollout.map_or_else(
+                || global.rollout_threshold(),
+                |p| Rollout::from_percent(p).unwrap_or(Rollout::NONE),
+            ),
+            fallback: site.fallback.unwrap_or(global.fallback),
+            max_retries: site
+                .max_retries
+                .or(attribute.retries)
+                .unwrap_or(global.max_retries),
+            timeout: site.timeout.or(attribute.timeout).unwrap_or(global.timeout),
+            backoff: Backoff::new(backoff_base, global.backoff_cap.max(backoff_base)),
+        }
+    }
+
+    /// Whether a call in `bucket` may take the async path.
+    #[must_use]
+    pub fn runs_async(&self, bucket: u16) -> bool {
+        self.enabled && !self.rolled_back && self.rollout.enrolls(bucket)
+    }
+}
+
+/// What an operator has set for one site name.
+#[derive(Debug)]
+pub(crate) struct SiteControl {
+    /// `ASYNC_UPLOAD_<VAR>__<SITE>`, read once when the site is first seen.
+    env: Result<SiteOverrides, ConfigError>,
+    /// Set through [`ConfigHandle::set_site`].
+    operator: SiteOverrides,
+    /// Why the site was rolled back, while it is.
+    rollback: Option<String>,
+}
+
+impl SiteControl {
+    fn from_env(site: &str) -> Self {
+        let env = site_overrides_from(site, &|name| std::env::var(name).ok());
+        if let Err(error) = &env {
+            tracing::error!(site, %error, "invalid per-site configuration; site runs the sync path");
+        }
+        SiteControl {
+            env,
+            operator: SiteOverrides::default(),
+            rollback: None,
+        }
+    }
+}
+
+/// The live configuration of the process. Get it with [`handle`].
+///
+/// ```
+/// use async_upload_runtime::config::{handle, SiteOverrides};
+///
+/// // Raise one site's rollout without a restart.
+/// handle()
+///     .set_site("docs_handle", SiteOverrides { rollout: Some(10.0), ..Default::default() })
+///     .unwrap();
+/// assert_eq!(handle().site_overrides("docs_handle").rollout, Some(10.0));
+///
+/// // Kill switch for one site.
+/// handle().roll_back("docs_handle", "error rate above 5%");
+/// assert!(handle().rollback_reason("docs_handle").is_some());
+/// handle().clear_rollback("docs_handle");
+/// ```
+#[derive(Debug)]
+pub struct ConfigHandle {
+    config: ArcSwap<Config>,
+    generation: AtomicU64,
+    sites: Mutex<HashMap<String, SiteControl>>,
+    init_error: Option<ConfigError>,
+}
+
+static LIVE: LazyLock<ConfigHandle> = LazyLock::new(ConfigHandle::from_process_env);
+
+/// The process-wide configuration handle.
+///
+/// The first use reads the environment. A bad value never panics: the error
+/// is logged through `tracing` (and kept in [`ConfigHandle::init_error`])
+/// and the process runs with the safe default, async disabled.
+#[must_use]
+pub fn handle() -> &'static ConfigHandle {
+    &LIVE
+}
+
+pub(crate) fn live() -> &'static ConfigHandle {
+    &LIVE
+}
+
+impl ConfigHandle {
+    fn from_process_env() -> Self {
+        let (config, init_error) = match Config::from_env() {
+            Ok(config) => (config, None),
+            Err(error) => {
+                tracing::error!(%error, "invalid async-upload configuration; running with async disabled");
+                (Config::default(), Some(error))
+            }
+        };
+        ConfigHandle {
+            config: ArcSwap::from_pointee(config),
+            generation: AtomicU64::new(0),
+            sites: Mutex::new(HashMap::new()),
+            init_error,
+        }
+    }
+
+    /// The global configuration now in force.
+    #[must_use]
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// The error that made the implicit initialisation fall back to the safe
+    /// default, if any.
+    #[must_use]
+    pub fn init_error(&self) -> Option<&ConfigError> {
+        self.init_error.as_ref()
+    }
+
+    /// Replaces the global configuration. Calls that start afterwards use it.
+    ///
+    /// # Errors
+    ///
+    /// An invalid `config`; the configuration in force is kept.
+    pub fn replace(&self, config: Config) -> Result<(), ConfigError> {
+        config.validate()?;
+        let _sites = self.lock_sites();
+        self.config.store(Arc::new(config));
+        self.bump();
+        Ok(())
+    }
+
+    /// Changes the global configuration in place.
+    ///
+    /// ```
+    /// async_upload_runtime::config::handle()
+    ///     .update(|c| c.max_retries = 3)
+    ///     .unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The result is invalid; the configuration in force is kept.
+    pub fn update(&self, change: impl FnOnce(&mut Config)) -> Result<(), ConfigError> {
+        let mut config = Config::clone(&self.config.load());
+        change(&mut config);
+        self.replace(config)
+    }
+
+    /// Reads the environment again, globally and for every known site.
+    ///
+    /// # Errors
+    ///
+    /// A bad global value; the configuration in force is kept. Bad per-site
+    /// values turn that site off and are logged.
+    pub fn reload_from_env(&self) -> Result<(), ConfigError> {
+        let config = Config::from_env()?;
+        let mut sites = self.lock_sites();
+        for (name, control) in sites.iter_mut() {
+            control.env = SiteControl::from_env(name).env;
+        }
+        self.config.store(Arc::new(config));
+        self.bump();
+        Ok(())
+    }
+
+    /// Sets the operator overrides of one site, replacing earlier ones.
+    ///
+    /// # Errors
+    ///
+    /// An invalid override; the ones in force are kept.
+    pub fn set_site(&self, site: &str, overrides: SiteOverrides) -> Result<(), ConfigError> {
+        overrides.validate()?;
+        self.with_control(site, |control| control.operator = overrides);
+        Ok(())
+    }
+
+    /// Removes the operator overrides of one site.
+    pub fn clear_site(&self, site: &str) {
+        self.with_control(site, |control| control.operator = SiteOverrides::default());
+    }
+
+    /// The operator overrides of one site (not the environment's).
+    #[must_use]
+    pub fn site_overrides(&self, site: &str) -> SiteOverrides {
+        self.lock_sites()
+            .get(site)
+            .map(|control| control.operator.clone())
+            .unwrap_or_default()
+    }
+
+    /// Kill switch for one site: every call runs the sync path until
+    /// [`ConfigHandle::clear_rollback`]. The rollback is latched; nothing
+    /// clears it but an operator.
+    pub fn roll_back(&self, site: &str, reason: impl Into<String>) {
+        let reason = reason.into();
+        tracing::warn!(site, %reason, "async-upload site rolled back to the sync path");
+        self.with_control(site, |control| control.rollback = Some(reason));
+    }
+
+    /// Lifts a rollback.
+    pub fn clear_rollback(&self, site: &str) {
+        self.with_control(site, |control| control.rollback = None);
+    }
+
+    /// Why the site is rolled back, while it is.
+    #[must_use]
+    pub fn rollback_reason(&self, site: &str) -> Option<String> {
+        self.lock_sites()
+            .get(site)
+            .and_then(|control| control.rollback.clone())
+    }
+
+    /// Counter bumped by every change; sites re-resolve when it moves.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Resolves a site's settings under the lock, so a concurrent change
+    /// cannot interleave with it.
+    pub(crate) fn resolve(&self, site: &str, attribute: AttributeOverrides) -> (Settings, u64) {
+        let mut sites = self.lock_sites();
+        let generation = self.generation();
+        let control = sites
+            .entry(site.to_owned())
+            .or_insert_with(|| SiteControl::from_env(site));
+        (
+            Settings::resolve(&self.config.load(), attribute, control),
+            generation,
+        )
+    }
+
+    fn with_control(&self, site: &str, change: impl FnOnce(&mut SiteControl)) {
+        let mut sites = self.lock_sites();
+        change(
+            sites
+                .entry(site.to_owned())
+                .or_insert_with(|| SiteControl::from_env(site)),
+        );
+        self.bump();
+    }
+
+    fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A panic while holding the lock leaves the map consistent (every
+    /// change is a single assignment), so a poisoned lock is still usable.
+    fn lock_sites(&self) -> MutexGuard<'_, HashMap<String, SiteControl>> {
+        self.sites.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}

@@ -1,0 +1,436 @@
+//! The per-call state machine: decide → async attempts → fallback → record.
+//!
+//! ```text
+//! decide:  disabled | rolled back | not enrolled → run sync              → record sync
+//!          enrolled                              → async attempt 1
+//! attempt: Ok                                    → record async
+//!          Err classified Retry, retries left    → backoff (exp, full jitter, capped) → next attempt
+//!          timeout (per attempt)                 → as Retry
+//!          panic in the async body               → critical; as Fallback
+//!          Retry exhausted, or Fallback          → fallback on ? run sync → record sync_fallback
+//!                                                             : return the error → record async failure
+//!          Err classified Fail                   → return it, no fallback → record async failure
+//! ```
+//!
+//! Every call leaves exactly one record, also when the caller drops the
+//! future mid-call (`error_type = "cancelled"`; the fallback never runs for
+//! a dropped call).
+//!
+//! # The sync path and the executor
+//!
+//! The sync path blocks, so it must not run on an executor thread as is:
+//!
+//! - [`execute`] moves the arguments into [`tokio::task::spawn_blocking`]
+//!   (they must be `Send + 'static`): other tasks keep running on every
+//!   runtime flavour.
+//! - [`execute_in_place`] is for arguments that borrow: on the multi-thread
+//!   runtime it uses [`tokio::task::block_in_place`], which hands this
+//!   worker's other tasks to another thread. The current-thread runtime has
+//!   no other thread, so there the sync path runs inline and blocks that
+//!   runtime for its duration, exactly as the sync code did before the
+//!   migration (it never panics).
+//!
+//! # Requirements
+//!
+//! The async path needs a Tokio runtime with the time driver
+//! (`#[tokio::main]` and `#[tokio::test]` enable it). Called outside any
+//! Tokio runtime, a call runs the sync path inline, the safe path, and a
+//! warning is logged once.
+
+use std::any::Any;
+use std::future::{poll_fn, Future};
+use std::panic::{catch_unwind as catch, AssertUnwindSafe};
+use std::pin::pin;
+use std::sync::Once;
+use std::task::Poll;
+use std::time::SystemTime;
+
+use tokio::runtime::{Handle, RuntimeFlavor};
+use tracing::field::Empty;
+use tracing::Instrument;
+
+use crate::config::Settings;
+use crate::metrics::{self, ExecutionType, UploadRecord, CANCELLED};
+use crate::policy::{Classify, ErrorClass, Fault};
+use crate::site::{Call, Path};
+
+/// A panic's payload, as `catch_unwind` returns it.
+type Panic = Box<dyn Any + Send + 'static>;
+
+/// Runs one call: the async path through `attempt` (once per attempt, on
+/// the same `args`), the sync path through `fallback`, which runs on
+/// Tokio's blocking pool.
+///
+/// Each attempt receives `&mut args` and must build its request from it
+/// afresh (clone what it consumes), because a failed attempt may be retried
+/// and the fallback receives `args` itself.
+///
+/// ```
+/// use async_upload_runtime::{execute::execute, Site};
+///
+/// static UPLOAD: Site = Site::new("docs_execute");
+///
+/// async fn upload_async(name: String) -> std::io::Result<usize> { Ok(name.len()) }
+/// fn upload_blocking(name: String) -> std::io::Result<usize> { Ok(name.len()) }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let name = String::from("file-1");
+/// let call = UPLOAD.call(&name).with_bytes(name.len());
+/// let result = execute(
+///     call,
+///     (name,),
+///     async |(name,)| upload_async(name.clone()).await,
+///     |(name,)| upload_blocking(name),
+/// )
+/// .await;
+/// assert_eq!(result.unwrap(), 6);
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// The error of the async path when it is classified [`ErrorClass::Fail`],
+/// or when it gives up with fallback off (a timeout or panic becomes `E`
+/// through [`Classify::from_fault`]); otherwise the sync path's error.
+///
+/// # Panics
+///
+/// A panic of the sync path is resumed on the caller, as the sync code
+/// would have panicked before (it is recorded first). A panic of the async
+/// path is caught and falls back.
+pub async fn execute<A, T, E, F, S>(call: Call, args: A, attempt: F, fallback: S) -> Result<T, E>
+where
+    A: Send + 'static,
+    F: AsyncFnMut(&mut A) -> Result<T, E>,
+    S: FnOnce(A) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: Classify + Send + 'static,
+{
+    run(call, args, attempt, SpawnBlocking(fallback)).await
+}
+
+/// Like [`execute`], for arguments that borrow (not `'static`) or are not
+/// `Send`: the sync path runs in place (see the module docs).
+///
+/// # Errors
+///
+/// As [`execute`].
+///
+/// # Panics
+///
+/// As [`execute`].
+pub async fn execute_in_place<A, T, E, F, S>(
+    call: Call,
+    args: A,
+    attempt: F,
+    fallback: S,
+) -> Result<T, E>
+where
+    F: AsyncFnMut(&mut A) -> Result<T, E>,
+    S: FnOnce(A) -> Result<T, E>,
+    E: Classify,
+{
+    run(call, args, attempt, InPlace(fallback)).await
+}
+
+async fn run<A, T, E, F, S>(call: Call, mut args: A, mut attempt: F, sync: S) -> Result<T, E>
+where
+    F: AsyncFnMut(&mut A) -> Result<T, E>,
+    S: SyncPath<A, T, E>,
+    E: Classify,
+{
+    let span = tracing::info_span!(
+        "async_upload",
+        site = call.site.name(),
+        execution_type = Empty,
+        attempt = Empty,
+    );
+    let mut recorder = Recorder::new(call);
+    let state_machine = async move {
+        let settings = match call.path {
+            Path::Async(settings) if tokio_available() => settings,
+            _ => {
+                recorder.enter(ExecutionType::Sync);
+                let outcome = sync.run(args).await;
+                return recorder.finish_sync(outcome);
+            }
+        };
+
+        recorder.enter(ExecutionType::Async);
+        let give_up = match attempts(&settings, &mut args, &mut attempt, &mut recorder).await {
+            Ok(done) => return done,
+            Err(give_up) => give_up,
+        };
+
+        recorder.cause = Some(give_up.error_type());
+        if !settings.fallback {
+            tracing::error!(
+                error_type = give_up.error_type(),
+                "async upload failed; fallback is off"
+            );
+            return recorder.finish(Err(give_up.into_error()));
+        }
+        tracing::warn!(
+            error_type = give_up.error_type(),
+            "async upload gave up; falling back to the sync path"
+        );
+        recorder.enter(ExecutionType::SyncFallback);
+        let outcome = sync.run(args).await;
+        recorder.finish_sync(outcome)
+    };
+    state_machine.instrument(span).await
+}
+
+/// The async attempts: `Ok` with the call's final result when the async
+/// path decided it (success, or an error classified `Fail`), `Err` with the
+/// reason when it gives up and the fallback (if on) should take over.
+async fn attempts<A, T, E, F>(
+    settings: &Settings,
+    args: &mut A,
+    attempt: &mut F,
+    recorder: &mut Recorder,
+) -> Result<Result<T, E>, GiveUp<E>>
+where
+    F: AsyncFnMut(&mut A) -> Result<T, E>,
+    E: Classify,
+{
+    let mut retries = 0;
+    loop {
+        recorder.attempts += 1;
+        tracing::Span::current().record("attempt", recorder.attempts);
+        let outcome = tokio::time::timeout(
+            settings.timeout,
+            catch_unwind(async { attempt(args).await }),
+        )
+        .await;
+        let retryable = match outcome {
+            Ok(Ok(Ok(value))) => return Ok(recorder.finish(Ok(value))),
+            Ok(Ok(Err(error))) => match error.classify() {
+                ErrorClass::Fail => {
+                    tracing::error!(
+                        error_type = error.error_type(),
+                        "async upload failed; not retried"
+                    );
+                    return Ok(recorder.finish(Err(error)));
+                }
+                ErrorClass::Fallback => return Err(GiveUp::Error(error)),
+                ErrorClass::Retry => GiveUp::Error(error),
+            },
+            Ok(Err(panic)) => {
+                let message = panic_message(&*panic);
+                tracing::error!(panic = %message, "async upload panicked (critical)");
+                return Err(GiveUp::Fault(Fault::Panic(message)));
+            }
+            Err(_elapsed) => GiveUp::Fault(Fault::Timeout(settings.timeout)),
+        };
+        if retries >= settings.max_retries {
+            return Err(retryable);
+        }
+        let delay = settings.backoff.delay(retries);
+        tracing::info!(
+            attempt = recorder.attempts,
+            error_type = retryable.error_type(),
+            delay_ms = delay.as_secs_f64() * 1000.0,
+            "async upload attempt failed; retrying",
+        );
+        tokio::time::sleep(delay).await;
+        retries += 1;
+    }
+}
+
+/// Why the async path gave up.
+enum GiveUp<E> {
+    /// An error the async body returned.
+    Error(E),
+    /// A timeout or panic the runtime observed.
+    Fault(Fault),
+}
+
+impl<E: Classify> GiveUp<E> {
+    fn error_type(&self) -> &'static str {
+        match self {
+            GiveUp::Error(error) => error.error_type(),
+            GiveUp::Fault(fault) => fault.error_type(),
+        }
+    }
+
+    fn into_error(self) -> E {
+        match self {
+            GiveUp::Error(error) => error,
+            GiveUp::Fault(fault) => E::from_fault(fault),
+        }
+    }
+}
+
+/// How the sync path runs without stalling the executor.
+trait SyncPath<A, T, E> {
+    fn run(self, args: A) -> impl Future<Output = Result<Result<T, E>, Panic>>;
+}
+
+/// On Tokio's blocking pool.
+struct SpawnBlocking<S>(S);
+
+impl<A, T, E, S> SyncPath<A, T, E> for SpawnBlocking<S>
+where
+    A: Send + 'static,
+    S: FnOnce(A) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    async fn run(self, args: A) -> Result<Result<T, E>, Panic> {
+        let Ok(handle) = Handle::try_current() else {
+            return catch(AssertUnwindSafe(move || (self.0)(args)));
+        };
+        match handle.spawn_blocking(move || (self.0)(args)).await {
+            Ok(result) => Ok(result),
+            Err(join) if join.is_panic() => Err(join.into_panic()),
+            // Only a runtime shutting down cancels a blocking task before it starts.
+            Err(_) => Err(Box::new(
+                "the sync path was cancelled: the Tokio runtime is shutting down",
+            )),
+        }
+    }
+}
+
+/// On this thread, handing the worker's other tasks away where possible.
+struct InPlace<S>(S);
+
+impl<A, T, E, S> SyncPath<A, T, E> for InPlace<S>
+where
+    S: FnOnce(A) -> Result<T, E>,
+{
+    async fn run(self, args: A) -> Result<Result<T, E>, Panic> {
+        let blocking = move || catch(AssertUnwindSafe(move || (self.0)(args)));
+        match Handle::try_current().map(|handle| handle.runtime_flavor()) {
+            Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(blocking),
+            // Current-thread (or no) runtime: no other thread to hand tasks
+            // to, and block_in_place would panic; block like the old code did.
+            _ => blocking(),
+        }
+    }
+}
+
+/// Polls `future`, turning a panic in any poll into `Err`.
+async fn catch_unwind<F: Future>(future: F) -> Result<F::Output, Panic> {
+    let mut future = pin!(future);
+    poll_fn(
+        move |cx| match catch(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        },
+    )
+    .await
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(message) = panic.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = panic.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+/// Whether a Tokio runtime drives this call; without one there is no timer
+/// for the per-attempt timeout, so the call takes the safe sync path.
+fn tokio_available() -> bool {
+    if Handle::try_current().is_ok() {
+        return true;
+    }
+    static WARNED: Once = Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!("async-upload called outside a Tokio runtime: running the sync path");
+    });
+    false
+}
+
+/// Builds the call's one record: on `finish`, or, if the future is dropped
+/// first, on drop as cancelled.
+struct Recorder {
+    call: Call,
+    execution_type: ExecutionType,
+    attempts: u32,
+    /// The async error that sent the call to the fallback.
+    cause: Option<&'static str>,
+    recorded: bool,
+}
+
+impl Recorder {
+    fn new(call: Call) -> Self {
+        Recorder {
+            call,
+            execution_type: ExecutionType::Sync,
+            attempts: 0,
+            cause: None,
+            recorded: false,
+        }
+    }
+
+    fn enter(&mut self, execution_type: ExecutionType) {
+        self.execution_type = execution_type;
+        tracing::Span::current().record("execution_type", execution_type.as_str());
+    }
+
+    fn finish<T, E: Classify>(&mut self, result: Result<T, E>) -> Result<T, E> {
+        let error_type = match &result {
+            Ok(_) => self.cause,
+            Err(error) => Some(self.cause.unwrap_or_else(|| error.error_type())),
+        };
+        self.emit(result.is_ok(), error_type);
+        result
+    }
+
+    /// Records the sync path's outcome; a panic there is recorded, then
+    /// resumed on the caller as the old code would have panicked.
+    fn finish_sync<T, E: Classify>(
+        &mut self,
+        outcome: Result<Result<T, E>, Panic>,
+    ) -> Result<T, E> {
+        match outcome {
+            Ok(Ok(value)) => self.finish(Ok(value)),
+            Ok(Err(error)) => {
+                self.cause = None;
+                self.finish(Err(error))
+            }
+            Err(panic) => {
+                self.emit(false, Some("sync_panic"));
+                std::panic::resume_unwind(panic)
+            }
+        }
+    }
+
+    fn emit(&mut self, success: bool, error_type: Option<&'static str>) {
+        self.recorded = true;
+        let site = self.call.site;
+        let record = UploadRecord {
+            ts: SystemTime::now(),
+            site: site.name().into(),
+            execution_type: self.execution_type,
+            success,
+            duration_ms: self.call.started.elapsed().as_secs_f64() * 1000.0,
+            attempts: self.attempts,
+            error_type: error_type.map(Into::into),
+            bytes: self.call.bytes,
+        };
+        site.stats().record(&record);
+        metrics::dispatch(&record);
+        tracing::debug!(
+            success,
+            duration_ms = record.duration_ms,
+            attempts = record.attempts,
+            error_type,
+            "async upload call recorded",
+        );
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if !self.recorded {
+            tracing::info!("async upload call cancelled by its caller");
+            self.emit(false, Some(CANCELLED));
+        }
+    }
+}

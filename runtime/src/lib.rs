@@ -1,0 +1,25 @@
+//! The runtime of [`async-upload`](https://docs.rs/async-upload): everything
+//! that runs when an `#[async_upload]` function is called.
+//!
+//! Users depend on the `async-upload` facade, which re-exports this crate;
+//! the modules, one concern each:
+//!
+//! - [`config`]: the global [`Config`](config::Config), per-site overrides,
+//!   environment parsing and the live handle;
+//! - [`rollout`]: the consistent-hash bucket and the enrolment decision;
+//! - [`policy`]: error classification and backoff;
+//! - [`execute`]: the per-call state machine;
+//! - [`metrics`]: records, sinks, the bounded aggregator and summaries.
+#![deny(missing_docs)]
+#![warn(clippy::pedantic)]
+#![allow(clippy::module_name_repetitions)]
+
+pub mod config;
+pub mod execute;
+pub mod metrics;
+pub mod policy;
+pub mod rollout;
+mod site;
+
+pub use policy::{Classify, ErrorClass, Fault};
+pub use site::{ByteCount, Call, Path, Site, SyncReason};

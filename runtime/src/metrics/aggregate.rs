@@ -1,0 +1,361 @@
+//! The in-memory aggregator: counters and a latency histogram per site and
+//! execution type. Memory is fixed per site whatever the number of calls:
+//! no record is kept.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, PoisonError, RwLock};
+
+use super::histogram::{AtomicHistogram, Histogram};
+use super::summary::{Comparison, Summary};
+use super::{ExecutionType, MetricsSink, UploadRecord};
+
+/// Counters of many sites.
+///
+/// The process-wide one ([`global`]) receives every call; build others to
+/// aggregate records of your own (e.g. read back from a log).
+///
+/// ```
+/// use async_upload_runtime::metrics::{Aggregator, ExecutionType, MetricsSink, UploadRecord};
+///
+/// let aggregator = Aggregator::new();
+/// aggregator.record(&UploadRecord::new("upload", ExecutionType::Async, true, 20.0, 1));
+/// aggregator.record(&UploadRecord::new("upload", ExecutionType::Async, false, 40.0, 3));
+/// let summary = aggregator.summary("upload", ExecutionType::Async);
+/// assert_eq!(summary.count, 2);
+/// assert_eq!(summary.success_rate, 0.5);
+/// ```
+#[derive(Default)]
+pub struct Aggregator {
+    sites: RwLock<HashMap<String, Arc<SiteStats>>>,
+}
+
+static GLOBAL: LazyLock<Aggregator> = LazyLock::new(Aggregator::new);
+
+/// The aggregator every call of every site reports to.
+#[must_use]
+pub fn global() -> &'static Aggregator {
+    &GLOBAL
+}
+
+impl Aggregator {
+    /// An empty aggregator.
+    #[must_use]
+    pub fn new() -> Self {
+        Aggregator::default()
+    }
+
+    /// The counters of `site`, created empty on first use.
+    pub fn site(&self, site: &str) -> Arc<SiteStats> {
+        if let Some(stats) = self
+            .sites
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(site)
+        {
+            return Arc::clone(stats);
+        }
+        let mut sites = self.sites.write().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(
+            sites
+                .entry(site.to_owned())
+                .or_insert_with(|| Arc::new(SiteStats::new(site))),
+        )
+    }
+
+    /// The names of all sites seen, sorted.
+    #[must_use]
+    pub fn sites(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .sites
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A copy of one site's counters, `None` if the site was never seen.
+    #[must_use]
+    pub fn snapshot(&self, site: &str) -> Option<SiteSnapshot> {
+        let stats = self
+            .sites
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(site)
+            .cloned();
+        stats.map(|stats| stats.snapshot())
+    }
+
+    /// The summary of one site and execution type (all zero if never seen).
+    #[must_use]
+    pub fn summary(&self, site: &str, execution_type: ExecutionType) -> Summary {
+        self.snapshot(site)
+            .unwrap_or_else(|| SiteSnapshot::empty(site))
+            .summary(execution_type)
+    }
+
+    /// Async against sync latency at one site.
+    #[must_use]
+    pub fn comparison(&self, site: &str) -> Comparison {
+        self.snapshot(site)
+            .unwrap_or_else(|| SiteSnapshot::empty(site))
+            .comparison()
+    }
+}
+
+impl core::fmt::Debug for Aggregator {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Aggregator")
+            .field("sites", &self.sites())
+            .finish()
+    }
+}
+
+impl MetricsSink for Aggregator {
+    fn record(&self, record: &UploadRecord) {
+        self.site(&record.site).record(record);
+    }
+}
+
+/// Live counters of one site, one set per execution type.
+pub struct SiteStats {
+    name: String,
+    paths: [PathStats; 3],
+}
+
+impl SiteStats {
+    fn new(name: &str) -> Self {
+        SiteStats {
+            name: name.to_owned(),
+            paths: [PathStats::new(), PathStats::new(), PathStats::new()],
+        }
+    }
+
+    /// Counts one record.
+    pub fn record(&self, record: &UploadRecord) {
+        self.paths[record.execution_type.index()].record(record);
+    }
+
+    /// A consistent-enough copy: each counter is read once; calls finishing
+    /// meanwhile may be counted in some counters and not yet in others.
+    #[must_use]
+    pub fn snapshot(&self) -> SiteSnapshot {
+        SiteSnapshot {
+            site: self.name.clone(),
+            paths: [
+                self.paths[0].snapshot(),
+                self.paths[1].snapshot(),
+                self.paths[2].snapshot(),
+            ],
+        }
+    }
+}
+
+impl core::fmt::Debug for SiteStats {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SiteStats")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counters of one execution type at one site.
+struct PathStats {
+    successes: AtomicU64,
+    failures: AtomicU64,
+    cancelled: AtomicU64,
+    critical: AtomicU64,
+    attempts: AtomicU64,
+    bytes: AtomicU64,
+    duration_sum_us: AtomicU64,
+    max_us: AtomicU64,
+    latency: AtomicHistogram,
+}
+
+impl PathStats {
+    fn new() -> Self {
+        PathStats {
+            successes: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
+            critical: AtomicU64::new(0),
+            attempts: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            duration_sum_us: AtomicU64::new(0),
+            max_us: AtomicU64::new(0),
+            latency: AtomicHistogram::new(),
+        }
+    }
+
+    fn record(&self, record: &UploadRecord) {
+        let outcome = if record.success {
+            &self.successes
+        } else if record.is_cancelled() {
+            &self.cancelled
+        } else {
+            &self.failures
+        };
+        outcome.fetch_add(1, Ordering::Relaxed);
+        if record.is_critical() {
+            self.critical.fetch_add(1, Ordering::Relaxed);
+        }
+        if record.attempts > 0 {
+            self.attempts
+                .fetch_add(u64::from(record.attempts), Ordering::Relaxed);
+        }
+        if let Some(bytes) = record.bytes {
+            self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+        let micros = record.duration_micros();
+        self.duration_sum_us.fetch_add(micros, Ordering::Relaxed);
+        // Most calls are not the slowest: a plain load avoids a contended RMW.
+        if micros > self.max_us.load(Ordering::Relaxed) {
+            self.max_us.fetch_max(micros, Ordering::Relaxed);
+        }
+        self.latency.record(micros);
+    }
+
+    fn snapshot(&self) -> PathSnapshot {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let successes = load(&self.successes);
+        let failures = load(&self.failures);
+        let cancelled = load(&self.cancelled);
+        PathSnapshot {
+            count: successes + failures + cancelled,
+            successes,
+            failures,
+            cancelled,
+            critical: load(&self.critical),
+            attempts: load(&self.attempts),
+            bytes: load(&self.bytes),
+            duration_sum_us: load(&self.duration_sum_us),
+            max_us: load(&self.max_us),
+            latency: self.latency.snapshot(),
+        }
+    }
+}
+
+/// A copy of one site's counters at one moment.
+///
+/// Two snapshots subtract ([`SiteSnapshot::since`]) to the calls between
+/// them: the sliding windows of the rollout controller.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SiteSnapshot {
+    /// The site.
+    pub site: String,
+    paths: [PathSnapshot; 3],
+}
+
+impl SiteSnapshot {
+    /// A snapshot with no calls.
+    #[must_use]
+    pub fn empty(site: &str) -> Self {
+        SiteSnapshot {
+            site: site.to_owned(),
+            paths: Default::default(),
+        }
+    }
+
+    /// The counters of one execution type.
+    #[must_use]
+    pub fn path(&self, execution_type: ExecutionType) -> &PathSnapshot {
+        &self.paths[execution_type.index()]
+    }
+
+    /// Counts one record (for aggregating records read back from a log).
+    pub fn record(&mut self, record: &UploadRecord) {
+        self.paths[record.execution_type.index()].record(record);
+    }
+
+    /// The calls made after `earlier`, a snapshot of the same site.
+    #[must_use]
+    pub fn since(&self, earlier: &SiteSnapshot) -> SiteSnapshot {
+        SiteSnapshot {
+            site: self.site.clone(),
+            paths: [0, 1, 2].map(|i| self.paths[i].since(&earlier.paths[i])),
+        }
+    }
+
+    /// The summary of one execution type.
+    #[must_use]
+    pub fn summary(&self, execution_type: ExecutionType) -> Summary {
+        Summary::new(&self.site, execution_type, self.path(execution_type))
+    }
+
+    /// Async against sync latency.
+    #[must_use]
+    pub fn comparison(&self) -> Comparison {
+        Comparison::new(
+            &self.site,
+            self.path(ExecutionType::Async),
+            self.path(ExecutionType::Sync),
+        )
+    }
+}
+
+/// Counters of one execution type at one moment.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PathSnapshot {
+    /// Calls: successes + failures + cancelled.
+    pub count: u64,
+    /// Calls whose caller got `Ok`.
+    pub successes: u64,
+    /// Calls whose caller got `Err` (or a propagated panic).
+    pub failures: u64,
+    /// Calls whose future was dropped before they finished.
+    pub cancelled: u64,
+    /// Calls with a critical error (a panic in the async body).
+    pub critical: u64,
+    /// Async attempts made.
+    pub attempts: u64,
+    /// Bytes of calls that declared a size.
+    pub bytes: u64,
+    /// Sum of call durations, in microseconds.
+    pub duration_sum_us: u64,
+    /// Longest call, in microseconds (over the whole life of the counters).
+    pub max_us: u64,
+    /// Distribution of call durations.
+    pub latency: Histogram,
+}
+
+impl PathSnapshot {
+    fn record(&mut self, record: &UploadRecord) {
+        self.count += 1;
+        if record.success {
+            self.successes += 1;
+        } else if record.is_cancelled() {
+            self.cancelled += 1;
+        } else {
+            self.failures += 1;
+        }
+        self.critical += u64::from(record.is_critical());
+        self.attempts += u64::from(record.attempts);
+        self.bytes += record.bytes.unwrap_or(0);
+        let micros = record.duration_micros();
+        self.duration_sum_us += micros;
+        self.max_us = self.max_us.max(micros);
+        self.latency.record(micros);
+    }
+
+    fn since(&self, earlier: &PathSnapshot) -> PathSnapshot {
+        let latency = self.latency.since(&earlier.latency);
+        PathSnapshot {
+            count: self.count.saturating_sub(earlier.count),
+            successes: self.successes.saturating_sub(earlier.successes),
+            failures: self.failures.saturating_sub(earlier.failures),
+            cancelled: self.cancelled.saturating_sub(earlier.cancelled),
+            critical: self.critical.saturating_sub(earlier.critical),
+            attempts: self.attempts.saturating_sub(earlier.attempts),
+            bytes: self.bytes.saturating_sub(earlier.bytes),
+            duration_sum_us: self.duration_sum_us.saturating_sub(earlier.duration_sum_us),
+            // The exact maximum of a window is not kept; its histogram bounds it.
+            max_us: latency
+                .upper_bound()
+                .map_or(0, |bound| bound.min(self.max_us)),
+            latency,
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! Forwarding records to the `metrics` crate facade (feature `metrics`).
+
+use metrics::{counter, histogram};
+
+use super::{ExecutionType, MetricsSink, UploadRecord};
+
+/// Forwards every record to the [`metrics`](https://docs.rs/metrics) facade.
+///
+/// Installed automatically when the `metrics` feature is on. Series, all
+/// labelled `site` and `execution_type`:
+///
+/// | name | kind | meaning |
+/// | --- | --- | --- |
+/// | `async_upload_calls_total` | counter | calls, also labelled `success` |
+/// | `async_upload_duration_seconds` | histogram | whole-call duration |
+/// | `async_upload_attempts_total` | counter | async attempts |
+/// | `async_upload_fallbacks_total` | counter | calls the sync path took over |
+/// | `async_upload_errors_total` | counter | failed calls, also labelled `error_type` |
+/// | `async_upload_bytes_total` | counter | bytes of calls that declare a size |
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MetricsFacadeSink;
+
+impl MetricsSink for MetricsFacadeSink {
+    fn record(&self, record: &UploadRecord) {
+        let site = record.site.clone();
+        let execution_type = record.execution_type.as_str();
+        counter!(
+            "async_upload_calls_total",
+            "site" => site.clone(),
+            "execution_type" => execution_type,
+            "success" => if record.success { "true" } else { "false" },
+        )
+        .increment(1);
+        histogram!("async_upload_duration_seconds", "site" => site.clone(), "execution_type" => execution_type)
+            .record(record.duration_ms / 1000.0);
+        if record.attempts > 0 {
+            counter!("async_upload_attempts_total", "site" => site.clone(), "execution_type" => execution_type)
+                .increment(u64::from(record.attempts));
+        }
+        if record.execution_type == ExecutionType::SyncFallback {
+            counter!("async_upload_fallbacks_total", "site" => site.clone(), "execution_type" => execution_type)
+                .increment(1);
+        }
+        if !record.success {
+            counter!(
+                "async_upload_errors_total",
+                "site" => site.clone(),
+                "execution_type" => execution_type,
+                "error_type" => record.error_type.clone().unwrap_or(std::borrow::Cow::Borrowed("unknown")),
+            )
+            .increment(1);
+        }
+        if let Some(bytes) = record.bytes {
+            counter!("async_upload_bytes_total", "site" => site, "execution_type" => execution_type).increment(bytes);
+        }
+    }
+}

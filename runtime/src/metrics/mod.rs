@@ -1,0 +1,28 @@
+//! Records and their sinks: [`UploadRecord`], the [`MetricsSink`] trait,
+//! the bounded in-memory [`Aggregator`], [`Summary`] and the async-vs-sync
+//! [`Comparison`].
+//!
+//! Every call of an annotated function produces exactly one record. It goes
+//! to the global aggregator ([`global`]), to every sink added with
+//! [`add_sink`], and, with the `metrics` cargo feature, to the
+//! [`metrics`](https://docs.rs/metrics) facade, so any exporter a service
+//! already runs (Prometheus, StatsD, OpenTelemetry) sees it. The call's
+//! `tracing` span and events come from the executor itself.
+
+mod aggregate;
+#[cfg(feature = "metrics")]
+mod facade;
+mod histogram;
+mod record;
+mod sink;
+mod summary;
+
+pub use aggregate::{global, Aggregator, PathSnapshot, SiteSnapshot, SiteStats};
+#[cfg(feature = "metrics")]
+pub use facade::MetricsFacadeSink;
+pub use histogram::Histogram;
+pub use record::{ExecutionType, UploadRecord, CANCELLED, PANIC, TIMEOUT};
+pub use sink::{add_sink, remove_sink, FanOut, MetricsSink, SinkId};
+pub use summary::{Comparison, Summary};
+
+pub(crate) use sink::dispatch;

@@ -1,0 +1,169 @@
+//! Where records go: the [`MetricsSink`] trait, [`FanOut`] to several sinks,
+//! and the process-wide list of sinks every call reports to.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+
+use arc_swap::ArcSwap;
+
+use super::UploadRecord;
+
+/// Receives every record of every call.
+///
+/// Called on the caller's task right after the call finishes: keep it quick
+/// and non-blocking (hand slow work to a queue, as the JSONL sink does).
+///
+/// Closures are sinks:
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use async_upload_runtime::metrics::{ExecutionType, MetricsSink, UploadRecord};
+///
+/// let calls = AtomicUsize::new(0);
+/// let sink = |_: &UploadRecord| {
+///     calls.fetch_add(1, Ordering::Relaxed);
+/// };
+/// sink.record(&UploadRecord::new("upload", ExecutionType::Sync, true, 1.0, 0));
+/// assert_eq!(calls.load(Ordering::Relaxed), 1);
+/// ```
+pub trait MetricsSink: Send + Sync {
+    /// Takes one record.
+    fn record(&self, record: &UploadRecord);
+}
+
+impl<F: Fn(&UploadRecord) + Send + Sync> MetricsSink for F {
+    fn record(&self, record: &UploadRecord) {
+        self(record);
+    }
+}
+
+impl<S: MetricsSink + ?Sized> MetricsSink for Arc<S> {
+    fn record(&self, record: &UploadRecord) {
+        (**self).record(record);
+    }
+}
+
+/// Hands each record to several sinks, in order.
+///
+/// ```
+/// use std::sync::Arc;
+/// use async_upload_runtime::metrics::{Aggregator, ExecutionType, FanOut, MetricsSink, UploadRecord};
+///
+/// let a = Arc::new(Aggregator::new());
+/// let b = Arc::new(Aggregator::new());
+/// let fan_out = FanOut::new(vec![a.clone(), b.clone()]);
+/// fan_out.record(&UploadRecord::new("upload", ExecutionType::Sync, true, 1.0, 0));
+/// assert_eq!(a.snapshot("upload").unwrap().path(ExecutionType::Sync).count, 1);
+/// assert_eq!(b.snapshot("upload").unwrap().path(ExecutionType::Sync).count, 1);
+/// ```
+#[derive(Clone, Default)]
+pub struct FanOut {
+    sinks: Vec<(SinkId, Arc<dyn MetricsSink>)>,
+}
+
+impl FanOut {
+    /// A fan-out to `sinks`.
+    #[must_use]
+    pub fn new(sinks: Vec<Arc<dyn MetricsSink>>) -> Self {
+        FanOut {
+            sinks: sinks
+                .into_iter()
+                .map(|sink| (SinkId::next(), sink))
+                .collect(),
+        }
+    }
+
+    /// Number of sinks.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.sinks.len()
+    }
+
+    /// Whether there is no sink.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.sinks.is_empty()
+    }
+}
+
+impl core::fmt::Debug for FanOut {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("FanOut")
+            .field("sinks", &self.sinks.len())
+            .finish()
+    }
+}
+
+impl MetricsSink for FanOut {
+    fn record(&self, record: &UploadRecord) {
+        for (_, sink) in &self.sinks {
+            sink.record(record);
+        }
+    }
+}
+
+/// Identifies a sink added with [`add_sink`], to remove it again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SinkId(u64);
+
+impl SinkId {
+    fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        SinkId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// Sinks beyond the global aggregator; replaced whole on change, so every
+/// call reads the list without a lock.
+static SINKS: LazyLock<ArcSwap<FanOut>> = LazyLock::new(|| ArcSwap::from_pointee(default_sinks()));
+
+fn default_sinks() -> FanOut {
+    #[cfg(feature = "metrics")]
+    {
+        FanOut::new(vec![Arc::new(super::facade::MetricsFacadeSink)])
+    }
+    #[cfg(not(feature = "metrics"))]
+    {
+        FanOut::default()
+    }
+}
+
+/// Adds a sink that receives the record of every call from now on, beside
+/// the global [`Aggregator`](super::Aggregator) (which always receives them).
+///
+/// ```
+/// use std::sync::Arc;
+/// use async_upload_runtime::metrics::{add_sink, remove_sink, Aggregator};
+///
+/// let mine = Arc::new(Aggregator::new());
+/// let id = add_sink(mine.clone());
+/// assert!(remove_sink(id));
+/// ```
+pub fn add_sink(sink: impl MetricsSink + 'static) -> SinkId {
+    let id = SinkId::next();
+    let sink: Arc<dyn MetricsSink> = Arc::new(sink);
+    SINKS.rcu(|current| {
+        let mut next = FanOut::clone(current);
+        next.sinks.push((id, Arc::clone(&sink)));
+        next
+    });
+    id
+}
+
+/// Removes a sink added with [`add_sink`]; `false` if it was not there.
+pub fn remove_sink(id: SinkId) -> bool {
+    let before = SINKS.rcu(|current| {
+        let mut next = FanOut::clone(current);
+        next.sinks.retain(|(sink_id, _)| *sink_id != id);
+        next
+    });
+    before.sinks.iter().any(|(sink_id, _)| *sink_id == id)
+}
+
+/// Hands a record to every added sink.
+pub(crate) fn dispatch(record: &UploadRecord) {
+    let sinks = SINKS.load();
+    if !sinks.is_empty() {
+        sinks.record(record);
+    }
+}
