@@ -38,7 +38,7 @@
 //! warning is logged once.
 
 use std::any::Any;
-use std::future::{poll_fn, Future};
+use std::future::{poll_fn, ready, Future};
 use std::panic::{catch_unwind as catch, AssertUnwindSafe};
 use std::pin::pin;
 use std::sync::Once;
@@ -61,9 +61,9 @@ type Panic = Box<dyn Any + Send + 'static>;
 /// the same `args`), the sync path through `fallback`, which runs on
 /// Tokio's blocking pool.
 ///
-/// Each attempt receives `&mut args` and must build its request from it
-/// afresh (clone what it consumes), because a failed attempt may be retried
-/// and the fallback receives `args` itself.
+/// Each attempt receives `&mut args` and builds its future from clones of
+/// what it needs (the future may not borrow `args`), because a failed
+/// attempt may be retried and the fallback receives `args` itself.
 ///
 /// ```
 /// use async_upload_runtime::{execute::execute, Site};
@@ -79,7 +79,7 @@ type Panic = Box<dyn Any + Send + 'static>;
 /// let result = execute(
 ///     call,
 ///     (name,),
-///     async |(name,)| upload_async(name.clone()).await,
+///     |(name,)| upload_async(name.clone()),
 ///     |(name,)| upload_blocking(name),
 /// )
 /// .await;
@@ -98,15 +98,24 @@ type Panic = Box<dyn Any + Send + 'static>;
 /// A panic of the sync path is resumed on the caller, as the sync code
 /// would have panicked before (it is recorded first). A panic of the async
 /// path is caught and falls back.
-pub async fn execute<A, T, E, F, S>(call: Call, args: A, attempt: F, fallback: S) -> Result<T, E>
+pub async fn execute<A, T, E, F, Fut, S>(
+    call: Call,
+    args: A,
+    attempt: F,
+    fallback: S,
+) -> Result<T, E>
 where
     A: Send + 'static,
-    F: AsyncFnMut(&mut A) -> Result<T, E>,
+    F: FnMut(&mut A) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
     S: FnOnce(A) -> Result<T, E> + Send + 'static,
     T: Send + 'static,
     E: Classify + Send + 'static,
 {
-    run(call, args, attempt, SpawnBlocking(fallback)).await
+    run(call, args, attempt, move |args| {
+        on_blocking_pool(fallback, args)
+    })
+    .await
 }
 
 /// Like [`execute`], for arguments that borrow (not `'static`) or are not
@@ -119,24 +128,41 @@ where
 /// # Panics
 ///
 /// As [`execute`].
-pub async fn execute_in_place<A, T, E, F, S>(
+pub async fn execute_in_place<A, T, E, F, Fut, S>(
     call: Call,
     args: A,
     attempt: F,
     fallback: S,
 ) -> Result<T, E>
 where
-    F: AsyncFnMut(&mut A) -> Result<T, E>,
+    F: FnMut(&mut A) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
     S: FnOnce(A) -> Result<T, E>,
     E: Classify,
 {
-    run(call, args, attempt, InPlace(fallback)).await
+    run(call, args, attempt, move |args| {
+        ready(in_place(fallback, args))
+    })
+    .await
 }
 
-async fn run<A, T, E, F, S>(call: Call, mut args: A, mut attempt: F, sync: S) -> Result<T, E>
+// The paths are plain closures and the state machine one async fn with
+// direct `Fn` bounds, on purpose: a trait between them (or async closures)
+// makes futures over borrowed arguments fail the `Send` check of
+// `tokio::spawn` ("implementation of `FnOnce` is not general enough",
+// rust-lang/rust#64552), and `&self` methods called from a spawned task
+// are the common case.
+async fn run<A, T, E, F, Fut, R, RFut>(
+    call: Call,
+    mut args: A,
+    mut attempt: F,
+    sync: R,
+) -> Result<T, E>
 where
-    F: AsyncFnMut(&mut A) -> Result<T, E>,
-    S: SyncPath<A, T, E>,
+    F: FnMut(&mut A) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    R: FnOnce(A) -> RFut,
+    RFut: Future<Output = Result<Result<T, E>, Panic>>,
     E: Classify,
 {
     let span = tracing::info_span!(
@@ -151,7 +177,7 @@ where
             Path::Async(settings) if tokio_available() => settings,
             _ => {
                 recorder.enter(ExecutionType::Sync);
-                let outcome = sync.run(args).await;
+                let outcome = sync(args).await;
                 return recorder.finish_sync(outcome);
             }
         };
@@ -175,7 +201,7 @@ where
             "async upload gave up; falling back to the sync path"
         );
         recorder.enter(ExecutionType::SyncFallback);
-        let outcome = sync.run(args).await;
+        let outcome = sync(args).await;
         recorder.finish_sync(outcome)
     };
     state_machine.instrument(span).await
@@ -184,20 +210,22 @@ where
 /// The async attempts: `Ok` with the call's final result when the async
 /// path decided it (success, or an error classified `Fail`), `Err` with the
 /// reason when it gives up and the fallback (if on) should take over.
-async fn attempts<A, T, E, F>(
+async fn attempts<A, T, E, F, Fut>(
     settings: &Settings,
     args: &mut A,
     attempt: &mut F,
     recorder: &mut Recorder,
 ) -> Result<Result<T, E>, GiveUp<E>>
 where
-    F: AsyncFnMut(&mut A) -> Result<T, E>,
+    F: FnMut(&mut A) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
     E: Classify,
 {
     let mut retries = 0;
     loop {
         recorder.attempts += 1;
         tracing::Span::current().record("attempt", recorder.attempts);
+        // Building the attempt runs user code too (clones): inside the catch.
         let outcome = tokio::time::timeout(
             settings.timeout,
             catch_unwind(async { attempt(args).await }),
@@ -262,51 +290,39 @@ impl<E: Classify> GiveUp<E> {
     }
 }
 
-/// How the sync path runs without stalling the executor.
-trait SyncPath<A, T, E> {
-    fn run(self, args: A) -> impl Future<Output = Result<Result<T, E>, Panic>>;
-}
-
-/// On Tokio's blocking pool.
-struct SpawnBlocking<S>(S);
-
-impl<A, T, E, S> SyncPath<A, T, E> for SpawnBlocking<S>
+/// Runs the sync path on Tokio's blocking pool (inline without a runtime).
+async fn on_blocking_pool<A, T, E, S>(fallback: S, args: A) -> Result<Result<T, E>, Panic>
 where
     A: Send + 'static,
     S: FnOnce(A) -> Result<T, E> + Send + 'static,
     T: Send + 'static,
     E: Send + 'static,
 {
-    async fn run(self, args: A) -> Result<Result<T, E>, Panic> {
-        let Ok(handle) = Handle::try_current() else {
-            return catch(AssertUnwindSafe(move || (self.0)(args)));
-        };
-        match handle.spawn_blocking(move || (self.0)(args)).await {
-            Ok(result) => Ok(result),
-            Err(join) if join.is_panic() => Err(join.into_panic()),
-            // Only a runtime shutting down cancels a blocking task before it starts.
-            Err(_) => Err(Box::new(
-                "the sync path was cancelled: the Tokio runtime is shutting down",
-            )),
-        }
+    let Ok(handle) = Handle::try_current() else {
+        return catch(AssertUnwindSafe(move || fallback(args)));
+    };
+    match handle.spawn_blocking(move || fallback(args)).await {
+        Ok(result) => Ok(result),
+        Err(join) if join.is_panic() => Err(join.into_panic()),
+        // Only a runtime shutting down cancels a blocking task before it starts.
+        Err(_) => Err(Box::new(
+            "the sync path was cancelled: the Tokio runtime is shutting down",
+        )),
     }
 }
 
-/// On this thread, handing the worker's other tasks away where possible.
-struct InPlace<S>(S);
-
-impl<A, T, E, S> SyncPath<A, T, E> for InPlace<S>
+/// Runs the sync path on this thread, handing the worker's other tasks away
+/// where the runtime can.
+fn in_place<A, T, E, S>(fallback: S, args: A) -> Result<Result<T, E>, Panic>
 where
     S: FnOnce(A) -> Result<T, E>,
 {
-    async fn run(self, args: A) -> Result<Result<T, E>, Panic> {
-        let blocking = move || catch(AssertUnwindSafe(move || (self.0)(args)));
-        match Handle::try_current().map(|handle| handle.runtime_flavor()) {
-            Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(blocking),
-            // Current-thread (or no) runtime: no other thread to hand tasks
-            // to, and block_in_place would panic; block like the old code did.
-            _ => blocking(),
-        }
+    let blocking = move || catch(AssertUnwindSafe(move || fallback(args)));
+    match Handle::try_current().map(|handle| handle.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(blocking),
+        // Current-thread (or no) runtime: no other thread to hand tasks
+        // to, and block_in_place would panic; block like the old code did.
+        _ => blocking(),
     }
 }
 

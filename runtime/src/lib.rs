@@ -16,6 +16,7 @@
 
 pub mod config;
 pub mod execute;
+pub mod log;
 pub mod metrics;
 pub mod policy;
 pub mod rollout;

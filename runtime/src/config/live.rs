@@ -169,6 +169,8 @@ impl ConfigHandle {
                 (Config::default(), Some(error))
             }
         };
+        // ASYNC_UPLOAD_LOG with no code; must not touch `handle()` (we are its initialiser).
+        crate::log::install_global(config.log_path.as_deref());
         ConfigHandle {
             config: ArcSwap::from_pointee(config),
             generation: AtomicU64::new(0),
@@ -198,6 +200,9 @@ impl ConfigHandle {
     pub fn replace(&self, config: Config) -> Result<(), ConfigError> {
         config.validate()?;
         let _sites = self.lock_sites();
+        if self.config.load().log_path != config.log_path {
+            crate::log::install_global(config.log_path.as_deref());
+        }
         self.config.store(Arc::new(config));
         self.bump();
         Ok(())

@@ -1,0 +1,157 @@
+//! The JSONL log: a [`JsonlLog`] sink that writes every record and event
+//! off the caller's path, a [`Reader`] that parses a log back, and CSV
+//! export ([`write_csv`]).
+//!
+//! # Format
+//!
+//! One JSON object per line, each with a `kind` and the format version
+//! `"v": 1`:
+//!
+//! ```text
+//! {"kind":"upload","v":1,"ts":"2026-11-30T01:25:18.123456Z","site":"upload","execution_type":"async","success":true,"duration_ms":12.5,"attempts":1,"error_type":null,"bytes":2048}
+//! {"kind":"stage","v":1,"ts":"…","site":"upload","event":"entered","stage":2,"rollout":10.0,…}
+//! {"kind":"stage","v":1,"ts":"…","site":"upload","event":"verdict","stage":2,"verdict":"hold",…}
+//! {"kind":"rollback","v":1,"ts":"…","site":"upload","stage":2,"trigger":"success_rate","measured":0.9,"threshold":0.95,…}
+//! ```
+//!
+//! `upload` lines are [`UploadRecord`](crate::metrics::UploadRecord)s
+//! (raw rollout keys are never logged); `stage` and `rollback` lines are
+//! written by the [rollout controller](crate::stages::Controller).
+//!
+//! # Enabling it
+//!
+//! With no code: set `ASYNC_UPLOAD_LOG=/var/log/app/uploads.jsonl`; the
+//! first use of the configuration installs the sink ([`install_global`]).
+//! Keep [`guard`] alive in `main` so the last records reach the file when
+//! the process exits:
+//!
+//! ```no_run
+//! fn main() {
+//!     let _log = async_upload_runtime::log::guard();
+//!     // … run the service …
+//! } // everything recorded so far is written here
+//! ```
+//!
+//! By hand, a [`JsonlLog`] is a [`MetricsSink`](crate::metrics::MetricsSink):
+//!
+//! ```
+//! use async_upload_runtime::log::JsonlLog;
+//! use async_upload_runtime::metrics::{add_sink, remove_sink};
+//!
+//! let path = std::env::temp_dir().join(format!("docs-log-{}.jsonl", std::process::id()));
+//! let log = JsonlLog::open(&path)?;
+//! let id = add_sink(log.clone());
+//! // … calls are recorded …
+//! remove_sink(id);
+//! log.flush();
+//! # std::fs::remove_file(&path).ok();
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # Guarantees
+//!
+//! - Recording never blocks on I/O and never fails the call: the record is
+//!   queued (bounded, [`DEFAULT_CAPACITY`]) and a background thread writes
+//!   it, normally within a few milliseconds and well within 100 ms.
+//! - When the queue is full or a write fails, the record is dropped and
+//!   counted ([`JsonlLog::stats`]); each episode is reported once through
+//!   `tracing`. After a failure the file is reopened on the next write, so
+//!   the log recovers as soon as the path is writable again (also after its
+//!   directory was removed and recreated, or the file rotated away).
+//! - Lines are never torn or interleaved: one thread writes whole lines.
+//!   A line cut short by a failed write is ended before the next one, so a
+//!   reader reports it as one malformed line and reads the rest.
+
+// The guard example needs its `main` to show where the guard lives.
+#![allow(clippy::needless_doctest_main)]
+
+mod csv;
+mod line;
+mod sink;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+pub use self::csv::{write_csv, CSV_HEADER};
+pub use line::{read_file, Entry, Event, LineError, Log, Reader, FORMAT_VERSION};
+pub use sink::{FlushGuard, JsonlLog, LogStats, DEFAULT_CAPACITY};
+
+use crate::metrics::{add_sink, remove_sink, SinkId};
+
+/// The log installed from `ASYNC_UPLOAD_LOG` / `Config::log_path`.
+struct Installed {
+    path: PathBuf,
+    log: JsonlLog,
+    sink: SinkId,
+}
+
+static GLOBAL: Mutex<Option<Installed>> = Mutex::new(None);
+
+/// Makes `path` the process's JSONL log: every record of every site goes
+/// there from now on. `None` removes it.
+///
+/// Idempotent: installing the same path again changes nothing; another path
+/// replaces the previous log (which is flushed first). The configuration
+/// calls this with `Config::log_path` when it is first read and whenever it
+/// changes, so `ASYNC_UPLOAD_LOG` needs no code.
+///
+/// Never panics and never fails the service: a path that cannot be opened
+/// is reported through `tracing` and the log is installed anyway, dropping
+/// (and counting) records until the path becomes writable.
+pub fn install_global(path: Option<&Path>) {
+    let mut global = GLOBAL.lock().unwrap_or_else(PoisonError::into_inner);
+    if global.as_ref().map(|installed| installed.path.as_path()) == path {
+        return;
+    }
+    if let Some(previous) = global.take() {
+        remove_sink(previous.sink);
+        previous.log.flush();
+    }
+    let Some(path) = path else { return };
+    let log = match JsonlLog::open(path) {
+        Ok(log) => log,
+        Err(error) => {
+            tracing::error!(
+                path = %path.display(),
+                %error,
+                "cannot open the async-upload log; records are dropped until it is writable",
+            );
+            JsonlLog::builder(path).spawn()
+        }
+    };
+    let sink = add_sink(log.clone());
+    *global = Some(Installed {
+        path: path.to_owned(),
+        log,
+        sink,
+    });
+}
+
+/// The log installed by [`install_global`] (from `ASYNC_UPLOAD_LOG`), if any.
+#[must_use]
+pub fn global() -> Option<JsonlLog> {
+    GLOBAL
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .map(|installed| installed.log.clone())
+}
+
+/// Waits until everything recorded so far is in the global log's file (or
+/// dropped); `true` if it got there within the flush timeout, or if there
+/// is no global log.
+#[allow(clippy::must_use_candidate)] // flushing for its effect is the usual use
+pub fn flush() -> bool {
+    global().is_none_or(|log| log.flush())
+}
+
+/// Flushes the global log when dropped: keep one alive in `main` so a
+/// service that exits loses no record.
+///
+/// It reads the configuration first, so `ASYNC_UPLOAD_LOG` is installed by
+/// the time the guard exists.
+#[must_use = "the log is flushed when the guard is dropped"]
+pub fn guard() -> FlushGuard {
+    let _ = crate::config::handle();
+    FlushGuard::global()
+}

@@ -1,0 +1,181 @@
+//! Stages and triggers as data: [`Stage`], [`DEFAULT_STAGES`], [`Triggers`].
+
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+
+const HOUR: u64 = 3600;
+
+/// One rollout stage: a percentage and the criteria its window must meet
+/// before the next stage.
+///
+/// Rates are fractions (0.995 is 99.5 %); the latency ratio bounds both
+/// the async p50 / sync p50 and the async p95 / sync p95 ratios.
+///
+/// ```
+/// use std::time::Duration;
+/// use async_upload_runtime::stages::{Stage, DEFAULT_STAGES};
+///
+/// assert_eq!(DEFAULT_STAGES[0].rollout, 1.0);
+/// let canary = Stage::new(1, 0.5)
+///     .with_success_rate(0.999)
+///     .with_min_duration(Duration::from_secs(3600))
+///     .with_min_samples(50);
+/// assert_eq!(canary.max_error_rate, 0.005); // from the defaults of `new`
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Stage {
+    /// The stage's number, 1-based, as operators and the report name it.
+    pub number: u32,
+    /// Percent of keys enrolled in the async path.
+    pub rollout: f64,
+    /// Async-path success rate at least this (fallbacks count as failures).
+    pub min_success_rate: f64,
+    /// Async latency at most this × the sync baseline, at p50 and at p95.
+    pub max_latency_ratio: f64,
+    /// User-visible error rate of enrolled calls at most this.
+    pub max_error_rate: f64,
+    /// The stage lasts at least this long.
+    #[serde(rename = "min_duration_s", serialize_with = "seconds")]
+    pub min_duration: Duration,
+    /// Enrolled calls in the stage's window at least this many.
+    pub min_samples: u64,
+}
+
+impl Stage {
+    /// Stage `number` at `rollout` percent, with stage 1's criteria
+    /// (99.5 %, 1.10×, 0.5 %, 24 h, 100 samples) to adjust with `with_*`.
+    #[must_use]
+    pub const fn new(number: u32, rollout: f64) -> Self {
+        Stage {
+            number,
+            rollout,
+            min_success_rate: 0.995,
+            max_latency_ratio: 1.10,
+            max_error_rate: 0.005,
+            min_duration: Duration::from_secs(24 * HOUR),
+            min_samples: 100,
+        }
+    }
+
+    /// Sets [`Stage::min_success_rate`].
+    #[must_use]
+    pub const fn with_success_rate(mut self, rate: f64) -> Self {
+        self.min_success_rate = rate;
+        self
+    }
+
+    /// Sets [`Stage::max_latency_ratio`].
+    #[must_use]
+    pub const fn with_latency_ratio(mut self, ratio: f64) -> Self {
+        self.max_latency_ratio = ratio;
+        self
+    }
+
+    /// Sets [`Stage::max_error_rate`].
+    #[must_use]
+    pub const fn with_error_rate(mut self, rate: f64) -> Self {
+        self.max_error_rate = rate;
+        self
+    }
+
+    /// Sets [`Stage::min_duration`].
+    #[must_use]
+    pub const fn with_min_duration(mut self, duration: Duration) -> Self {
+        self.min_duration = duration;
+        self
+    }
+
+    /// Sets [`Stage::min_samples`].
+    #[must_use]
+    pub const fn with_min_samples(mut self, samples: u64) -> Self {
+        self.min_samples = samples;
+        self
+    }
+}
+
+/// The four default stages of DESIGN.md:
+///
+/// | stage | rollout | success ≥ | latency ≤ sync × | error ≤ | at least | samples ≥ |
+/// | --- | --- | --- | --- | --- | --- | --- |
+/// | 1 | 1% | 99.5% | 1.10 | 0.5% | 24 h | 100 |
+/// | 2 | 10% | 99.0% | 1.05 | 1.0% | 48 h | 500 |
+/// | 3 | 50% | 98.5% | 1.02 | 1.5% | 72 h | 2000 |
+/// | 4 | 100% | 98.0% | 1.00 | 2.0% | 1 week | 5000 |
+pub const DEFAULT_STAGES: [Stage; 4] = [
+    Stage::new(1, 1.0),
+    Stage::new(2, 10.0)
+        .with_success_rate(0.99)
+        .with_latency_ratio(1.05)
+        .with_error_rate(0.01)
+        .with_min_duration(Duration::from_secs(48 * HOUR))
+        .with_min_samples(500),
+    Stage::new(3, 50.0)
+        .with_success_rate(0.985)
+        .with_latency_ratio(1.02)
+        .with_error_rate(0.015)
+        .with_min_duration(Duration::from_secs(72 * HOUR))
+        .with_min_samples(2000),
+    Stage::new(4, 100.0)
+        .with_success_rate(0.98)
+        .with_latency_ratio(1.00)
+        .with_error_rate(0.02)
+        .with_min_duration(Duration::from_secs(7 * 24 * HOUR))
+        .with_min_samples(5000),
+];
+
+/// The thresholds of the immediate (rollback) and gradual (review)
+/// triggers, which apply in every stage.
+///
+/// Rate triggers look at the controller's recent window (last 4 minutes by
+/// default) and need at least [`Triggers::min_calls`] enrolled calls in it:
+/// fewer is too little data, never a trigger by itself. A critical error
+/// (a panic in the async path) needs no minimum.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Triggers {
+    /// Enrolled calls a rate trigger needs in its window (default 20).
+    pub min_calls: u64,
+    /// Roll back when the async success rate is below this (default 0.95).
+    pub rollback_success_below: f64,
+    /// Roll back when the user-visible error rate is above this (default 0.05).
+    pub rollback_error_above: f64,
+    /// Roll back when resident memory grew by more than this fraction since
+    /// the stage started (default 0.20).
+    pub rollback_memory_growth: f64,
+    /// Review when the success rate stays below this (and at or above
+    /// `rollback_success_below`) for `review_sustained` (default 0.97).
+    pub review_success_below: f64,
+    /// How long the success rate must stay in that band (default 30 min).
+    #[serde(rename = "review_sustained_s", serialize_with = "seconds")]
+    pub review_sustained: Duration,
+    /// Review when the async p50 or p95 exceeds the baseline × this (default 1.2).
+    pub review_latency_ratio: f64,
+    /// Review when the application's complaint rate exceeds its value at the
+    /// stage's start × (1 + this) (default 0.5).
+    pub review_complaint_growth: f64,
+}
+
+impl Triggers {
+    /// The defaults of DESIGN.md.
+    pub const DEFAULT: Triggers = Triggers {
+        min_calls: 20,
+        rollback_success_below: 0.95,
+        rollback_error_above: 0.05,
+        rollback_memory_growth: 0.20,
+        review_success_below: 0.97,
+        review_sustained: Duration::from_secs(30 * 60),
+        review_latency_ratio: 1.2,
+        review_complaint_growth: 0.5,
+    };
+}
+
+impl Default for Triggers {
+    fn default() -> Self {
+        Triggers::DEFAULT
+    }
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's signature
+pub(crate) fn seconds<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(duration.as_secs_f64())
+}
