@@ -1,0 +1,156 @@
+//! The `tracing` side of a call: one span with site, execution type and
+//! attempt; an event on each retry, on the fallback and on failure.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_upload_runtime::execute::execute;
+use async_upload_runtime::Site;
+use support::TestError;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
+
+#[derive(Default, Clone)]
+struct Seen {
+    spans: Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>,
+    events: Arc<Mutex<Vec<(tracing::Level, String, Option<String>)>>>,
+}
+
+struct Fields(Vec<(String, String)>);
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0.push((
+            field.name().to_owned(),
+            format!("{value:?}").trim_matches('"').to_owned(),
+        ));
+    }
+}
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Seen {
+    fn on_new_span(&self, attrs: &Attributes<'_>, _: &Id, _: Context<'_, S>) {
+        let mut fields = Fields(Vec::new());
+        attrs.record(&mut fields);
+        self.spans
+            .lock()
+            .unwrap()
+            .push((attrs.metadata().name().to_owned(), fields.0));
+    }
+    fn on_record(&self, _: &Id, values: &Record<'_>, _: Context<'_, S>) {
+        let mut fields = Fields(Vec::new());
+        values.record(&mut fields);
+        if let Some(last) = self.spans.lock().unwrap().last_mut() {
+            last.1.extend(fields.0);
+        }
+    }
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let mut fields = Fields(Vec::new());
+        event.record(&mut fields);
+        let message = fields
+            .0
+            .iter()
+            .find(|(k, _)| k == "message")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let span = ctx.event_span(event).map(|s| s.name().to_owned());
+        self.events
+            .lock()
+            .unwrap()
+            .push((*event.metadata().level(), message, span));
+    }
+}
+
+#[test]
+fn a_call_has_one_span_and_events_for_retries_and_fallback() {
+    static SITE: Site = Site::new("tracing_fallback")
+        .with_retries(2)
+        .with_backoff(Duration::from_micros(1));
+    let seen = Seen::default();
+    let subscriber = tracing_subscriber::registry().with(seen.clone());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        runtime.block_on(async {
+            support::enable_async();
+            support::roll_out(SITE.name(), 100.0);
+            let result = execute(
+                SITE.call(&"k"),
+                (),
+                |()| std::future::ready(Err::<u32, _>(TestError::Transient)),
+                |()| Ok(7),
+            )
+            .await;
+            assert_eq!(result, Ok(7));
+        });
+    });
+
+    let spans = seen.spans.lock().unwrap().clone();
+    let calls: Vec<_> = spans
+        .iter()
+        .filter(|(name, _)| name == "async_upload")
+        .collect();
+    assert_eq!(calls.len(), 1, "one span per call: {spans:?}");
+    let fields = &calls[0].1;
+    let field = |name: &str| {
+        fields
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(field("site"), Some("tracing_fallback"));
+    assert_eq!(field("execution_type"), Some("sync_fallback"));
+    assert_eq!(field("attempt"), Some("3"));
+
+    let events = seen.events.lock().unwrap().clone();
+    let retries = events
+        .iter()
+        .filter(|(_, m, _)| m.contains("retrying"))
+        .count();
+    assert_eq!(retries, 2, "{events:?}");
+    assert!(events
+        .iter()
+        .any(|(level, m, span)| *level == tracing::Level::WARN
+            && m.contains("falling back")
+            && span.as_deref() == Some("async_upload")));
+}
+
+#[test]
+fn a_failed_call_emits_an_error_event() {
+    static SITE: Site = Site::new("tracing_failure");
+    let seen = Seen::default();
+    let subscriber = tracing_subscriber::registry().with(seen.clone());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        runtime.block_on(async {
+            support::enable_async();
+            support::roll_out(SITE.name(), 100.0);
+            let result = execute(
+                SITE.call(&"k"),
+                (),
+                |()| std::future::ready(Err::<u32, _>(TestError::Invalid)),
+                |()| Ok(7),
+            )
+            .await;
+            assert_eq!(result, Err(TestError::Invalid));
+        });
+    });
+    let events = seen.events.lock().unwrap().clone();
+    assert!(
+        events
+            .iter()
+            .any(|(level, m, _)| *level == tracing::Level::ERROR && m.contains("failed")),
+        "{events:?}"
+    );
+}
