@@ -9,7 +9,9 @@
 //! - [`rollout`]: the consistent-hash bucket and the enrolment decision;
 //! - [`policy`]: error classification and backoff;
 //! - [`execute`]: the per-call state machine;
-//! - [`metrics`]: records, sinks, the bounded aggregator and summaries.
+//! - [`metrics`]: records, sinks, the bounded aggregator and summaries;
+//! - [`log`]: the JSONL sink and reader, CSV export;
+//! - [`stages`]: stage definitions, verdicts, rollback triggers, the controller.
 #![deny(missing_docs)]
 #![warn(clippy::pedantic)]
 #![allow(clippy::module_name_repetitions)]
@@ -20,6 +22,7 @@ pub mod log;
 pub mod metrics;
 pub mod policy;
 pub mod rollout;
+pub mod stages;
 mod site;
 
 pub use policy::{Classify, ErrorClass, Fault};

@@ -176,6 +176,9 @@ impl Default for Triggers {
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's signature
-pub(crate) fn seconds<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn seconds<S: Serializer>(
+    duration: &Duration,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     serializer.serialize_f64(duration.as_secs_f64())
 }

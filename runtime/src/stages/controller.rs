@@ -1,0 +1,565 @@
+//! The [`Controller`]: applies stages to a site, evaluates them on a clock,
+//! rolls back on a breach and writes every decision to the log.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+
+use super::clock::{Clock, SystemClock};
+use super::evaluate::{
+    evaluate, Baseline, Complaints, Evaluation, Memory, Observation, Trigger, TriggerKind, Verdict,
+};
+use super::memory::{MemoryProbe, ProcStatm};
+use super::stage::{Stage, Triggers, DEFAULT_STAGES};
+use crate::config::{handle, SiteOverrides};
+use crate::log::JsonlLog;
+use crate::metrics::{self, SiteSnapshot};
+
+/// Default span of the recent window the rate triggers look at. With ticks
+/// every 30 s, a sustained breach is acted on within 4.5 minutes: inside
+/// the 5 minutes DESIGN.md allows.
+pub const DEFAULT_RECENT_WINDOW: Duration = Duration::from_secs(4 * 60);
+
+/// Default interval between evaluations for [`drive`].
+pub const DEFAULT_TICK: Duration = Duration::from_secs(30);
+
+type Source = Box<dyn Fn(&str) -> SiteSnapshot + Send + Sync>;
+
+/// Builds a [`Controller`]; every setting has a default.
+#[must_use = "a builder does nothing until `start`"]
+pub struct ControllerBuilder {
+    site: String,
+    stages: Vec<Stage>,
+    triggers: Triggers,
+    recent_window: Duration,
+    auto_advance: bool,
+    clock: Arc<dyn Clock>,
+    memory: Arc<dyn MemoryProbe>,
+    source: Source,
+    log: Option<JsonlLog>,
+    first_stage: usize,
+}
+
+impl core::fmt::Debug for ControllerBuilder {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ControllerBuilder")
+            .field("site", &self.site)
+            .field("stages", &self.stages.len())
+            .field("auto_advance", &self.auto_advance)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ControllerBuilder {
+    /// The stages (default [`DEFAULT_STAGES`]); an empty list keeps the default.
+    pub fn stages(mut self, stages: Vec<Stage>) -> Self {
+        if !stages.is_empty() {
+            self.stages = stages;
+        }
+        self
+    }
+
+    /// The trigger thresholds (default [`Triggers::DEFAULT`]).
+    pub fn triggers(mut self, triggers: Triggers) -> Self {
+        self.triggers = triggers;
+        self
+    }
+
+    /// Span of the window the rate triggers look at (default 4 minutes).
+    pub fn recent_window(mut self, span: Duration) -> Self {
+        self.recent_window = span;
+        self
+    }
+
+    /// Enter the next stage by itself when a stage passes (default off: an
+    /// operator calls [`Controller::advance`]).
+    pub fn auto_advance(mut self, on: bool) -> Self {
+        self.auto_advance = on;
+        self
+    }
+
+    /// The clock (default the system clock).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The memory probe (default [`ProcStatm`]).
+    pub fn memory(mut self, probe: impl MemoryProbe + 'static) -> Self {
+        self.memory = Arc::new(probe);
+        self
+    }
+
+    /// Where the site's counters come from (default the global aggregator).
+    pub fn source(mut self, source: impl Fn(&str) -> SiteSnapshot + Send + Sync + 'static) -> Self {
+        self.source = Box::new(source);
+        self
+    }
+
+    /// The log events go to (default the one from `ASYNC_UPLOAD_LOG`, if any).
+    pub fn log(mut self, log: JsonlLog) -> Self {
+        self.log = Some(log);
+        self
+    }
+
+    /// Start at stage `number` instead of the first (e.g. after a restart).
+    pub fn starting_at(mut self, number: u32) -> Self {
+        if let Some(index) = self.stages.iter().position(|s| s.number == number) {
+            self.first_stage = index;
+        }
+        self
+    }
+
+    /// Enters the first stage: sets the site's rollout, writes the `entered`
+    /// event, and starts the stage's window.
+    #[must_use = "the controller acts only when ticked"]
+    pub fn start(self) -> Controller {
+        let now = self.clock.now();
+        let mut controller = Controller {
+            site: self.site,
+            stages: self.stages,
+            triggers: self.triggers,
+            recent_window: self.recent_window,
+            auto_advance: self.auto_advance,
+            clock: self.clock,
+            memory: self.memory,
+            source: self.source,
+            log: self.log,
+            index: self.first_stage,
+            started: now,
+            start_snapshot: SiteSnapshot::empty(""),
+            memory_start: None,
+            history: VecDeque::new(),
+            band_since: None,
+            complaints: None,
+            baseline: None,
+            rolled_back: None,
+            last: None,
+        };
+        controller.enter(controller.index);
+        controller
+    }
+}
+
+/// Drives one site through its stages.
+///
+/// Call [`Controller::tick`] periodically (or hand it to [`drive`]): each
+/// tick evaluates the stage and recent windows, writes the verdict, and on
+/// a rollback verdict forces the site onto the sync path through the kill
+/// switch ([`ConfigHandle::roll_back`](crate::config::ConfigHandle::roll_back)).
+/// A rollback is latched: only [`Controller::clear_rollback`] (or an
+/// operator clearing the kill switch) lifts it, and the stage then starts
+/// over. Advancing is explicit ([`Controller::advance`]) unless built with
+/// `auto_advance(true)`.
+///
+/// The controller sets only the site's rollout; the async path must be
+/// enabled (`ASYNC_UPLOAD_ENABLED=true`) for it to run.
+///
+/// ```
+/// use std::time::Duration;
+/// use async_upload_runtime::stages::{Controller, ManualClock};
+///
+/// let clock = ManualClock::new();
+/// let mut controller = Controller::builder("docs_controller").clock(clock.clone()).start();
+/// assert_eq!(controller.stage().rollout, 1.0);
+/// clock.advance(Duration::from_secs(30));
+/// assert_eq!(controller.tick().verdict.name(), "hold"); // no calls yet
+/// ```
+pub struct Controller {
+    site: String,
+    stages: Vec<Stage>,
+    triggers: Triggers,
+    recent_window: Duration,
+    auto_advance: bool,
+    clock: Arc<dyn Clock>,
+    memory: Arc<dyn MemoryProbe>,
+    source: Source,
+    log: Option<JsonlLog>,
+    index: usize,
+    started: Instant,
+    start_snapshot: SiteSnapshot,
+    memory_start: Option<u64>,
+    /// Snapshots of recent ticks, oldest first, for the recent window.
+    history: VecDeque<(Instant, SiteSnapshot)>,
+    band_since: Option<Instant>,
+    complaints: Option<Complaints>,
+    baseline: Option<Baseline>,
+    rolled_back: Option<Evaluation>,
+    last: Option<Evaluation>,
+}
+
+impl core::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Controller")
+            .field("site", &self.site)
+            .field("stage", &self.stage().number)
+            .field("rolled_back", &self.rolled_back.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why [`Controller::advance`] did not advance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdvanceError {
+    /// The site is rolled back; clear the rollback first.
+    RolledBack,
+    /// The last verdict was not `advance` (or there was none yet).
+    NotPassed(&'static str),
+    /// The site is at its last stage.
+    LastStage,
+}
+
+impl core::fmt::Display for AdvanceError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            AdvanceError::RolledBack => f.write_str("the site is rolled back"),
+            AdvanceError::NotPassed(verdict) => {
+                write!(f, "the stage has not passed (last verdict: {verdict})")
+            }
+            AdvanceError::LastStage => f.write_str("already at the last stage"),
+        }
+    }
+}
+
+impl std::error::Error for AdvanceError {}
+
+#[derive(Serialize)]
+struct StageEvent<'a> {
+    ts: String,
+    site: &'a str,
+    event: &'static str,
+    stage: u32,
+    rollout: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    criteria: Option<&'a Stage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baseline: Option<Baseline>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memory_bytes: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct VerdictEvent<'a> {
+    ts: String,
+    site: &'a str,
+    event: &'static str,
+    #[serde(flatten)]
+    evaluation: &'a Evaluation,
+}
+
+#[derive(Serialize)]
+struct RollbackEvent<'a> {
+    ts: String,
+    site: &'a str,
+    stage: u32,
+    rollout: f64,
+    trigger: TriggerKind,
+    measured: f64,
+    threshold: f64,
+    reason: String,
+    triggers: &'a [Trigger],
+}
+
+fn timestamp(wall: SystemTime) -> String {
+    humantime::format_rfc3339_micros(wall).to_string()
+}
+
+impl Controller {
+    /// A builder for the controller of `site`.
+    pub fn builder(site: impl Into<String>) -> ControllerBuilder {
+        ControllerBuilder {
+            site: site.into(),
+            stages: DEFAULT_STAGES.to_vec(),
+            triggers: Triggers::DEFAULT,
+            recent_window: DEFAULT_RECENT_WINDOW,
+            auto_advance: false,
+            clock: Arc::new(SystemClock),
+            memory: Arc::new(ProcStatm),
+            source: Box::new(|site| {
+                metrics::global()
+                    .snapshot(site)
+                    .unwrap_or_else(|| SiteSnapshot::empty(site))
+            }),
+            log: None,
+            first_stage: 0,
+        }
+    }
+
+    /// The site controlled.
+    #[must_use]
+    pub fn site(&self) -> &str {
+        &self.site
+    }
+
+    /// The current stage.
+    #[must_use]
+    pub fn stage(&self) -> &Stage {
+        &self.stages[self.index]
+    }
+
+    /// The latest evaluation, if any tick happened in this stage.
+    #[must_use]
+    pub fn last_evaluation(&self) -> Option<&Evaluation> {
+        self.last.as_ref()
+    }
+
+    /// The evaluation that rolled the site back, while it is rolled back.
+    #[must_use]
+    pub fn rollback(&self) -> Option<&Evaluation> {
+        self.rolled_back.as_ref()
+    }
+
+    /// The baseline frozen at the end of the previous stage, if any.
+    #[must_use]
+    pub fn frozen_baseline(&self) -> Option<Baseline> {
+        self.baseline
+    }
+
+    /// Reports the application's complaint rate; the first report in a
+    /// stage is its reference, a rise past it by more than
+    /// `review_complaint_growth` asks for a review.
+    pub fn report_complaint_rate(&mut self, rate: f64) {
+        if !rate.is_finite() || rate < 0.0 {
+            return;
+        }
+        match &mut self.complaints {
+            Some(complaints) => complaints.current = rate,
+            None => {
+                self.complaints = Some(Complaints {
+                    reference: rate,
+                    current: rate,
+                });
+            }
+        }
+    }
+
+    /// Evaluates the stage now, acts on the verdict and writes it to the log.
+    pub fn tick(&mut self) -> &Evaluation {
+        let now = self.clock.now();
+        let external = handle().rollback_reason(&self.site);
+        if self.rolled_back.is_some() && external.is_none() {
+            // An operator lifted the kill switch by hand: start the stage over.
+            self.clear_rollback();
+        }
+        let snapshot = (self.source)(&self.site);
+        let stage_window = snapshot.since(&self.start_snapshot);
+        let cutoff = now.checked_sub(self.recent_window).unwrap_or(self.started);
+        while self.history.len() > 1 && self.history[1].0 <= cutoff {
+            self.history.pop_front();
+        }
+        let recent_base = match self.history.front() {
+            Some((at, base)) if *at <= cutoff => (*at, base),
+            _ => (self.started, &self.start_snapshot),
+        };
+        let recent_span = now.saturating_duration_since(recent_base.0);
+        let recent_window = snapshot.since(recent_base.1);
+        self.history.push_back((now, snapshot));
+
+        let memory =
+            self.memory_start
+                .zip(self.memory.resident_bytes())
+                .map(|(start_bytes, now_bytes)| Memory {
+                    start_bytes,
+                    now_bytes,
+                });
+        let band = super::evaluate::Health::of(&recent_window);
+        let in_band = band.enrolled >= self.triggers.min_calls
+            && band.success_rate.is_some_and(|s| {
+                s < self.triggers.review_success_below && s >= self.triggers.rollback_success_below
+            });
+        self.band_since = if in_band {
+            self.band_since.or(Some(now))
+        } else {
+            None
+        };
+
+        let observation = Observation {
+            stage_window: &stage_window,
+            recent_window: &recent_window,
+            recent_span,
+            elapsed: now.saturating_duration_since(self.started),
+            baseline: self.baseline,
+            memory,
+            success_band_for: self.band_since.map_or(Duration::ZERO, |since| now - since),
+            complaints: self.complaints,
+        };
+        let mut evaluation = evaluate(self.stage(), &self.triggers, &observation);
+        if let Some(latched) = &self.rolled_back {
+            // Latched: the stage stays rolled back whatever the window says now.
+            evaluation.verdict = latched.verdict.clone();
+        } else if let Some(reason) = external {
+            evaluation.verdict = Verdict::Rollback {
+                triggers: vec![Trigger {
+                    kind: TriggerKind::Manual,
+                    criterion: None,
+                    measured: 0.0,
+                    threshold: 0.0,
+                    calls: 0,
+                    window: Duration::ZERO,
+                }],
+            };
+            tracing::warn!(site = %self.site, %reason, "site rolled back outside the controller");
+            self.rolled_back = Some(evaluation.clone());
+        }
+        self.write_event(
+            "stage",
+            &VerdictEvent {
+                ts: timestamp(self.clock.wall()),
+                site: &self.site,
+                event: "verdict",
+                evaluation: &evaluation,
+            },
+        );
+        let act = self.rolled_back.is_none();
+        if let (true, Verdict::Rollback { triggers }) = (act, &evaluation.verdict) {
+            self.roll_back(&evaluation, triggers);
+        }
+        let passed = matches!(evaluation.verdict, Verdict::Advance);
+        self.last = Some(evaluation);
+        if passed && self.auto_advance && self.index + 1 < self.stages.len() {
+            let _ = self.advance();
+        }
+        self.last
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("set above"))
+    }
+
+    fn roll_back(&mut self, evaluation: &Evaluation, triggers: &[Trigger]) {
+        let reason = triggers
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        handle().roll_back(&self.site, format!("stage {}: {reason}", evaluation.stage));
+        if let Some(first) = triggers.first() {
+            self.write_event(
+                "rollback",
+                &RollbackEvent {
+                    ts: timestamp(self.clock.wall()),
+                    site: &self.site,
+                    stage: evaluation.stage,
+                    rollout: evaluation.rollout,
+                    trigger: first.kind,
+                    measured: first.measured,
+                    threshold: first.threshold,
+                    reason,
+                    triggers,
+                },
+            );
+        }
+        self.rolled_back = Some(evaluation.clone());
+    }
+
+    /// Enters the next stage, freezing the sync baseline of the stage that
+    /// passed.
+    ///
+    /// # Errors
+    ///
+    /// The site is rolled back, the last verdict was not `advance`, or
+    /// there is no next stage.
+    pub fn advance(&mut self) -> Result<&Stage, AdvanceError> {
+        if self.rolled_back.is_some() {
+            return Err(AdvanceError::RolledBack);
+        }
+        match &self.last {
+            Some(evaluation) if evaluation.verdict == Verdict::Advance => {}
+            Some(evaluation) => return Err(AdvanceError::NotPassed(evaluation.verdict.name())),
+            None => return Err(AdvanceError::NotPassed("none yet")),
+        }
+        if self.index + 1 >= self.stages.len() {
+            return Err(AdvanceError::LastStage);
+        }
+        self.freeze_baseline();
+        self.enter(self.index + 1);
+        Ok(self.stage())
+    }
+
+    /// Operator override: enters stage `number` whatever the verdict (the
+    /// baseline of the current stage is frozen first). `None` if there is no
+    /// such stage. A rollback stays latched.
+    pub fn set_stage(&mut self, number: u32) -> Option<&Stage> {
+        let index = self.stages.iter().position(|s| s.number == number)?;
+        self.freeze_baseline();
+        self.enter(index);
+        Some(self.stage())
+    }
+
+    /// Lifts the rollback (the kill switch too) and starts the current stage
+    /// over with a fresh window.
+    pub fn clear_rollback(&mut self) {
+        handle().clear_rollback(&self.site);
+        if self.rolled_back.take().is_some() {
+            self.write_event("stage", &self.stage_event("rollback_cleared"));
+        }
+        self.enter(self.index);
+    }
+
+    fn freeze_baseline(&mut self) {
+        let window = (self.source)(&self.site).since(&self.start_snapshot);
+        if let Some(baseline) = Baseline::of(&window).filter(|b| b.calls >= self.triggers.min_calls)
+        {
+            self.baseline = Some(baseline);
+        }
+    }
+
+    fn enter(&mut self, index: usize) {
+        self.index = index;
+        let rollout = self.stage().rollout;
+        let overrides = SiteOverrides {
+            rollout: Some(rollout),
+            ..handle().site_overrides(&self.site)
+        };
+        if let Err(error) = handle().set_site(&self.site, overrides) {
+            tracing::error!(site = %self.site, %error, "cannot set the stage's rollout");
+        }
+        self.started = self.clock.now();
+        self.start_snapshot = (self.source)(&self.site);
+        self.memory_start = self.memory.resident_bytes();
+        self.history.clear();
+        self.band_since = None;
+        self.complaints = None;
+        self.last = None;
+        tracing::info!(site = %self.site, stage = self.stage().number, rollout, "rollout stage entered");
+        self.write_event("stage", &self.stage_event("entered"));
+    }
+
+    fn stage_event(&self, event: &'static str) -> StageEvent<'_> {
+        let stage = self.stage();
+        StageEvent {
+            ts: timestamp(self.clock.wall()),
+            site: &self.site,
+            event,
+            stage: stage.number,
+            rollout: stage.rollout,
+            criteria: Some(stage),
+            baseline: self.baseline,
+            memory_bytes: self.memory_start,
+        }
+    }
+
+    fn write_event<T: Serialize>(&self, kind: &str, event: &T) {
+        let log = self.log.clone().or_else(crate::log::global);
+        if let Some(log) = log {
+            if let Err(error) = log.event(kind, event) {
+                tracing::error!(%error, kind, "cannot serialize a rollout event");
+            }
+        }
+    }
+}
+
+/// Ticks `controller` every `every` (Tokio's time, so `tokio::time::pause`
+/// drives it in tests), forever; spawn it and keep the `Arc` to advance or
+/// clear rollbacks.
+pub async fn drive(controller: Arc<Mutex<Controller>>, every: Duration) {
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        controller
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .tick();
+    }
+}

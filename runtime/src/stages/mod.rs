@@ -1,0 +1,52 @@
+//! Staged rollout: [`Stage`] definitions as data ([`DEFAULT_STAGES`]), the
+//! pure [`evaluate`] function that turns a window of metrics into a
+//! [`Verdict`], the rollback and review [`Triggers`], and the
+//! [`Controller`] that applies them to a site on an injectable [`Clock`].
+//!
+//! # Stages
+//!
+//! | stage | rollout | success ≥ | async latency ≤ sync × | error ≤ | at least | samples ≥ |
+//! | --- | --- | --- | --- | --- | --- | --- |
+//! | 1 | 1% | 99.5% | 1.10 | 0.5% | 24 h | 100 |
+//! | 2 | 10% | 99.0% | 1.05 | 1.0% | 48 h | 500 |
+//! | 3 | 50% | 98.5% | 1.02 | 1.5% | 72 h | 2000 |
+//! | 4 | 100% | 98.0% | 1.00 | 2.0% | 1 week | 5000 |
+//!
+//! - *success* is the async path's success rate over enrolled calls
+//!   (`async` + `sync_fallback`), a fallback counting as a failure; the
+//!   user-visible success rate is reported beside it ([`Health`]).
+//! - *error* is the user-visible error rate of enrolled calls (the caller
+//!   got an error).
+//! - *latency*: async p50 / sync p50 **and** async p95 / sync p95, both at
+//!   most the ratio, over the same window; at 100 % the sync baseline frozen
+//!   at the end of the previous stage ([`BaselineSource::Frozen`]).
+//! - a value exactly at its threshold passes.
+//!
+//! # Triggers
+//!
+//! Immediate rollback (the controller applies the kill switch): success
+//! below 95 % or errors above 5 % in the recent window (at least 20
+//! enrolled calls in it), a critical error (panic in the async path; no
+//! minimum), resident memory more than 20 % above the stage's start.
+//! Review (logged, no action): success in 95–97 % for 30 minutes, async
+//! latency above 1.2 × the baseline, a rising complaint rate, or a
+//! criterion missed once the stage has its time and samples.
+
+mod clock;
+mod controller;
+mod evaluate;
+mod memory;
+mod report;
+mod stage;
+
+pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
+pub use controller::{
+    drive, AdvanceError, Controller, ControllerBuilder, DEFAULT_RECENT_WINDOW, DEFAULT_TICK,
+};
+pub use evaluate::{
+    evaluate, Baseline, BaselineSource, Check, Complaints, Criterion, Evaluation, Health, Latency,
+    Memory, Missing, Observation, Status, Trigger, TriggerKind, Verdict,
+};
+pub use memory::{MemoryProbe, ProcStatm};
+pub use report::{Report, ReportOptions, SiteReport};
+pub use stage::{Stage, Triggers, DEFAULT_STAGES};
