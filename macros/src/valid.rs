@@ -1,0 +1,342 @@
+//! Checks the parsed arguments against each other and against the function
+//! they annotate, and turns them into the [`Site`] that `expand` generates.
+//!
+//! Every mistake found is reported (combined into one `syn::Error`), each at
+//! the token to change.
+
+use proc_macro2::Span;
+use syn::spanned::Spanned;
+use syn::{
+    Error, Expr, ExprPath, FnArg, GenericArgument, ItemFn, LitStr, Path, PathArguments, Result,
+    ReturnType, Type,
+};
+
+use crate::attr::{Args, Seconds};
+
+/// Highest `retries`, as for `ASYNC_UPLOAD_MAX_RETRIES`.
+const MAX_RETRIES: u64 = 10;
+
+/// A validated attribute: what the generated code needs, with the user's
+/// syntax kept where it is re-emitted.
+pub(crate) struct Site {
+    pub fallback: ExprPath,
+    pub name: LitStr,
+    pub salt: Option<LitStr>,
+    pub retries: Option<u32>,
+    pub timeout: Option<u64>,
+    pub backoff: Option<u64>,
+    pub key: Option<Expr>,
+    pub size: Option<Expr>,
+    /// The facade crate; `::async_upload` unless `crate = ...` was written.
+    pub krate: Path,
+}
+
+pub(crate) fn validate(args: Args, func: &ItemFn) -> Result<Site> {
+    let mut errors = Errors::default();
+    let sig = &func.sig;
+
+    if sig.asyncness.is_none() {
+        errors.push(Error::new(
+            sig.fn_token.span,
+            "`#[async_upload]` goes on an `async fn`: the function is the new async path, \
+             `fallback` the old sync one; write `async fn`",
+        ));
+    }
+    if let Some(constness) = sig.constness {
+        errors.push(Error::new(
+            constness.span,
+            "`#[async_upload]` cannot be used on a `const fn`",
+        ));
+    }
+    if let Some(unsafety) = sig.unsafety {
+        errors.push(Error::new(
+            unsafety.span,
+            "`#[async_upload]` cannot be used on an `unsafe fn`: wrap the unsafe calls in a safe async fn",
+        ));
+    }
+    if let Some(abi) = &sig.abi {
+        errors.push(Error::new(
+            abi.span(),
+            "`#[async_upload]` cannot be used on an `extern` fn",
+        ));
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.push(Error::new(
+            variadic.span(),
+            "`#[async_upload]` cannot be used on a variadic fn",
+        ));
+    }
+    check_output(&sig.output, sig.paren_token.span.close(), &mut errors);
+
+    let retries = match &args.retries {
+        Some(r) if r.value > MAX_RETRIES => {
+            errors.push(Error::new(
+                r.span,
+                format!(
+                    "`retries` is at most {MAX_RETRIES} (that is {} attempts); write an integer from 0 to {MAX_RETRIES}",
+                    MAX_RETRIES + 1
+                ),
+            ));
+            None
+        }
+        // In range, so the narrowing is exact.
+        #[allow(clippy::cast_possible_truncation)]
+        Some(r) => Some(r.value as u32),
+        None => None,
+    };
+    check_mut_borrows(func, retries, &mut errors);
+
+    let timeout = args.timeout.as_ref().and_then(|t| {
+        if t.nanos == 0 {
+            errors.push(Error::new(
+                t.span,
+                "`timeout` must be more than 0 seconds (it limits each async attempt): \
+                 write e.g. `timeout = 30` or `timeout = 0.5`",
+            ));
+            return None;
+        }
+        nanos(t, "timeout", &mut errors)
+    });
+    let backoff = args
+        .backoff
+        .as_ref()
+        .and_then(|b| nanos(b, "backoff", &mut errors));
+
+    if let Some(name) = &args.name {
+        if name.value().is_empty() {
+            errors.push(Error::new(
+                name.span(),
+                "`name` cannot be empty: it names the site in metrics, logs and per-site overrides",
+            ));
+        }
+    }
+
+    let fallback = args.fallback.or_else(|| {
+        errors.push(Error::new(
+            Span::call_site(),
+            "`#[async_upload]` needs `fallback = <the sync fn>`: the old blocking function, \
+             called with the same arguments when the async path is off or gives up, \
+             e.g. `#[async_upload(fallback = upload_blocking)]`",
+        ));
+        None
+    });
+
+    errors.finish()?;
+    Ok(Site {
+        fallback: fallback.expect("a missing fallback is an error above"),
+        name: args.name.unwrap_or_else(|| {
+            LitStr::new(&sig.ident.to_string().replace("r#", ""), sig.ident.span())
+        }),
+        salt: args.salt,
+        retries,
+        timeout,
+        backoff,
+        key: args.key,
+        size: args.size,
+        krate: args
+            .krate
+            .unwrap_or_else(|| syn::parse_quote!(::async_upload)),
+    })
+}
+
+/// The return type must be a `Result`: its error is what the runtime
+/// classifies. Any path ending in `Result` with one or two type arguments
+/// is accepted, so aliases such as `io::Result<T>` work.
+fn check_output(output: &ReturnType, after_args: Span, errors: &mut Errors) {
+    const MESSAGE: &str = "`#[async_upload]` needs a function returning `Result<T, E>`: \
+        the error decides whether to retry, fall back or fail (its type implements \
+        `async_upload::Classify`, as `std::io::Error` does)";
+    match output {
+        ReturnType::Default => errors.push(Error::new(after_args, MESSAGE)),
+        ReturnType::Type(_, ty) if !is_result(ty) => errors.push(Error::new(ty.span(), MESSAGE)),
+        ReturnType::Type(..) => {}
+    }
+}
+
+fn is_result(ty: &Type) -> bool {
+    match ty {
+        Type::Paren(inner) => is_result(&inner.elem),
+        Type::Group(inner) => is_result(&inner.elem),
+        Type::Path(path) if path.qself.is_none() => path.path.segments.last().is_some_and(|last| {
+            last.ident == "Result"
+                && match &last.arguments {
+                    PathArguments::AngleBracketed(args) => args
+                        .args
+                        .iter()
+                        .any(|arg| matches!(arg, GenericArgument::Type(_))),
+                    _ => false,
+                }
+        }),
+        _ => false,
+    }
+}
+
+/// Each attempt runs on clones of the arguments, so that a retry and the
+/// fallback start from what the caller passed; a `&mut` borrow can be
+/// neither cloned nor lent to an attempt's future and then handed back.
+fn check_mut_borrows(func: &ItemFn, retries: Option<u32>, errors: &mut Errors) {
+    let single = if retries == Some(0) {
+        " (`retries = 0` does not help: the fallback still needs the borrow after the attempt)"
+    } else {
+        ""
+    };
+    for arg in &func.sig.inputs {
+        let (what, span) = match arg {
+            FnArg::Receiver(receiver) => match (&receiver.reference, &receiver.mutability) {
+                (Some(_), Some(mutability)) => ("`&mut self`".to_owned(), mutability.span),
+                _ => continue,
+            },
+            FnArg::Typed(typed) => match &*typed.ty {
+                Type::Reference(reference) if reference.mutability.is_some() => {
+                    let name = match &*typed.pat {
+                        syn::Pat::Ident(ident) => format!("`{}`", ident.ident),
+                        _ => "this argument".to_owned(),
+                    };
+                    (format!("the `&mut` argument {name}"), reference.span())
+                }
+                _ => continue,
+            },
+        };
+        errors.push(Error::new(
+            span,
+            format!(
+                "{what} cannot be retried: each async attempt works on its own clone of the \
+                 arguments, so a retry and the sync fallback start from what the caller passed, \
+                 and a `&mut` borrow cannot be cloned (a failed attempt may have half-consumed \
+                 it: partly written, a cursor moved){single}. Pass an owned or cloneable value \
+                 instead (e.g. `Vec<u8>`, `bytes::Bytes`, an `Arc<Mutex<_>>`) and return what \
+                 the call produces"
+            ),
+        ));
+    }
+}
+
+fn nanos(seconds: &Seconds, key: &str, errors: &mut Errors) -> Option<u64> {
+    let nanos = u64::try_from(seconds.nanos).ok();
+    if nanos.is_none() {
+        errors.push(Error::new(
+            seconds.span,
+            format!("`{key}` is too long: at most 18446744073 seconds (about 584 years)"),
+        ));
+    }
+    nanos
+}
+
+/// Collects every error so one expansion reports all mistakes at once.
+#[derive(Default)]
+struct Errors(Option<Error>);
+
+impl Errors {
+    fn push(&mut self, error: Error) {
+        match &mut self.0 {
+            Some(first) => first.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    fn finish(self) -> Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(args: &str, func: &str) -> Result<Site> {
+        validate(
+            syn::parse_str(args).unwrap(),
+            &syn::parse_str(func).unwrap(),
+        )
+    }
+
+    fn error(args: &str, func: &str) -> String {
+        match check(args, func) {
+            Ok(_) => panic!("`{args}` on `{func}` validated but should not"),
+            Err(e) => e
+                .into_iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
+    }
+
+    const FN: &str = "async fn upload(req: Req) -> Result<(), E> {}";
+
+    #[test]
+    fn defaults_name_the_site_after_the_function() {
+        let site = check("fallback = f", FN).unwrap();
+        assert_eq!(site.name.value(), "upload");
+        assert!(site.retries.is_none() && site.timeout.is_none() && site.key.is_none());
+        let krate = &site.krate;
+        assert_eq!(quote::quote!(#krate).to_string(), ":: async_upload");
+        let site = check("fallback = f", "async fn r#type() -> Result<(), E> {}").unwrap();
+        assert_eq!(site.name.value(), "type");
+    }
+
+    #[test]
+    fn ranges_are_checked() {
+        assert!(error("fallback = f, retries = 11", FN).contains("`retries` is at most 10"));
+        assert_eq!(
+            check("fallback = f, retries = 10", FN).unwrap().retries,
+            Some(10)
+        );
+        assert!(error("fallback = f, timeout = 0", FN).contains("more than 0 seconds"));
+        assert!(error("fallback = f, timeout = 0.0", FN).contains("more than 0 seconds"));
+        assert_eq!(
+            check("fallback = f, timeout = 0.25", FN).unwrap().timeout,
+            Some(250_000_000)
+        );
+        assert_eq!(
+            check("fallback = f, backoff = 0", FN).unwrap().backoff,
+            Some(0)
+        );
+        assert!(error("fallback = f, timeout = 1e20", FN).contains("too long"));
+        assert!(error(r#"fallback = f, name = """#, FN).contains("`name` cannot be empty"));
+    }
+
+    #[test]
+    fn fallback_is_required() {
+        assert!(error("retries = 1", FN).contains("needs `fallback = <the sync fn>`"));
+    }
+
+    #[test]
+    fn the_function_must_be_async_and_return_a_result() {
+        assert!(error("fallback = f", "fn upload() -> Result<(), E> {}")
+            .contains("goes on an `async fn`"));
+        assert!(error("fallback = f", "async fn upload() {}").contains("returning `Result<T, E>`"));
+        assert!(error("fallback = f", "async fn upload() -> Option<u8> {}")
+            .contains("returning `Result<T, E>`"));
+        assert!(check("fallback = f", "async fn upload() -> io::Result<u8> {}").is_ok());
+        assert!(check(
+            "fallback = f",
+            "async fn upload() -> std::result::Result<u8, E> {}"
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn every_mistake_is_reported() {
+        let all = error("retries = 11", "fn upload() {}");
+        for part in ["`async fn`", "`Result<T, E>`", "at most 10", "`fallback"] {
+            assert!(all.contains(part), "{part} missing from {all}");
+        }
+    }
+
+    #[test]
+    fn mut_borrows_are_rejected() {
+        let func = "async fn upload(dest: &mut Vec<u8>) -> Result<(), E> {}";
+        assert!(
+            error("fallback = f", func).contains("the `&mut` argument `dest` cannot be retried")
+        );
+        assert!(error("fallback = f", func).contains("Pass an owned or cloneable value"));
+        assert!(error("fallback = f, retries = 0", func).contains("`retries = 0` does not help"));
+        let method = "async fn upload(&mut self) -> Result<(), E> {}";
+        assert!(error("fallback = f", method).contains("`&mut self` cannot be retried"));
+        assert!(check(
+            "fallback = f",
+            "async fn upload(&self, v: Vec<u8>) -> Result<(), E> {}"
+        )
+        .is_ok());
+    }
+}
