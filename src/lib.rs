@@ -10,6 +10,7 @@
 //! rollout stages.
 #![deny(missing_docs)]
 
+pub use async_upload_macros::async_upload;
 pub use async_upload_runtime::{config, execute, log, metrics, policy, rollout, stages};
 pub use async_upload_runtime::{
     ByteCount, Call, Classify, ErrorClass, Fault, Path, Site, SyncReason,
