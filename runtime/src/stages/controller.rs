@@ -419,7 +419,12 @@ impl Controller {
         let passed = matches!(evaluation.verdict, Verdict::Advance);
         self.last = Some(evaluation);
         if passed && self.auto_advance && self.index + 1 < self.stages.len() {
-            let _ = self.advance();
+            let decided = self.last.clone();
+            if self.advance().is_ok() {
+                // Keep the evaluation that passed the stage; `advance` checks
+                // its stage number, so it cannot advance twice on it.
+                self.last = decided;
+            }
         }
         self.last
             .as_ref()
@@ -464,7 +469,9 @@ impl Controller {
             return Err(AdvanceError::RolledBack);
         }
         match &self.last {
-            Some(evaluation) if evaluation.verdict == Verdict::Advance => {}
+            Some(evaluation)
+                if evaluation.verdict == Verdict::Advance
+                    && evaluation.stage == self.stage().number => {}
             Some(evaluation) => return Err(AdvanceError::NotPassed(evaluation.verdict.name())),
             None => return Err(AdvanceError::NotPassed("none yet")),
         }
