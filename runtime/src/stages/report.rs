@@ -335,6 +335,14 @@ fn render_site(out: &mut String, site: &SiteReport) {
         };
         let status = match check.status {
             Status::Pass => "pass",
+            Status::Fail
+                if matches!(
+                    check.criterion,
+                    super::evaluate::Criterion::Duration | super::evaluate::Criterion::Samples
+                ) =>
+            {
+                "short"
+            }
             Status::Fail => "FAIL",
             Status::Pending => "pending",
         };

@@ -1,0 +1,219 @@
+//! `async-upload report` end to end on logs written by the JSONL sink:
+//! tables, verdicts and exit codes (0 hold/advance, 3 review, 4 rollback,
+//! 2 bad input), several files merged, CSV and JSON output.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, SystemTime};
+
+use async_upload::log::JsonlLog;
+use async_upload::metrics::{ExecutionType, MetricsSink, UploadRecord};
+
+fn dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("au-report-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn report(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_async-upload"))
+        .arg("report")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Writes records through the sink: `n` of each (kind, success), spread
+/// over `hours` ending now, durations in ms.
+fn write_log(path: &Path, site: &str, hours: u64, calls: &[(ExecutionType, bool, u32, f64)]) {
+    let log = JsonlLog::open(path).unwrap();
+    let start = SystemTime::now() - Duration::from_secs(hours * 3600);
+    let total: u32 = calls.iter().map(|c| c.2).sum();
+    let step = Duration::from_secs(hours * 3600) / total.max(1);
+    let mut ts = start;
+    for &(et, success, n, ms) in calls {
+        for _ in 0..n {
+            let mut record = UploadRecord::new(site.to_owned(), et, success, ms, 1);
+            record.ts = ts;
+            record.bytes = Some(1024);
+            if et == ExecutionType::SyncFallback || !success {
+                record.error_type = Some("timeout".into());
+            }
+            log.record(&record);
+            ts += step;
+        }
+    }
+    assert!(log.flush());
+}
+
+fn text(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn a_healthy_young_stage_holds_with_exit_0() {
+    let dir = dir("hold");
+    let path = dir.join("a.jsonl");
+    write_log(
+        &path,
+        "upload",
+        2,
+        &[
+            (ExecutionType::Sync, true, 500, 10.0),
+            (ExecutionType::Async, true, 50, 10.0),
+        ],
+    );
+    let output = report(&[path.to_str().unwrap()]);
+    let stdout = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("site upload (550 records)"), "{stdout}");
+    assert!(stdout.contains("stage 1 (1% rollout): HOLD"), "{stdout}");
+    assert!(stdout.contains("async vs sync: p50"), "{stdout}");
+    assert!(stdout.contains("time in stage"), "{stdout}");
+}
+
+#[test]
+fn a_stage_that_passed_advances_with_exit_0_and_writes_csv_and_json() {
+    let dir = dir("advance");
+    let path = dir.join("a.jsonl");
+    write_log(
+        &path,
+        "upload",
+        25,
+        &[
+            (ExecutionType::Sync, true, 500, 10.0),
+            (ExecutionType::Async, true, 200, 10.0),
+        ],
+    );
+    let csv = dir.join("out.csv");
+    let output = report(&[path.to_str().unwrap(), "--csv", csv.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(text(&output).contains("ADVANCE"), "{}", text(&output));
+    let rows = std::fs::read_to_string(&csv).unwrap();
+    assert!(
+        rows.starts_with("ts,site,execution_type,success,duration_ms,attempts,error_type,bytes\n")
+    );
+    assert_eq!(rows.lines().count(), 701);
+
+    let output = report(&[path.to_str().unwrap(), "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["exit_code"], 0);
+    assert_eq!(json["sites"][0]["evaluation"]["verdict"], "advance");
+    assert_eq!(json["sites"][0]["summaries"][1]["execution_type"], "async");
+    assert_eq!(json["sites"][0]["summaries"][1]["count"], 200);
+}
+
+#[test]
+fn failures_in_the_recent_window_roll_back_with_exit_4() {
+    let dir = dir("rollback");
+    let path = dir.join("a.jsonl");
+    write_log(
+        &path,
+        "upload",
+        1,
+        &[
+            (ExecutionType::Sync, true, 100, 10.0),
+            (ExecutionType::Async, true, 100, 10.0),
+        ],
+    );
+    // Then a burst of failures, all in the last minutes.
+    write_log(
+        &path,
+        "upload",
+        0,
+        &[(ExecutionType::Async, false, 30, 10.0)],
+    );
+    let output = report(&[path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(4), "{}", text(&output));
+    assert!(text(&output).contains("ROLLBACK"));
+    assert!(
+        text(&output).contains("trigger: success rate"),
+        "{}",
+        text(&output)
+    );
+}
+
+#[test]
+fn slow_async_calls_ask_for_review_with_exit_3() {
+    let dir = dir("review");
+    let path = dir.join("a.jsonl");
+    write_log(
+        &path,
+        "upload",
+        2,
+        &[
+            (ExecutionType::Sync, true, 200, 10.0),
+            (ExecutionType::Async, true, 100, 15.0),
+        ],
+    );
+    let output = report(&[path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    assert!(
+        text(&output).contains("trigger: latency ratio"),
+        "{}",
+        text(&output)
+    );
+}
+
+#[test]
+fn files_of_several_instances_merge_and_site_and_stage_filter() {
+    let dir = dir("merge");
+    let a = dir.join("a.jsonl");
+    let b = dir.join("b.jsonl");
+    write_log(&a, "upload", 2, &[(ExecutionType::Async, true, 30, 10.0)]);
+    write_log(&b, "upload", 2, &[(ExecutionType::Async, true, 40, 10.0)]);
+    write_log(&b, "other", 2, &[(ExecutionType::Sync, true, 5, 10.0)]);
+    let output = report(&[
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--site",
+        "upload",
+        "--stage",
+        "2",
+    ]);
+    let stdout = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("site upload (70 records)"), "{stdout}");
+    assert!(!stdout.contains("site other"), "{stdout}");
+    assert!(stdout.contains("stage 2 (10% rollout)"), "{stdout}");
+}
+
+#[test]
+fn bad_input_exits_2() {
+    let dir = dir("bad");
+    let missing = dir.join("missing.jsonl");
+    assert_eq!(report(&[missing.to_str().unwrap()]).status.code(), Some(2));
+
+    let garbage = dir.join("garbage.jsonl");
+    std::fs::write(&garbage, "not json\n{\"kind\":1}\n").unwrap();
+    let output = report(&[garbage.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("line 1"));
+
+    let good = dir.join("good.jsonl");
+    write_log(&good, "upload", 1, &[(ExecutionType::Async, true, 5, 10.0)]);
+    let output = report(&[good.to_str().unwrap(), "--site", "nope"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        report(&[good.to_str().unwrap(), "--stage", "9"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        report(&[good.to_str().unwrap(), "--stage", "zero"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(report(&[]).status.code(), Some(2));
+    // A malformed line among good ones is a warning, not a failure.
+    let mixed = dir.join("mixed.jsonl");
+    let mut content = std::fs::read_to_string(&good).unwrap();
+    content.push_str("{torn\n");
+    std::fs::write(&mixed, content).unwrap();
+    let output = report(&[mixed.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("line 6"));
+}
