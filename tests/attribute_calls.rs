@@ -7,6 +7,14 @@
 //! stays 0 %, and each site gets its own rollout).
 #![deny(warnings)]
 #![warn(clippy::pedantic)]
+// The stand-in bodies and fallbacks keep the signatures of real uploads
+// (owned requests, `Result`s, async bodies) without doing I/O. Lints about
+// the generated code are not allowed here: they must not fire.
+#![allow(
+    clippy::unnecessary_wraps,
+    clippy::needless_pass_by_value,
+    clippy::unused_async
+)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};

@@ -130,9 +130,8 @@ fn parse_retries(input: ParseStream) -> Result<Retries> {
     if input.peek(Token![-]) {
         let minus: Token![-] = input.parse()?;
         let lit: Lit = input.parse()?;
-        let span = minus.span.join(lit.span()).unwrap_or(minus.span);
-        return Err(Error::new(
-            span,
+        return Err(Error::new_spanned(
+            quote::quote!(#minus #lit),
             format!("`retries` cannot be negative: write {WANT}, e.g. `retries = 0` for a single attempt"),
         ));
     }
@@ -165,9 +164,8 @@ fn parse_seconds(input: ParseStream, key: &str) -> Result<Seconds> {
     if input.peek(Token![-]) {
         let minus: Token![-] = input.parse()?;
         let lit: Lit = input.parse()?;
-        let span = minus.span.join(lit.span()).unwrap_or(minus.span);
-        return Err(Error::new(
-            span,
+        return Err(Error::new_spanned(
+            quote::quote!(#minus #lit),
             format!("`{key}` cannot be negative: write {want}"),
         ));
     }
@@ -210,7 +208,7 @@ fn decimal_nanos(digits: &str) -> Option<u128> {
         // Checked before the cast: the cast saturates, and the range check
         // in `valid` must see the real magnitude.
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        return (nanos.is_finite() && nanos >= 0.0 && nanos < 1e30).then_some(nanos as u128);
+        return (0.0..1e30).contains(&nanos).then_some(nanos as u128);
     }
     let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
     let whole: u128 = if whole.is_empty() {

@@ -33,16 +33,13 @@ use crate::valid::{self, Site};
 /// unchanged beside the `compile_error!`, so the rest of their crate keeps
 /// type-checking and one mistake gives one error.
 pub(crate) fn entry(args: TokenStream, item: TokenStream) -> TokenStream {
-    let func: ItemFn = match syn::parse2(item.clone()) {
-        Ok(func) => func,
-        Err(_) => {
-            let error = Error::new(
-                Span::call_site(),
-                "`#[async_upload]` goes on an `async fn` with a body: a free function or a \
-                 method of an inherent `impl`",
-            );
-            return with_error(&error, item);
-        }
+    let Ok(func) = syn::parse2::<ItemFn>(item.clone()) else {
+        let error = Error::new(
+            Span::call_site(),
+            "`#[async_upload]` goes on an `async fn` with a body: a free function or a \
+             method of an inherent `impl`",
+        );
+        return with_error(&error, item);
     };
     let checked = syn::parse2::<Args>(args).and_then(|args| valid::validate(args, &func));
     match checked {
@@ -52,8 +49,9 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 fn with_error(error: &Error, item: TokenStream) -> TokenStream {
-    let error = error.to_compile_error();
-    quote!(#error #item)
+    let mut tokens = error.to_compile_error();
+    tokens.extend(item);
+    tokens
 }
 
 /// One argument of the function, as the generated code handles it.
@@ -98,8 +96,11 @@ pub(crate) fn expand(site: &Site, func: &ItemFn) -> TokenStream {
         quote!(execute_in_place)
     };
     let vis = &func.vis;
+    // The wrapper passes every argument on, also those named `_x` because
+    // the body ignores them; that use is ours, not the user's.
     let wrapper = quote! {
         #(#wrapper_attrs)*
+        #[allow(clippy::used_underscore_binding)]
         #vis #wrapper_sig {
             #site_static
             let #call_ident = #call;
@@ -223,9 +224,10 @@ fn duration(nanos: u64) -> TokenStream {
 /// into the argument tuple. Spanned at each expression so a type error
 /// (not a rollout key, not a byte count) points at it.
 fn call(site: &Site) -> TokenStream {
-    let mut call = match &site.key {
-        Some(key) => quote_spanned!(key.span()=> __ASYNC_UPLOAD_SITE.call(&(#key))),
-        None => quote!(__ASYNC_UPLOAD_SITE.call_unkeyed()),
+    let mut call = if let Some(key) = &site.key {
+        quote_spanned!(key.span()=> __ASYNC_UPLOAD_SITE.call(&(#key)))
+    } else {
+        quote!(__ASYNC_UPLOAD_SITE.call_unkeyed())
     };
     if let Some(size) = &site.size {
         call.extend(quote_spanned!(size.span()=> .with_bytes(#size)));
@@ -272,8 +274,16 @@ fn closures(site: &Site, func: &ItemFn, params: &[Param], inner: &Ident) -> Clos
 
     // Spanned at the `fallback` path: a wrong arity or argument type, or a
     // return type other than the function's, is reported there.
+    // The arguments too, located there but resolved as before, so an
+    // argument of the wrong type is also reported at the path.
     let fallback = &site.fallback;
-    let fallback_call = quote_spanned!(fallback.span()=> #fallback(#(#bindings),*));
+    let fallback_span = fallback.span();
+    let located = bindings.iter().map(|binding| {
+        let mut binding = (*binding).clone();
+        binding.set_span(binding.span().located_at(fallback_span));
+        binding
+    });
+    let fallback_call = quote_spanned!(fallback_span=> #fallback(#(#located),*));
     let fallback = match &func.sig.output {
         ReturnType::Type(_, ty) if !contains_impl_trait(ty) => {
             quote!(|(#(#bindings,)*)| -> #ty { #fallback_call })

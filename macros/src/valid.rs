@@ -5,6 +5,7 @@
 //! the token to change.
 
 use proc_macro2::Span;
+use quote::ToTokens;
 use syn::spanned::Spanned;
 use syn::{
     Error, Expr, ExprPath, FnArg, GenericArgument, ItemFn, LitStr, Path, PathArguments, Result,
@@ -148,7 +149,7 @@ fn check_output(output: &ReturnType, after_args: Span, errors: &mut Errors) {
         `async_upload::Classify`, as `std::io::Error` does)";
     match output {
         ReturnType::Default => errors.push(Error::new(after_args, MESSAGE)),
-        ReturnType::Type(_, ty) if !is_result(ty) => errors.push(Error::new(ty.span(), MESSAGE)),
+        ReturnType::Type(_, ty) if !is_result(ty) => errors.push(Error::new_spanned(ty, MESSAGE)),
         ReturnType::Type(..) => {}
     }
 }
@@ -183,7 +184,7 @@ fn check_mut_borrows(func: &ItemFn, retries: Option<u32>, errors: &mut Errors) {
     for arg in &func.sig.inputs {
         let (what, span) = match arg {
             FnArg::Receiver(receiver) => match (&receiver.reference, &receiver.mutability) {
-                (Some(_), Some(mutability)) => ("`&mut self`".to_owned(), mutability.span),
+                (Some(_), Some(_)) => ("`&mut self`".to_owned(), receiver.to_token_stream()),
                 _ => continue,
             },
             FnArg::Typed(typed) => match &*typed.ty {
@@ -192,20 +193,22 @@ fn check_mut_borrows(func: &ItemFn, retries: Option<u32>, errors: &mut Errors) {
                         syn::Pat::Ident(ident) => format!("`{}`", ident.ident),
                         _ => "this argument".to_owned(),
                     };
-                    (format!("the `&mut` argument {name}"), reference.span())
+                    (
+                        format!("the `&mut` argument {name}"),
+                        reference.to_token_stream(),
+                    )
                 }
                 _ => continue,
             },
         };
-        errors.push(Error::new(
+        errors.push(Error::new_spanned(
             span,
             format!(
-                "{what} cannot be retried: each async attempt works on its own clone of the \
-                 arguments, so a retry and the sync fallback start from what the caller passed, \
-                 and a `&mut` borrow cannot be cloned (a failed attempt may have half-consumed \
-                 it: partly written, a cursor moved){single}. Pass an owned or cloneable value \
-                 instead (e.g. `Vec<u8>`, `bytes::Bytes`, an `Arc<Mutex<_>>`) and return what \
-                 the call produces"
+                "{what} cannot be retried: every async attempt, and then the sync fallback, \
+                 starts from a clone of the caller's arguments, and a `&mut` borrow cannot be \
+                 cloned: a failed attempt may have half-consumed it (partly written, a cursor \
+                 moved){single}. Pass an owned or cloneable value instead (e.g. `Vec<u8>`, \
+                 `bytes::Bytes`, an `Arc<Mutex<_>>`) and return what the call produces"
             ),
         ));
     }

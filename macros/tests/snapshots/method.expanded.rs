@@ -5,6 +5,7 @@ async fn __async_upload_put(
 ) -> io::Result<()> {
     self.client.put(&bucket, &object).await
 }
+#[allow(clippy::used_underscore_binding)]
 async fn put(self: Arc<Self>, __arg1: (String, String)) -> io::Result<()> {
     static __ASYNC_UPLOAD_SITE: ::async_upload::__private::Site = ::async_upload::__private::Site::new(
             "store.put",

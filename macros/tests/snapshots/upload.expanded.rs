@@ -8,6 +8,7 @@ async fn __async_upload_upload(
     Ok(receipt)
 }
 /// Uploads a file.
+#[allow(clippy::used_underscore_binding)]
 pub async fn upload(req: UploadRequest, dest: &str) -> Result<Receipt, UploadError> {
     static __ASYNC_UPLOAD_SITE: ::async_upload::__private::Site = ::async_upload::__private::Site::new(
             "upload",

@@ -1,0 +1,12 @@
+use async_upload::async_upload;
+
+fn upload_blocking(req: String) -> std::io::Result<usize> {
+    Ok(req.len())
+}
+
+#[async_upload(retries = 1, fallback = upload_blocking, retries = 2)]
+async fn upload(req: String) -> std::io::Result<usize> {
+    Ok(req.len())
+}
+
+fn main() {}

@@ -1,0 +1,17 @@
+use async_upload::async_upload;
+
+#[derive(Clone)]
+struct Req {
+    bytes: Vec<u8>,
+}
+
+fn upload_blocking(req: Req) -> std::io::Result<usize> {
+    Ok(req.bytes.len())
+}
+
+#[async_upload(fallback = upload_blocking, size = req.bytes)]
+async fn upload(req: Req) -> std::io::Result<usize> {
+    Ok(req.bytes.len())
+}
+
+fn main() {}
