@@ -43,7 +43,7 @@ use std::panic::{catch_unwind as catch, AssertUnwindSafe};
 use std::pin::pin;
 use std::sync::Once;
 use std::task::Poll;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tracing::field::Empty;
@@ -165,13 +165,8 @@ where
     RFut: Future<Output = Result<Result<T, E>, Panic>>,
     E: Classify,
 {
-    let span = tracing::info_span!(
-        "async_upload",
-        site = call.site.name(),
-        execution_type = Empty,
-        attempt = Empty,
-    );
     let mut recorder = Recorder::new(call);
+    let span = recorder.span.clone();
     let state_machine = async move {
         let settings = match call.path {
             Path::Async(settings) if tokio_available() => settings,
@@ -222,15 +217,15 @@ where
     E: Classify,
 {
     let mut retries = 0;
+    // The first attempt starts with the call: its deadline needs no clock read.
+    let mut started = recorder.started;
     loop {
         recorder.attempts += 1;
-        tracing::Span::current().record("attempt", recorder.attempts);
+        recorder.span.record("attempt", recorder.attempts);
+        let deadline = tokio::time::Instant::from_std(started) + settings.timeout;
         // Building the attempt runs user code too (clones): inside the catch.
-        let outcome = tokio::time::timeout(
-            settings.timeout,
-            catch_unwind(async { attempt(args).await }),
-        )
-        .await;
+        let outcome =
+            tokio::time::timeout_at(deadline, catch_unwind(async { attempt(args).await })).await;
         let retryable = match outcome {
             Ok(Ok(Ok(value))) => return Ok(recorder.finish(Ok(value))),
             Ok(Ok(Err(error))) => match error.classify() {
@@ -263,6 +258,7 @@ where
         );
         tokio::time::sleep(delay).await;
         retries += 1;
+        started = Instant::now();
     }
 }
 
@@ -352,7 +348,9 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
 /// Whether a Tokio runtime drives this call; without one there is no timer
 /// for the per-attempt timeout, so the call takes the safe sync path.
 fn tokio_available() -> bool {
-    if Handle::try_current().is_ok() {
+    // Inside a task (the common case) a thread-local read answers; only a
+    // future driven by `block_on` directly needs the handle lookup.
+    if tokio::task::try_id().is_some() || Handle::try_current().is_ok() {
         return true;
     }
     static WARNED: Once = Once::new();
@@ -366,6 +364,12 @@ fn tokio_available() -> bool {
 /// first, on drop as cancelled.
 struct Recorder {
     call: Call,
+    /// The call's span, kept here so recording fields needs no lookup of
+    /// the current span.
+    span: tracing::Span,
+    /// The whole call is timed from here: the decision before it takes
+    /// nanoseconds, and the sync path's decision needs no clock.
+    started: Instant,
     execution_type: ExecutionType,
     attempts: u32,
     /// The async error that sent the call to the fallback.
@@ -377,6 +381,13 @@ impl Recorder {
     fn new(call: Call) -> Self {
         Recorder {
             call,
+            span: tracing::info_span!(
+                "async_upload",
+                site = call.site.name(),
+                execution_type = Empty,
+                attempt = Empty,
+            ),
+            started: Instant::now(),
             execution_type: ExecutionType::Sync,
             attempts: 0,
             cause: None,
@@ -386,7 +397,7 @@ impl Recorder {
 
     fn enter(&mut self, execution_type: ExecutionType) {
         self.execution_type = execution_type;
-        tracing::Span::current().record("execution_type", execution_type.as_str());
+        self.span.record("execution_type", execution_type.as_str());
     }
 
     fn finish<T, E: Classify>(&mut self, result: Result<T, E>) -> Result<T, E> {
@@ -425,7 +436,7 @@ impl Recorder {
             site: site.name().into(),
             execution_type: self.execution_type,
             success,
-            duration_ms: self.call.started.elapsed().as_secs_f64() * 1000.0,
+            duration_ms: self.started.elapsed().as_secs_f64() * 1000.0,
             attempts: self.attempts,
             error_type: error_type.map(Into::into),
             bytes: self.call.bytes,

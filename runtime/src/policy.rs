@@ -209,6 +209,18 @@ impl Backoff {
         Backoff { base, cap }
     }
 
+    /// The ceiling of the first sleep.
+    #[must_use]
+    pub const fn base(&self) -> Duration {
+        self.base
+    }
+
+    /// The ceiling no sleep exceeds.
+    #[must_use]
+    pub const fn cap(&self) -> Duration {
+        self.cap
+    }
+
     /// The longest possible sleep before retry `retry` (0-based).
     #[must_use]
     pub fn ceiling(&self, retry: u32) -> Duration {

@@ -1,15 +1,14 @@
 //! The static descriptor of an annotated function ([`Site`]) and the
 //! per-call routing decision ([`Call`]).
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
-
-use arc_swap::ArcSwapOption;
+use std::time::Duration;
 
 use crate::config::{live, AttributeOverrides, Settings};
 use crate::metrics::{self, SiteStats};
-use crate::rollout::{self, RolloutKey};
+use crate::policy::Backoff;
+use crate::rollout::{self, Rollout, RolloutKey};
 
 /// One annotated function: its name, salt and the attribute's values, plus
 /// the settings it resolved from the live configuration.
@@ -40,16 +39,26 @@ pub struct Site {
 #[derive(Debug)]
 struct Cache {
     generation: AtomicU64,
-    /// `ROUTE_ASYNC` when enabled and not rolled back, plus the rollout
-    /// threshold in the low 16 bits: the whole decision for the sync path in
-    /// one load.
-    route: AtomicU32,
-    settings: ArcSwapOption<Settings>,
+    /// The rollout threshold in the low 16 bits, the flags below, and
+    /// `max_retries` in bits 24..32: the whole routing decision in one load.
+    route: AtomicU64,
+    // The rest of the settings, read only by calls on the async path. A
+    // call racing a configuration change may see some fields old and some
+    // new; every combination is a valid configuration, and the next call
+    // sees the new one whole.
+    timeout_ns: AtomicU64,
+    backoff_base_ns: AtomicU64,
+    backoff_cap_ns: AtomicU64,
     stats: OnceLock<Arc<SiteStats>>,
 }
 
 const UNRESOLVED: u64 = u64::MAX;
-const ROUTE_ASYNC: u32 = 1 << 16;
+const THRESHOLD: u64 = 0xFFFF;
+const ROUTE_ASYNC: u64 = 1 << 16;
+const ROUTE_ROLLED_BACK: u64 = 1 << 17;
+const ROUTE_ENABLED: u64 = 1 << 18;
+const ROUTE_FALLBACK: u64 = 1 << 19;
+const RETRIES_SHIFT: u32 = 24;
 
 impl Site {
     /// A site named `name`, salted with its name, with no attribute overrides.
@@ -65,8 +74,10 @@ impl Site {
             },
             cache: Cache {
                 generation: AtomicU64::new(UNRESOLVED),
-                route: AtomicU32::new(0),
-                settings: ArcSwapOption::const_empty(),
+                route: AtomicU64::new(0),
+                timeout_ns: AtomicU64::new(0),
+                backoff_base_ns: AtomicU64::new(0),
+                backoff_cap_ns: AtomicU64::new(0),
                 stats: OnceLock::new(),
             },
         }
@@ -132,12 +143,7 @@ impl Site {
     #[must_use]
     pub fn settings(&self) -> Settings {
         self.refresh_if_stale();
-        self.cache
-            .settings
-            .load()
-            .as_deref()
-            .copied()
-            .unwrap_or_else(|| self.resolve_now())
+        self.load_settings(self.cache.route.load(Ordering::Acquire))
     }
 
     /// Decides the path of a call keyed by `key`; the key is hashed only if
@@ -153,36 +159,29 @@ impl Site {
     }
 
     fn decide(&'static self, bucket: impl FnOnce() -> u16) -> Call {
-        let started = Instant::now();
         self.refresh_if_stale();
         let route = self.cache.route.load(Ordering::Acquire);
-        let path = if route & ROUTE_ASYNC == 0 {
-            Path::Sync(self.sync_reason())
+        let path = if route & ROUTE_ROLLED_BACK != 0 {
+            Path::Sync(SyncReason::RolledBack)
+        } else if route & ROUTE_ASYNC == 0 {
+            Path::Sync(SyncReason::Disabled)
         } else {
             // Threshold 0 and 10_000 decide without hashing.
-            let threshold = route & 0xFFFF;
-            let enrolled = match threshold {
+            let enrolled = match route & THRESHOLD {
                 0 => false,
-                t if t >= u32::from(rollout::BUCKETS) => true,
-                t => u32::from(bucket()) < t,
+                t if t >= u64::from(rollout::BUCKETS) => true,
+                t => u64::from(bucket()) < t,
             };
-            match (enrolled, self.cache.settings.load().as_deref()) {
-                (true, Some(settings)) => Path::Async(*settings),
-                _ => Path::Sync(SyncReason::NotEnrolled),
+            if enrolled {
+                Path::Async(self.load_settings(route))
+            } else {
+                Path::Sync(SyncReason::NotEnrolled)
             }
         };
         Call {
             site: self,
             path,
             bytes: None,
-            started,
-        }
-    }
-
-    fn sync_reason(&self) -> SyncReason {
-        match self.cache.settings.load().as_deref() {
-            Some(settings) if settings.rolled_back => SyncReason::RolledBack,
-            _ => SyncReason::Disabled,
         }
     }
 
@@ -193,17 +192,47 @@ impl Site {
         }
     }
 
-    fn resolve_now(&self) -> Settings {
+    fn resolve_now(&self) {
         let (settings, generation) = live().resolve(self.name, self.attribute);
-        let route = if settings.enabled && !settings.rolled_back {
-            ROUTE_ASYNC | u32::from(settings.rollout.threshold())
-        } else {
-            0
-        };
-        self.cache.settings.store(Some(Arc::new(settings)));
-        self.cache.route.store(route, Ordering::Release);
-        self.cache.generation.store(generation, Ordering::Release);
-        settings
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let flag = |on: bool, bit: u64| if on { bit } else { 0 };
+        let route = u64::from(settings.rollout.threshold())
+            | flag(settings.enabled && !settings.rolled_back, ROUTE_ASYNC)
+            | flag(settings.rolled_back, ROUTE_ROLLED_BACK)
+            | flag(settings.enabled, ROUTE_ENABLED)
+            | flag(settings.fallback, ROUTE_FALLBACK)
+            | u64::from(settings.max_retries.min(255)) << RETRIES_SHIFT;
+        let cache = &self.cache;
+        cache
+            .timeout_ns
+            .store(nanos(settings.timeout), Ordering::Relaxed);
+        cache
+            .backoff_base_ns
+            .store(nanos(settings.backoff.base()), Ordering::Relaxed);
+        cache
+            .backoff_cap_ns
+            .store(nanos(settings.backoff.cap()), Ordering::Relaxed);
+        cache.route.store(route, Ordering::Release);
+        cache.generation.store(generation, Ordering::Release);
+    }
+
+    /// The settings packed by `resolve_now`, around the `route` word already loaded.
+    fn load_settings(&self, route: u64) -> Settings {
+        let cache = &self.cache;
+        let duration = |ns: &AtomicU64| Duration::from_nanos(ns.load(Ordering::Relaxed));
+        #[allow(clippy::cast_possible_truncation)] // masked to 16 and 8 bits
+        Settings {
+            enabled: route & ROUTE_ENABLED != 0,
+            rolled_back: route & ROUTE_ROLLED_BACK != 0,
+            rollout: Rollout::from_buckets((route & THRESHOLD) as u16),
+            fallback: route & ROUTE_FALLBACK != 0,
+            max_retries: ((route >> RETRIES_SHIFT) & 0xFF) as u32,
+            timeout: duration(&cache.timeout_ns),
+            backoff: Backoff::new(
+                duration(&cache.backoff_base_ns),
+                duration(&cache.backoff_cap_ns),
+            ),
+        }
     }
 
     /// This site's counters in the global aggregator.
@@ -234,7 +263,7 @@ pub enum SyncReason {
     NotEnrolled,
 }
 
-/// One call of a site, decided and timed from its start.
+/// One call of a site and the path decided for it.
 ///
 /// Hand it to [`execute`](crate::execute::execute) with the arguments and both paths.
 #[derive(Clone, Copy, Debug)]
@@ -243,7 +272,6 @@ pub struct Call {
     pub(crate) site: &'static Site,
     pub(crate) path: Path,
     pub(crate) bytes: Option<u64>,
-    pub(crate) started: Instant,
 }
 
 impl Call {
