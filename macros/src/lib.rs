@@ -4,8 +4,8 @@
 //! generated code calls that crate's runtime.
 //!
 //! The crate is organised as thiserror's and tokio's macro crates are:
-//! [`attr`] parses the arguments into a typed model, [`valid`] checks them
-//! against the function, [`expand`] generates the code.
+//! `attr` parses the arguments into a typed model, `valid` checks them
+//! against the function, `expand` generates the code.
 #![deny(missing_docs)]
 #![warn(clippy::pedantic)]
 
