@@ -43,9 +43,10 @@ use std::panic::{catch_unwind as catch, AssertUnwindSafe};
 use std::pin::pin;
 use std::sync::Once;
 use std::task::Poll;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio::time::Instant;
 use tracing::field::Empty;
 use tracing::Instrument;
 
@@ -222,7 +223,7 @@ where
     loop {
         recorder.attempts += 1;
         recorder.span.record("attempt", recorder.attempts);
-        let deadline = tokio::time::Instant::from_std(started) + settings.timeout;
+        let deadline = started + settings.timeout;
         // Building the attempt runs user code too (clones): inside the catch.
         let outcome =
             tokio::time::timeout_at(deadline, catch_unwind(async { attempt(args).await })).await;
@@ -368,7 +369,8 @@ struct Recorder {
     /// the current span.
     span: tracing::Span,
     /// The whole call is timed from here: the decision before it takes
-    /// nanoseconds, and the sync path's decision needs no clock.
+    /// nanoseconds, and the sync path's decision needs no clock. Tokio's
+    /// instant, so attempt deadlines and durations follow a paused clock.
     started: Instant,
     execution_type: ExecutionType,
     attempts: u32,
