@@ -349,12 +349,12 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
 /// Whether a Tokio runtime drives this call; without one there is no timer
 /// for the per-attempt timeout, so the call takes the safe sync path.
 fn tokio_available() -> bool {
+    static WARNED: Once = Once::new();
     // Inside a task (the common case) a thread-local read answers; only a
     // future driven by `block_on` directly needs the handle lookup.
     if tokio::task::try_id().is_some() || Handle::try_current().is_ok() {
         return true;
     }
-    static WARNED: Once = Once::new();
     WARNED.call_once(|| {
         tracing::warn!("async-upload called outside a Tokio runtime: running the sync path");
     });

@@ -16,10 +16,15 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
+/// A span's name and its fields as recorded, in order.
+type SpanSeen = (String, Vec<(String, String)>);
+/// An event's level, message and the name of the span it happened in.
+type EventSeen = (tracing::Level, String, Option<String>);
+
 #[derive(Default, Clone)]
 struct Seen {
-    spans: Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>,
-    events: Arc<Mutex<Vec<(tracing::Level, String, Option<String>)>>>,
+    spans: Arc<Mutex<Vec<SpanSeen>>>,
+    events: Arc<Mutex<Vec<EventSeen>>>,
 }
 
 struct Fields(Vec<(String, String)>);

@@ -20,7 +20,7 @@ fn index(micros: u64) -> usize {
         #[allow(clippy::cast_possible_truncation)]
         return micros as usize;
     }
-    let exp = 63 - micros.leading_zeros();
+    let exp = micros.ilog2();
     if exp > MAX_EXP {
         return BUCKETS - 1;
     }

@@ -6,7 +6,7 @@
 //! to the global aggregator ([`global`]), to every sink added with
 //! [`add_sink`], and, with the `metrics` cargo feature, to the
 //! [`metrics`](https://docs.rs/metrics) facade, so any exporter a service
-//! already runs (Prometheus, StatsD, OpenTelemetry) sees it. The call's
+//! already runs (Prometheus, `StatsD`, `OpenTelemetry`) sees it. The call's
 //! `tracing` span and events come from the executor itself.
 
 mod aggregate;
