@@ -22,8 +22,8 @@ pub mod log;
 pub mod metrics;
 pub mod policy;
 pub mod rollout;
-pub mod stages;
 mod site;
+pub mod stages;
 
 pub use policy::{Classify, ErrorClass, Fault};
 pub use site::{ByteCount, Call, Path, Site, SyncReason};
