@@ -1,0 +1,550 @@
+//! A loopback upload server: `PUT /upload/{id}` streams the body to a
+//! temporary file, checks its size and MD5 against the request's headers,
+//! and stores it under the request id at most once (a retried or fallback
+//! upload of a stored id is acknowledged as a duplicate and not stored
+//! again). Faults (delay, connection reset, HTTP 503) are injected per
+//! attempt by a [`FaultFn`].
+//!
+//! The server is axum's router on a hand-written hyper accept loop: a
+//! connection reset needs the socket (`SO_LINGER` 0, then close), which
+//! `axum::serve` does not expose.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::put;
+use axum::{Extension, Router};
+use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
+use md5::{Digest, Md5};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tower::ServiceExt;
+
+/// Header naming the client that sends a request (`async` or `sync`).
+pub const CLIENT_HEADER: &str = "x-upload-client";
+/// Header with the file's size in bytes.
+pub const SIZE_HEADER: &str = "x-upload-size";
+/// Header with the file's MD5, lowercase hex.
+pub const MD5_HEADER: &str = "x-upload-md5";
+
+/// Which client sent a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Client {
+    /// The new async path (`reqwest`).
+    Async,
+    /// The old blocking path (`ureq`).
+    Sync,
+}
+
+impl Client {
+    /// The header value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Client::Async => "async",
+            Client::Sync => "sync",
+        }
+    }
+}
+
+/// A fault the server injects into one attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Wait this long before reading the request.
+    Delay(Duration),
+    /// Reset the connection (RST) instead of answering.
+    Reset,
+    /// Answer `503 Service Unavailable`.
+    Unavailable,
+}
+
+/// One request as the fault policy sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Attempt<'a> {
+    /// The request id.
+    pub id: &'a str,
+    /// The client that sent it.
+    pub client: Client,
+    /// 1-based count of requests for this id from this client, this one included.
+    pub attempt: u32,
+}
+
+/// Decides the fault (if any) of each request.
+pub type FaultFn = Arc<dyn Fn(&Attempt<'_>) -> Option<Fault> + Send + Sync>;
+
+/// No faults.
+pub fn no_faults() -> FaultFn {
+    Arc::new(|_| None)
+}
+
+/// Which clients random faults hit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Only the new async client: the old path is the known-good baseline.
+    AsyncOnly,
+    /// Every client.
+    All,
+}
+
+/// Random faults, decided per request id: a fraction of ids gets a fault,
+/// which then hits that id's first 1..=`max_streak` attempts (a transient
+/// outage lasts a while), so some requests recover on a retry and some
+/// exhaust their retries and fall back.
+///
+/// The draw is a hash of (seed, id): the same seed and ids give the same
+/// faults whatever the scheduling.
+#[derive(Clone, Copy, Debug)]
+pub struct RandomFaults {
+    /// Fraction of ids whose attempts are reset.
+    pub reset: f64,
+    /// Fraction of ids answered 503.
+    pub unavailable: f64,
+    /// Fraction of ids delayed by `delay`.
+    pub delay_rate: f64,
+    /// How long a delayed attempt waits.
+    pub delay: Duration,
+    /// Longest streak of faulted attempts for one id (at least 1).
+    pub max_streak: u32,
+    /// Who gets the faults.
+    pub target: Target,
+    /// Seed of the draw.
+    pub seed: u64,
+}
+
+impl RandomFaults {
+    /// The fault planned for `id` and how many of its first attempts it hits.
+    pub fn plan(&self, id: &str) -> Option<(Fault, u32)> {
+        let digest = Md5::new()
+            .chain_update(self.seed.to_le_bytes())
+            .chain_update(id.as_bytes())
+            .finalize();
+        let word = |i: usize| u64::from_le_bytes(digest[i..i + 8].try_into().unwrap());
+        #[allow(clippy::cast_precision_loss)]
+        let draw = (word(0) >> 11) as f64 / (1_u64 << 53) as f64;
+        #[allow(clippy::cast_possible_truncation)]
+        let streak = 1 + (word(8) % u64::from(self.max_streak.max(1))) as u32;
+        let fault = if draw < self.reset {
+            Fault::Reset
+        } else if draw < self.reset + self.unavailable {
+            Fault::Unavailable
+        } else if draw < self.reset + self.unavailable + self.delay_rate {
+            Fault::Delay(self.delay)
+        } else {
+            return None;
+        };
+        Some((fault, streak))
+    }
+
+    /// The policy as a [`FaultFn`].
+    pub fn into_fn(self) -> FaultFn {
+        Arc::new(move |attempt| {
+            if self.target == Target::AsyncOnly && attempt.client != Client::Async {
+                return None;
+            }
+            let (fault, streak) = self.plan(attempt.id)?;
+            (attempt.attempt <= streak).then_some(fault)
+        })
+    }
+}
+
+/// A file the server stored.
+#[derive(Clone, Debug)]
+pub struct Stored {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its size.
+    pub size: u64,
+    /// Its MD5 (lowercase hex) as verified on arrival.
+    pub md5: String,
+    /// The client whose upload was stored.
+    pub client: Client,
+}
+
+/// The server's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Requests received.
+    pub requests: u64,
+    /// Files stored (first complete, verified upload of an id).
+    pub stored: u64,
+    /// Complete, verified uploads of an id already stored (acknowledged, not stored again).
+    pub duplicates: u64,
+    /// Uploads whose size or checksum did not match (answered 422).
+    pub rejected: u64,
+    /// Uploads cut off before their body was complete.
+    pub incomplete: u64,
+    /// Injected connection resets.
+    pub resets: u64,
+    /// Injected 503 answers.
+    pub unavailable: u64,
+    /// Injected delays.
+    pub delays: u64,
+}
+
+#[derive(Default)]
+struct Stats {
+    requests: AtomicU64,
+    stored: AtomicU64,
+    duplicates: AtomicU64,
+    rejected: AtomicU64,
+    incomplete: AtomicU64,
+    resets: AtomicU64,
+    unavailable: AtomicU64,
+    delays: AtomicU64,
+}
+
+struct Shared {
+    dir: PathBuf,
+    faults: FaultFn,
+    attempts: Mutex<HashMap<(String, Client), u32>>,
+    files: Mutex<HashMap<String, Stored>>,
+    partial: AtomicU64,
+    stats: Stats,
+}
+
+/// A running server; stopped (with its connections) when dropped.
+pub struct Server {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+/// Lets a handler reset its own connection.
+struct ConnControl {
+    /// A duplicate of the connection's socket, to set `SO_LINGER` 0 on it.
+    socket: Mutex<Option<socket2::Socket>>,
+    reset: Notify,
+}
+
+impl ConnControl {
+    /// Makes the close an RST, then has the connection task drop the connection.
+    fn reset(&self) {
+        if let Some(socket) = lock(&self.socket).take() {
+            let _ = socket.set_linger(Some(Duration::ZERO));
+        }
+        self.reset.notify_one();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Server {
+    /// Starts a server on `127.0.0.1:0` storing files in `dir`, on the
+    /// current Tokio runtime.
+    pub async fn start(dir: impl Into<PathBuf>, faults: FaultFn) -> std::io::Result<Server> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir)?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            dir,
+            faults,
+            attempts: Mutex::new(HashMap::new()),
+            files: Mutex::new(HashMap::new()),
+            partial: AtomicU64::new(0),
+            stats: Stats::default(),
+        });
+        let router = Router::new()
+            .route("/upload/{id}", put(upload))
+            .with_state(Arc::clone(&shared));
+        let accept = tokio::spawn(accept_loop(listener, router));
+        Ok(Server {
+            addr,
+            shared,
+            accept,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The counters so far.
+    pub fn counters(&self) -> Counters {
+        let s = &self.shared.stats;
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Counters {
+            requests: get(&s.requests),
+            stored: get(&s.stored),
+            duplicates: get(&s.duplicates),
+            rejected: get(&s.rejected),
+            incomplete: get(&s.incomplete),
+            resets: get(&s.resets),
+            unavailable: get(&s.unavailable),
+            delays: get(&s.delays),
+        }
+    }
+
+    /// The stored files by id.
+    pub fn stored(&self) -> HashMap<String, Stored> {
+        lock(&self.shared.files).clone()
+    }
+
+    /// Requests received for `id` from `client`.
+    pub fn attempts(&self, id: &str, client: Client) -> u32 {
+        lock(&self.shared.attempts)
+            .get(&(id.to_owned(), client))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Checks the files on disk against what the clients meant to send:
+    /// every expected `(id, size, md5)` must be stored once, with exactly
+    /// that size and checksum, re-read from disk now.
+    pub fn verify<'a>(
+        &self,
+        expected: impl IntoIterator<Item = (&'a str, u64, &'a str)>,
+    ) -> Verification {
+        let files = self.stored();
+        let mut v = Verification::default();
+        for (id, size, md5) in expected {
+            v.expected += 1;
+            let Some(stored) = files.get(id) else {
+                v.missing.push(id.to_owned());
+                continue;
+            };
+            match file_digest(&stored.path) {
+                Ok((len, digest)) if len == size && digest == md5 => v.intact += 1,
+                _ => v.corrupted.push(id.to_owned()),
+            }
+        }
+        v.stored = files.len() as u64;
+        v
+    }
+}
+
+/// The result of [`Server::verify`].
+#[derive(Clone, Debug, Default)]
+pub struct Verification {
+    /// Files the clients sent.
+    pub expected: u64,
+    /// Files on disk with the right size and checksum.
+    pub intact: u64,
+    /// Files the server holds in all (each id once).
+    pub stored: u64,
+    /// Ids the server never stored.
+    pub missing: Vec<String>,
+    /// Ids stored with another size or checksum.
+    pub corrupted: Vec<String>,
+}
+
+impl Verification {
+    /// Every expected file is there, intact, and nothing else is.
+    pub fn all_intact(&self) -> bool {
+        self.intact == self.expected && self.stored == self.expected
+    }
+}
+
+/// Size and MD5 (hex) of a file.
+pub fn file_digest(path: &FsPath) -> std::io::Result<(u64, String)> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Md5::new();
+    let mut buf = vec![0; 256 * 1024];
+    let mut len = 0;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        len += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    Ok((len, hex(&hasher.finalize())))
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+async fn accept_loop(listener: TcpListener, router: Router) {
+    // Dropping the set (when the accept task is aborted) aborts every connection.
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let socket = stream
+            .as_fd()
+            .try_clone_to_owned()
+            .ok()
+            .map(socket2::Socket::from);
+        let control = Arc::new(ConnControl {
+            socket: Mutex::new(socket),
+            reset: Notify::new(),
+        });
+        let router = router.clone();
+        connections.spawn(async move {
+            let service = {
+                let control = Arc::clone(&control);
+                hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(Arc::clone(&control));
+                    router.clone().oneshot(request.map(Body::new))
+                })
+            };
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = connection => {}
+                () = control.reset.notified() => {} // dropped here: the socket closes with RST
+            }
+        });
+    }
+}
+
+async fn upload(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Extension(control): Extension<Arc<ConnControl>>,
+    headers: HeaderMap,
+    body: Body,
+) -> (StatusCode, String) {
+    let stats = &shared.stats;
+    stats.requests.fetch_add(1, Ordering::Relaxed);
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let client = match header(CLIENT_HEADER) {
+        Some("sync") => Client::Sync,
+        _ => Client::Async,
+    };
+    let (Some(size), Some(md5)) = (
+        header(SIZE_HEADER).and_then(|s| s.parse::<u64>().ok()),
+        header(MD5_HEADER),
+    ) else {
+        return (StatusCode::BAD_REQUEST, "missing size or md5 header".into());
+    };
+    let md5 = md5.to_ascii_lowercase();
+    if id.is_empty()
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return (StatusCode::BAD_REQUEST, "bad id".into());
+    }
+    let attempt = {
+        let mut attempts = lock(&shared.attempts);
+        let n = attempts.entry((id.clone(), client)).or_insert(0);
+        *n += 1;
+        *n
+    };
+    match (shared.faults)(&Attempt {
+        id: &id,
+        client,
+        attempt,
+    }) {
+        Some(Fault::Unavailable) => {
+            stats.unavailable.fetch_add(1, Ordering::Relaxed);
+            return (StatusCode::SERVICE_UNAVAILABLE, "injected 503".into());
+        }
+        Some(Fault::Reset) => {
+            stats.resets.fetch_add(1, Ordering::Relaxed);
+            control.reset();
+            // The connection task drops this handler with the connection.
+            std::future::pending::<()>().await;
+        }
+        Some(Fault::Delay(delay)) => {
+            stats.delays.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(delay).await;
+        }
+        None => {}
+    }
+
+    let n = shared.partial.fetch_add(1, Ordering::Relaxed);
+    let partial = shared.dir.join(format!(".partial-{n}"));
+    let received = receive(body, &partial).await;
+    let (len, digest) = match received {
+        Ok(done) => done,
+        Err(error) => {
+            stats.incomplete.fetch_add(1, Ordering::Relaxed);
+            let _ = tokio::fs::remove_file(&partial).await;
+            return (StatusCode::BAD_REQUEST, format!("incomplete body: {error}"));
+        }
+    };
+    if len != size || digest != md5 {
+        stats.rejected.fetch_add(1, Ordering::Relaxed);
+        let _ = tokio::fs::remove_file(&partial).await;
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("got {len} bytes md5 {digest}, expected {size} bytes md5 {md5}"),
+        );
+    }
+    // Idempotent by request id: the first verified upload is stored, later
+    // ones (a retry whose first try did arrive, a fallback) are acknowledged.
+    let mut files = lock(&shared.files);
+    if let Some(existing) = files.get(&id) {
+        let same = existing.md5 == digest && existing.size == len;
+        drop(files);
+        let _ = std::fs::remove_file(&partial);
+        stats.duplicates.fetch_add(1, Ordering::Relaxed);
+        return if same {
+            (StatusCode::OK, format!("duplicate {id} {len} {digest}"))
+        } else {
+            (
+                StatusCode::CONFLICT,
+                format!("{id} already stored with other content"),
+            )
+        };
+    }
+    let path = shared.dir.join(&id);
+    if let Err(error) = std::fs::rename(&partial, &path) {
+        return (StatusCode::INTERNAL_SERVER_ERROR, error.to_string());
+    }
+    files.insert(
+        id.clone(),
+        Stored {
+            path,
+            size: len,
+            md5: digest.clone(),
+            client,
+        },
+    );
+    stats.stored.fetch_add(1, Ordering::Relaxed);
+    (StatusCode::OK, format!("stored {id} {len} {digest}"))
+}
+
+/// Streams `body` into `path`, hashing it on the way.
+async fn receive(body: Body, path: &FsPath) -> Result<(u64, String), String> {
+    let file = tokio::fs::File::create(path)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut file = tokio::io::BufWriter::with_capacity(256 * 1024, file);
+    let mut body = body;
+    let mut hasher = Md5::new();
+    let mut len = 0_u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| e.to_string())?;
+        if let Ok(data) = frame.into_data() {
+            hasher.update(&data);
+            len += data.len() as u64;
+            file.write_all(&data).await.map_err(|e| e.to_string())?;
+        }
+    }
+    file.flush().await.map_err(|e| e.to_string())?;
+    Ok((len, hex(&hasher.finalize())))
+}
