@@ -8,4 +8,5 @@
 
 pub mod client;
 pub mod files;
+pub mod records;
 pub mod server;

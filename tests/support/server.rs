@@ -460,6 +460,10 @@ async fn upload(
     }) {
         Some(Fault::Unavailable) => {
             stats.unavailable.fetch_add(1, Ordering::Relaxed);
+            // Read the body first: answering early makes hyper close the
+            // connection under a client still sending (a broken pipe, not a 503).
+            let mut body = body;
+            while let Some(Ok(_)) = body.frame().await {}
             return (StatusCode::SERVICE_UNAVAILABLE, "injected 503".into());
         }
         Some(Fault::Reset) => {

@@ -1,0 +1,259 @@
+//! End to end against a loopback server that injects faults: connection
+//! resets, a server slower than the timeout, 503 for the async client only
+//! (with fallback on and off), and a panic in the async path.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_upload::async_upload;
+use async_upload::config::SiteOverrides;
+use async_upload::metrics::ExecutionType;
+
+use support::client::{send_async, send_blocking, Endpoint, Receipt, UploadError, UploadRequest};
+use support::files::{write_files, TestFile};
+use support::records::{enable_site, enable_site_at, Capture};
+use support::server::{Client, Fault, FaultFn, Server};
+
+fn blocking(req: UploadRequest) -> Result<Receipt, UploadError> {
+    send_blocking(&req)
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    files: Vec<TestFile>,
+    server: Server,
+    endpoint: Endpoint,
+}
+
+impl Fixture {
+    /// `count` files of 1 KiB – 2 MiB and a server with `faults`.
+    async fn new(prefix: &str, count: usize, faults: FaultFn) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let files = write_files(
+            &dir.path().join("files"),
+            prefix,
+            count,
+            1024,
+            2 * 1024 * 1024,
+            3,
+        )
+        .unwrap();
+        let server = Server::start(dir.path().join("store"), faults)
+            .await
+            .unwrap();
+        let endpoint = Endpoint::new(server.base_url());
+        Fixture {
+            _dir: dir,
+            files,
+            server,
+            endpoint,
+        }
+    }
+
+    fn all_intact(&self) -> bool {
+        let check = self.server.verify(
+            self.files
+                .iter()
+                .map(|f| (f.id.as_str(), f.size, f.md5.as_str())),
+        );
+        check.all_intact()
+    }
+}
+
+/// Faults for the async client's first `n` attempts of every request.
+fn async_first(n: u32, fault: Fault) -> FaultFn {
+    Arc::new(move |a| (a.client == Client::Async && a.attempt <= n).then_some(fault))
+}
+
+#[async_upload(name = "e2e_reset", retries = 2, timeout = 10, backoff = 0.01,
+               fallback = blocking, key = req.id.as_str(), size = req.size)]
+async fn upload_reset(req: UploadRequest) -> Result<Receipt, UploadError> {
+    send_async(&req).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_twice_then_success_on_the_third_attempt() {
+    let site = "e2e_reset";
+    enable_site_at(site, 100.0);
+    let capture = Capture::site(site);
+    // The first file is 1 KiB (reset while waiting for the answer), the second 2 MiB
+    // (reset while the body is still being sent).
+    let fx = Fixture::new(site, 3, async_first(2, Fault::Reset)).await;
+    for file in &fx.files {
+        let receipt = upload_reset(file.request(&fx.endpoint)).await.unwrap();
+        assert_eq!(receipt.via, Client::Async, "{}", file.id);
+        assert!(receipt.stored);
+        assert_eq!(fx.server.attempts(&file.id, Client::Async), 3);
+        assert_eq!(fx.server.attempts(&file.id, Client::Sync), 0);
+    }
+    let records = capture.records();
+    assert_eq!(records.len(), fx.files.len());
+    for r in &records {
+        assert_eq!(r.execution_type, ExecutionType::Async);
+        assert!(r.success);
+        assert_eq!(r.attempts, 3);
+    }
+    assert_eq!(fx.server.counters().resets, 2 * fx.files.len() as u64);
+    assert!(fx.all_intact());
+}
+
+#[async_upload(name = "e2e_slow", retries = 2, timeout = 0.3, backoff = 0.05,
+               fallback = blocking, key = req.id.as_str(), size = req.size)]
+async fn upload_slow(req: UploadRequest) -> Result<Receipt, UploadError> {
+    send_async(&req).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_slower_than_the_timeout_retries_then_falls_back() {
+    let site = "e2e_slow";
+    enable_site_at(site, 100.0);
+    let capture = Capture::site(site);
+    let fx = Fixture::new(
+        site,
+        2,
+        async_first(u32::MAX, Fault::Delay(Duration::from_secs(3))),
+    )
+    .await;
+    for file in &fx.files {
+        let started = Instant::now();
+        let receipt = upload_slow(file.request(&fx.endpoint)).await.unwrap();
+        let elapsed = started.elapsed();
+        assert_eq!(receipt.via, Client::Sync);
+        assert!(receipt.stored);
+        // 3 attempts × 0.3 s, plus backoff (at most 0.05 + 0.1 s), plus one
+        // loopback upload of at most 2 MiB on the sync path.
+        let timeouts = Duration::from_millis(900);
+        let backoff = Duration::from_millis(150);
+        assert!(elapsed >= timeouts, "{elapsed:?}");
+        assert!(
+            elapsed <= timeouts + backoff + Duration::from_millis(600),
+            "{elapsed:?}"
+        );
+        assert_eq!(fx.server.attempts(&file.id, Client::Async), 3);
+        assert_eq!(fx.server.attempts(&file.id, Client::Sync), 1);
+    }
+    let records = capture.records();
+    assert_eq!(records.len(), fx.files.len());
+    for r in &records {
+        assert_eq!(r.execution_type, ExecutionType::SyncFallback);
+        assert!(r.success);
+        assert_eq!(r.attempts, 3);
+        assert_eq!(r.error_type.as_deref(), Some("timeout"));
+    }
+    assert!(fx.all_intact());
+}
+
+#[async_upload(name = "e2e_503", retries = 2, timeout = 10, backoff = 0.01,
+               fallback = blocking, key = req.id.as_str(), size = req.size)]
+async fn upload_503(req: UploadRequest) -> Result<Receipt, UploadError> {
+    send_async(&req).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unavailable_for_the_async_client_falls_back_to_sync() {
+    let site = "e2e_503";
+    enable_site_at(site, 100.0);
+    let capture = Capture::site(site);
+    let fx = Fixture::new(site, 3, async_first(u32::MAX, Fault::Unavailable)).await;
+    for file in &fx.files {
+        let receipt = upload_503(file.request(&fx.endpoint)).await.unwrap();
+        assert_eq!(receipt.via, Client::Sync);
+        assert!(receipt.stored);
+        assert_eq!(
+            fx.server.attempts(&file.id, Client::Async),
+            3,
+            "503 is retried"
+        );
+        assert_eq!(fx.server.attempts(&file.id, Client::Sync), 1);
+    }
+    let records = capture.records();
+    assert_eq!(records.len(), fx.files.len());
+    for r in &records {
+        assert_eq!(r.execution_type, ExecutionType::SyncFallback);
+        assert!(r.success);
+        assert_eq!(r.attempts, 3);
+        assert_eq!(r.error_type.as_deref(), Some("unavailable"));
+    }
+    assert!(fx.all_intact());
+}
+
+#[async_upload(name = "e2e_503_no_fallback", retries = 2, timeout = 10, backoff = 0.01,
+               fallback = blocking, key = req.id.as_str(), size = req.size)]
+async fn upload_503_no_fallback(req: UploadRequest) -> Result<Receipt, UploadError> {
+    send_async(&req).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unavailable_with_fallback_off_reaches_the_caller() {
+    let site = "e2e_503_no_fallback";
+    enable_site(
+        site,
+        SiteOverrides {
+            rollout: Some(100.0),
+            fallback: Some(false),
+            ..SiteOverrides::default()
+        },
+    );
+    let capture = Capture::site(site);
+    let fx = Fixture::new(site, 2, async_first(u32::MAX, Fault::Unavailable)).await;
+    for file in &fx.files {
+        let error = upload_503_no_fallback(file.request(&fx.endpoint))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, UploadError::Unavailable), "{error:?}");
+        assert_eq!(fx.server.attempts(&file.id, Client::Async), 3);
+        assert_eq!(fx.server.attempts(&file.id, Client::Sync), 0, "no fallback");
+    }
+    let records = capture.records();
+    assert_eq!(records.len(), fx.files.len());
+    for r in &records {
+        assert_eq!(r.execution_type, ExecutionType::Async);
+        assert!(!r.success);
+        assert_eq!(r.attempts, 3);
+        assert_eq!(r.error_type.as_deref(), Some("unavailable"));
+    }
+    assert!(fx.server.stored().is_empty());
+}
+
+#[async_upload(name = "e2e_panic", retries = 2, timeout = 10, backoff = 0.01,
+               fallback = blocking, key = req.id.as_str(), size = req.size)]
+async fn upload_panic(req: UploadRequest) -> Result<Receipt, UploadError> {
+    let receipt = send_async(&req).await?;
+    // A bug in the new code after the file arrived: the fallback uploads it
+    // again, and the server (idempotent by request id) keeps one copy.
+    assert!(receipt.id.is_empty(), "bug in the new upload path");
+    Ok(receipt)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panic_in_the_async_path_falls_back_and_is_critical() {
+    let site = "e2e_panic";
+    enable_site_at(site, 100.0);
+    let capture = Capture::site(site);
+    let fx = Fixture::new(site, 2, support::server::no_faults()).await;
+    for file in &fx.files {
+        let receipt = upload_panic(file.request(&fx.endpoint)).await.unwrap();
+        assert_eq!(receipt.via, Client::Sync);
+        assert!(!receipt.stored, "the async attempt had stored it already");
+        assert_eq!(
+            fx.server.attempts(&file.id, Client::Async),
+            1,
+            "a panic is not retried"
+        );
+        assert_eq!(fx.server.attempts(&file.id, Client::Sync), 1);
+    }
+    let records = capture.records();
+    assert_eq!(records.len(), fx.files.len());
+    for r in &records {
+        assert_eq!(r.execution_type, ExecutionType::SyncFallback);
+        assert!(r.success, "the caller got the file uploaded");
+        assert!(r.is_critical(), "{r:?}");
+    }
+    let counters = fx.server.counters();
+    assert_eq!((counters.stored, counters.duplicates), (2, 2));
+    let snapshot = async_upload::metrics::global().snapshot(site).unwrap();
+    assert_eq!(snapshot.path(ExecutionType::SyncFallback).critical, 2);
+    assert!(fx.all_intact());
+}

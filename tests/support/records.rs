@@ -1,0 +1,73 @@
+//! Capturing the records of one site, and enabling the async path in tests.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_upload::config::{handle, SiteOverrides};
+use async_upload::metrics::{add_sink, remove_sink, SinkId, UploadRecord};
+
+/// Every record of one site from the moment it is created until dropped.
+pub struct Capture {
+    site: &'static str,
+    records: Arc<Mutex<Vec<UploadRecord>>>,
+    sink: SinkId,
+}
+
+impl Capture {
+    /// Starts capturing the records of `site`.
+    pub fn site(site: &'static str) -> Capture {
+        let records = Arc::new(Mutex::new(Vec::new()));
+        let sink = {
+            let records = Arc::clone(&records);
+            add_sink(move |record: &UploadRecord| {
+                if record.site == site {
+                    records
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(record.clone());
+                }
+            })
+        };
+        Capture {
+            site,
+            records,
+            sink,
+        }
+    }
+
+    /// The records so far.
+    pub fn records(&self) -> Vec<UploadRecord> {
+        self.records
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The site.
+    pub fn name(&self) -> &'static str {
+        self.site
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        remove_sink(self.sink);
+    }
+}
+
+/// Lifts the global kill switch (never lowered again in a test binary) and
+/// sets `site`'s operator overrides.
+pub fn enable_site(site: &str, overrides: SiteOverrides) {
+    handle().update(|c| c.enabled = true).unwrap();
+    handle().set_site(site, overrides).unwrap();
+}
+
+/// `enable_site` with a rollout percentage and nothing else.
+pub fn enable_site_at(site: &str, rollout: f64) {
+    enable_site(
+        site,
+        SiteOverrides {
+            rollout: Some(rollout),
+            ..SiteOverrides::default()
+        },
+    );
+}
