@@ -19,6 +19,6 @@ pub use async_upload_runtime::{
 /// Generated code reaches the runtime through here; not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use async_upload_runtime::execute::{execute, execute_in_place};
+    pub use async_upload_runtime::execute::{execute, execute_in_place, Lend};
     pub use async_upload_runtime::{ByteCount, Site};
 }

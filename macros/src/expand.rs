@@ -60,8 +60,11 @@ struct Param {
     value: TokenStream,
     /// Its name in the closures' tuple pattern (`req`, `__self`).
     binding: Ident,
-    /// Its type, written in the closures' parameter annotations.
+    /// Its type.
     ty: Type,
+    /// A `&mut` borrow (`retries = 0` only): kept in a `Lend` outside the
+    /// argument tuple, lent to the attempt, then handed to the fallback.
+    lent: bool,
 }
 
 pub(crate) fn expand(site: &Site, func: &ItemFn) -> TokenStream {
@@ -88,7 +91,19 @@ pub(crate) fn expand(site: &Site, func: &ItemFn) -> TokenStream {
     let site_static = site_static(site, &private);
     let call = call(site);
     let Closures { attempt, fallback } = closures(site, func, &params, &inner_ident);
-    let values = params.iter().map(|p| &p.value);
+    // `&mut` arguments wait in a `Lend` beside the tuple, which holds `&Lend`.
+    let lends = params.iter().filter(|p| p.lent).map(|p| {
+        let (lend, value) = (lend_ident(&p.binding), &p.value);
+        quote!(let #lend = #private::Lend::new(#value);)
+    });
+    let values = params.iter().map(|p| {
+        if p.lent {
+            let lend = lend_ident(&p.binding);
+            quote!(&#lend)
+        } else {
+            p.value.clone()
+        }
+    });
     let call_ident = local("__call");
     let execute = if sync_path_can_move(func) {
         quote!(execute)
@@ -104,6 +119,7 @@ pub(crate) fn expand(site: &Site, func: &ItemFn) -> TokenStream {
         #vis #wrapper_sig {
             #site_static
             let #call_ident = #call;
+            #(#lends)*
             #private::#execute(#call_ident, (#(#values,)*), #attempt, #fallback).await
         }
     };
@@ -142,12 +158,16 @@ fn wrapper_params(sig: &mut syn::Signature) -> Vec<Param> {
     for (index, arg) in sig.inputs.iter_mut().enumerate() {
         match arg {
             FnArg::Receiver(receiver) => {
-                // `mut self` is the body's business; the wrapper only moves it.
-                receiver.mutability = None;
+                let lent = receiver.reference.is_some() && receiver.mutability.is_some();
+                if receiver.reference.is_none() {
+                    // `mut self` is the body's business; the wrapper only moves it.
+                    receiver.mutability = None;
+                }
                 params.push(Param {
                     value: quote!(self),
                     binding: local("__self"),
                     ty: (*receiver.ty).clone(),
+                    lent,
                 });
             }
             FnArg::Typed(typed) => {
@@ -167,10 +187,12 @@ fn wrapper_params(sig: &mut syn::Signature) -> Vec<Param> {
                     ident: binding.clone(),
                     subpat: None,
                 });
+                let lent = matches!(&*typed.ty, Type::Reference(r) if r.mutability.is_some());
                 params.push(Param {
                     value: binding.to_token_stream(),
                     binding,
                     ty: (*typed.ty).clone(),
+                    lent,
                 });
             }
         }
@@ -235,6 +257,11 @@ fn call(site: &Site) -> TokenStream {
     call
 }
 
+/// The local holding the `Lend` of a `&mut` argument.
+fn lend_ident(binding: &Ident) -> Ident {
+    local(&format!("__lend_{}", binding.unraw()))
+}
+
 /// A name for a local of the generated code, with `macro_rules!`-like
 /// hygiene: it can neither shadow nor be shadowed by the user's names.
 fn local(name: &str) -> Ident {
@@ -258,18 +285,55 @@ struct Closures {
 fn closures(site: &Site, func: &ItemFn, params: &[Param], inner: &Ident) -> Closures {
     let bindings: Vec<&Ident> = params.iter().map(|p| &p.binding).collect();
 
-    let per_attempt = params.iter().map(|p| {
-        let binding = &p.binding;
-        quote_spanned!(p.ty.span()=> ::core::clone::Clone::clone(&*#binding))
-    });
     let self_prefix = if uses_self(func, site) {
         quote!(Self::)
     } else {
         TokenStream::new()
     };
     let turbofish = turbofish(func);
-    let attempt = quote! {
-        |(#(#bindings,)*)| #self_prefix #inner #turbofish(#(#per_attempt),*)
+    let clone = |p: &Param| {
+        let binding = &p.binding;
+        quote_spanned!(p.ty.span()=> ::core::clone::Clone::clone(&*#binding))
+    };
+    let attempt = if params.iter().any(|p| p.lent) {
+        // The attempt's future borrows the lent value, so it is an async
+        // block holding the `Lent` guard: when the future ends or is dropped
+        // (a timeout, a panic) the guard gives the borrow back for the fallback.
+        let take = params.iter().map(|p| {
+            let binding = &p.binding;
+            if p.lent {
+                quote!(let #binding = *#binding;)
+            } else {
+                let clone = clone(p);
+                quote!(let #binding = #clone;)
+            }
+        });
+        let lend = params.iter().filter(|p| p.lent).map(|p| {
+            let binding = &p.binding;
+            quote!(let mut #binding = #binding.lend();)
+        });
+        let args = params.iter().map(|p| {
+            let binding = &p.binding;
+            if p.lent {
+                quote!(&mut *#binding)
+            } else {
+                quote!(#binding)
+            }
+        });
+        quote! {
+            |(#(#bindings,)*)| {
+                #(#take)*
+                async move {
+                    #(#lend)*
+                    #self_prefix #inner #turbofish(#(#args),*).await
+                }
+            }
+        }
+    } else {
+        let per_attempt = params.iter().map(clone);
+        quote! {
+            |(#(#bindings,)*)| #self_prefix #inner #turbofish(#(#per_attempt),*)
+        }
     };
 
     // Spanned at the `fallback` path: a wrong arity or argument type, or a
@@ -278,10 +342,14 @@ fn closures(site: &Site, func: &ItemFn, params: &[Param], inner: &Ident) -> Clos
     // argument of the wrong type is also reported at the path.
     let fallback = &site.fallback;
     let fallback_span = fallback.span();
-    let located = bindings.iter().map(|binding| {
-        let mut binding = (*binding).clone();
+    let located = params.iter().map(|p| {
+        let mut binding = p.binding.clone();
         binding.set_span(binding.span().located_at(fallback_span));
-        binding
+        if p.lent {
+            quote!(#binding.take())
+        } else {
+            binding.to_token_stream()
+        }
     });
     let fallback_call = quote_spanned!(fallback_span=> #fallback(#(#located),*));
     let fallback = match &func.sig.output {

@@ -173,14 +173,14 @@ fn is_result(ty: &Type) -> bool {
 }
 
 /// Each attempt runs on clones of the arguments, so that a retry and the
-/// fallback start from what the caller passed; a `&mut` borrow can be
-/// neither cloned nor lent to an attempt's future and then handed back.
+/// fallback start from what the caller passed. A `&mut` borrow cannot be
+/// cloned: with `retries = 0` it is lent to the one attempt and then handed
+/// to the fallback; with retries a second attempt would start from whatever
+/// the failed one left behind, so it is refused.
 fn check_mut_borrows(func: &ItemFn, retries: Option<u32>, errors: &mut Errors) {
-    let single = if retries == Some(0) {
-        " (`retries = 0` does not help: the fallback still needs the borrow after the attempt)"
-    } else {
-        ""
-    };
+    if retries == Some(0) {
+        return;
+    }
     for arg in &func.sig.inputs {
         let (what, span) = match arg {
             FnArg::Receiver(receiver) => match (&receiver.reference, &receiver.mutability) {
@@ -204,11 +204,12 @@ fn check_mut_borrows(func: &ItemFn, retries: Option<u32>, errors: &mut Errors) {
         errors.push(Error::new_spanned(
             span,
             format!(
-                "{what} cannot be retried: every async attempt, and then the sync fallback, \
-                 starts from a clone of the caller's arguments, and a `&mut` borrow cannot be \
-                 cloned: a failed attempt may have half-consumed it (partly written, a cursor \
-                 moved){single}. Pass an owned or cloneable value instead (e.g. `Vec<u8>`, \
-                 `bytes::Bytes`, an `Arc<Mutex<_>>`) and return what the call produces"
+                "{what} cannot be retried: a retry must re-borrow it, and a failed attempt may \
+                 have half-consumed it (partly written, a cursor moved), so the next attempt \
+                 would not start from what the caller passed. Write `retries = 0` to lend it \
+                 to the one async attempt and then to the sync fallback, or pass an owned or \
+                 cloneable value instead (e.g. `Vec<u8>`, `bytes::Bytes`, an `Arc<Mutex<_>>`) \
+                 and return what the call produces"
             ),
         ));
     }
@@ -327,15 +328,16 @@ mod tests {
     }
 
     #[test]
-    fn mut_borrows_are_rejected() {
+    fn mut_borrows_need_retries_zero() {
         let func = "async fn upload(dest: &mut Vec<u8>) -> Result<(), E> {}";
         assert!(
             error("fallback = f", func).contains("the `&mut` argument `dest` cannot be retried")
         );
-        assert!(error("fallback = f", func).contains("Pass an owned or cloneable value"));
-        assert!(error("fallback = f, retries = 0", func).contains("`retries = 0` does not help"));
+        assert!(error("fallback = f, retries = 2", func).contains("Write `retries = 0`"));
+        assert!(check("fallback = f, retries = 0", func).is_ok());
         let method = "async fn upload(&mut self) -> Result<(), E> {}";
         assert!(error("fallback = f", method).contains("`&mut self` cannot be retried"));
+        assert!(check("fallback = f, retries = 0", method).is_ok());
         assert!(check(
             "fallback = f",
             "async fn upload(&self, v: Vec<u8>) -> Result<(), E> {}"

@@ -50,6 +50,8 @@ use tokio::time::Instant;
 use tracing::field::Empty;
 use tracing::Instrument;
 
+pub use crate::lend::{Lend, Lent};
+
 use crate::config::Settings;
 use crate::metrics::{self, ExecutionType, UploadRecord, CANCELLED};
 use crate::policy::{Classify, ErrorClass, Fault};

@@ -18,6 +18,7 @@
 
 pub mod config;
 pub mod execute;
+mod lend;
 pub mod log;
 pub mod metrics;
 pub mod policy;

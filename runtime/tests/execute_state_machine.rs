@@ -421,3 +421,46 @@ async fn bytes_are_recorded_with_the_call() {
         1234
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_lent_mut_borrow_comes_back_for_the_fallback_after_a_timeout() {
+    use async_upload_runtime::execute::Lend;
+    static SITE: Site = Site::new("sm_lend")
+        .with_retries(0)
+        .with_timeout(Duration::from_millis(10));
+    enable_async();
+    roll_out(SITE.name(), 100.0);
+    // Spawned: the future over the borrow is `Send`.
+    let handle = tokio::spawn(async {
+        let mut out = Vec::new();
+        let lend = Lend::new(&mut out);
+        let result: Result<usize, TestError> = execute_in_place(
+            SITE.call(&"k"),
+            (&lend,),
+            |(lend,)| {
+                let lend: &Lend<'_, Vec<u8>> = lend;
+                async move {
+                    let mut out = lend.lend();
+                    out.push(1);
+                    std::future::pending::<()>().await;
+                    Ok(0)
+                }
+            },
+            |(lend,)| {
+                let out = lend.take();
+                out.push(2);
+                Ok(out.len())
+            },
+        )
+        .await;
+        // `lend` is not used past here, so `out` is free again.
+        (result, out)
+    });
+    let (result, out) = handle.await.unwrap();
+    assert_eq!(result, Ok(2));
+    assert_eq!(
+        out,
+        [1, 2],
+        "the attempt's write stays, then the fallback's"
+    );
+}
