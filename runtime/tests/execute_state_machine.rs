@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use async_upload_runtime::config::handle;
+use async_upload_runtime::config::{handle, SiteOverrides};
 use async_upload_runtime::execute::{execute, execute_in_place};
 use async_upload_runtime::metrics::{global, ExecutionType};
 use async_upload_runtime::{Path, Site, SyncReason};
@@ -18,13 +18,27 @@ use support::{enable_async, roll_out, Records, TestError};
 
 const FAST: Duration = Duration::from_millis(1);
 
+/// What a scripted call did: its result, the attempts the async path saw,
+/// whether the sync path ran, and the call's one record.
+#[derive(Debug, PartialEq)]
+struct Scripted {
+    result: Result<u32, TestError>,
+    attempts: u32,
+    synced: bool,
+    execution_type: ExecutionType,
+    success: bool,
+    recorded_attempts: u32,
+    error_type: Option<String>,
+}
+
 /// Runs `site` with an async path that returns `script[n]` on attempt `n`
-/// and a sync path returning `sync`; counts both.
+/// (the last entry from then on) and a sync path returning `sync`.
 async fn run_scripted(
     site: &'static Site,
     script: Vec<Result<u32, TestError>>,
     sync: Result<u32, TestError>,
-) -> (Result<u32, TestError>, u32, bool) {
+) -> Scripted {
+    let records = Records::of(site.name());
     let attempts = Arc::new(AtomicU32::new(0));
     let synced = Arc::new(AtomicBool::new(false));
     let (a, s) = (Arc::clone(&attempts), Arc::clone(&synced));
@@ -42,11 +56,49 @@ async fn run_scripted(
         },
     )
     .await;
-    (
+    let record = records.only();
+    Scripted {
         result,
-        attempts.load(Ordering::SeqCst),
-        synced.load(Ordering::SeqCst),
-    )
+        attempts: attempts.load(Ordering::SeqCst),
+        synced: synced.load(Ordering::SeqCst),
+        execution_type: record.execution_type,
+        success: record.success,
+        recorded_attempts: record.attempts,
+        error_type: record.error_type.map(String::from),
+    }
+}
+
+/// The expected `Scripted`, field by field, in one line per test.
+fn expect(
+    result: Result<u32, TestError>,
+    attempts: u32,
+    synced: bool,
+    execution_type: ExecutionType,
+    error_type: Option<&str>,
+) -> Scripted {
+    Scripted {
+        success: result.is_ok(),
+        result,
+        attempts,
+        synced,
+        execution_type,
+        recorded_attempts: attempts,
+        error_type: error_type.map(String::from),
+    }
+}
+
+/// Everything enrolled, fallback off.
+fn without_fallback(site: &Site) {
+    handle()
+        .set_site(
+            site.name(),
+            SiteOverrides {
+                rollout: Some(100.0),
+                fallback: Some(false),
+                ..SiteOverrides::default()
+            },
+        )
+        .unwrap();
 }
 
 #[tokio::test]
@@ -56,23 +108,16 @@ async fn disabled_site_runs_sync_and_records_sync() {
     handle()
         .set_site(
             SITE.name(),
-            async_upload_runtime::config::SiteOverrides {
+            SiteOverrides {
                 enabled: Some(false),
                 rollout: Some(100.0),
-                ..Default::default()
+                ..SiteOverrides::default()
             },
         )
         .unwrap();
-    let records = Records::of(SITE.name());
     assert_eq!(SITE.call(&"key").path(), Path::Sync(SyncReason::Disabled));
-    let (result, attempts, synced) = run_scripted(&SITE, vec![Ok(1)], Ok(7)).await;
-    assert_eq!(result, Ok(7));
-    assert_eq!((attempts, synced), (0, true));
-    let record = records.only();
-    assert_eq!(record.execution_type, ExecutionType::Sync);
-    assert!(record.success);
-    assert_eq!(record.attempts, 0);
-    assert_eq!(record.error_type, None);
+    let outcome = run_scripted(&SITE, vec![Ok(1)], Ok(7)).await;
+    assert_eq!(outcome, expect(Ok(7), 0, true, ExecutionType::Sync, None));
 }
 
 #[tokio::test]
@@ -84,8 +129,8 @@ async fn not_enrolled_key_runs_sync() {
         SITE.call(&"key").path(),
         Path::Sync(SyncReason::NotEnrolled)
     );
-    let (result, attempts, _) = run_scripted(&SITE, vec![Ok(1)], Ok(7)).await;
-    assert_eq!((result, attempts), (Ok(7), 0));
+    let outcome = run_scripted(&SITE, vec![Ok(1)], Ok(7)).await;
+    assert_eq!(outcome, expect(Ok(7), 0, true, ExecutionType::Sync, None));
 }
 
 #[tokio::test]
@@ -95,8 +140,8 @@ async fn rolled_back_site_runs_sync_until_cleared() {
     roll_out(SITE.name(), 100.0);
     handle().roll_back(SITE.name(), "test");
     assert_eq!(SITE.call(&"key").path(), Path::Sync(SyncReason::RolledBack));
-    let (result, attempts, _) = run_scripted(&SITE, vec![Ok(1)], Ok(7)).await;
-    assert_eq!((result, attempts), (Ok(7), 0));
+    let outcome = run_scripted(&SITE, vec![Ok(1)], Ok(7)).await;
+    assert_eq!(outcome, expect(Ok(7), 0, true, ExecutionType::Sync, None));
     handle().clear_rollback(SITE.name());
     assert!(SITE.call(&"key").runs_async());
 }
@@ -106,19 +151,10 @@ async fn first_try_success_records_async_with_one_attempt() {
     static SITE: Site = Site::new("sm_first_try");
     enable_async();
     roll_out(SITE.name(), 100.0);
-    let records = Records::of(SITE.name());
-    let (result, attempts, synced) = run_scripted(&SITE, vec![Ok(1)], Ok(7)).await;
-    assert_eq!((result, attempts, synced), (Ok(1), 1, false));
-    let record = records.only();
-    assert_eq!(record.execution_type, ExecutionType::Async);
-    assert!(record.success);
-    assert_eq!(record.attempts, 1);
-    assert_eq!(
-        global()
-            .summary(SITE.name(), ExecutionType::Async)
-            .successes,
-        1
-    );
+    let outcome = run_scripted(&SITE, vec![Ok(1)], Ok(7)).await;
+    assert_eq!(outcome, expect(Ok(1), 1, false, ExecutionType::Async, None));
+    let summary = global().summary(SITE.name(), ExecutionType::Async);
+    assert_eq!((summary.count, summary.successes), (1, 1));
 }
 
 #[tokio::test(start_paused = true)]
@@ -128,15 +164,9 @@ async fn retries_two_means_three_attempts_then_success() {
         .with_backoff(FAST);
     enable_async();
     roll_out(SITE.name(), 100.0);
-    let records = Records::of(SITE.name());
     let script = vec![Err(TestError::Transient), Err(TestError::Transient), Ok(3)];
-    let (result, attempts, synced) = run_scripted(&SITE, script, Ok(7)).await;
-    assert_eq!((result, attempts, synced), (Ok(3), 3, false));
-    let record = records.only();
-    assert_eq!(
-        (record.execution_type, record.attempts, record.success),
-        (ExecutionType::Async, 3, true)
-    );
+    let outcome = run_scripted(&SITE, script, Ok(7)).await;
+    assert_eq!(outcome, expect(Ok(3), 3, false, ExecutionType::Async, None));
 }
 
 #[tokio::test(start_paused = true)]
@@ -146,15 +176,9 @@ async fn retries_exhausted_fall_back_to_sync() {
         .with_backoff(FAST);
     enable_async();
     roll_out(SITE.name(), 100.0);
-    let records = Records::of(SITE.name());
-    let (result, attempts, synced) =
-        run_scripted(&SITE, vec![Err(TestError::Transient)], Ok(7)).await;
-    assert_eq!((result, attempts, synced), (Ok(7), 3, true));
-    let record = records.only();
-    assert_eq!(record.execution_type, ExecutionType::SyncFallback);
-    assert!(record.success);
-    assert_eq!(record.attempts, 3);
-    assert_eq!(record.error_type.as_deref(), Some("transient"));
+    let outcome = run_scripted(&SITE, vec![Err(TestError::Transient)], Ok(7)).await;
+    let fallback = ExecutionType::SyncFallback;
+    assert_eq!(outcome, expect(Ok(7), 3, true, fallback, Some("transient")));
 }
 
 #[tokio::test(start_paused = true)]
@@ -164,9 +188,12 @@ async fn fallback_class_skips_remaining_retries() {
         .with_backoff(FAST);
     enable_async();
     roll_out(SITE.name(), 100.0);
-    let (result, attempts, synced) =
-        run_scripted(&SITE, vec![Err(TestError::Unsupported)], Ok(7)).await;
-    assert_eq!((result, attempts, synced), (Ok(7), 1, true));
+    let outcome = run_scripted(&SITE, vec![Err(TestError::Unsupported)], Ok(7)).await;
+    let fallback = ExecutionType::SyncFallback;
+    assert_eq!(
+        outcome,
+        expect(Ok(7), 1, true, fallback, Some("unsupported"))
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -176,19 +203,12 @@ async fn fail_class_returns_the_error_without_fallback() {
         .with_backoff(FAST);
     enable_async();
     roll_out(SITE.name(), 100.0);
-    let records = Records::of(SITE.name());
-    let (result, attempts, synced) =
-        run_scripted(&SITE, vec![Err(TestError::Invalid)], Ok(7)).await;
+    let outcome = run_scripted(&SITE, vec![Err(TestError::Invalid)], Ok(7)).await;
+    let failed = Err(TestError::Invalid);
     assert_eq!(
-        (result, attempts, synced),
-        (Err(TestError::Invalid), 1, false)
+        outcome,
+        expect(failed, 1, false, ExecutionType::Async, Some("invalid"))
     );
-    let record = records.only();
-    assert_eq!(
-        (record.execution_type, record.success),
-        (ExecutionType::Async, false)
-    );
-    assert_eq!(record.error_type.as_deref(), Some("invalid"));
 }
 
 #[tokio::test(start_paused = true)]
@@ -197,27 +217,12 @@ async fn fallback_off_returns_the_async_error() {
         .with_retries(1)
         .with_backoff(FAST);
     enable_async();
-    handle()
-        .set_site(
-            SITE.name(),
-            async_upload_runtime::config::SiteOverrides {
-                rollout: Some(100.0),
-                fallback: Some(false),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    let records = Records::of(SITE.name());
-    let (result, attempts, synced) =
-        run_scripted(&SITE, vec![Err(TestError::Transient)], Ok(7)).await;
+    without_fallback(&SITE);
+    let outcome = run_scripted(&SITE, vec![Err(TestError::Transient)], Ok(7)).await;
+    let failed = Err(TestError::Transient);
     assert_eq!(
-        (result, attempts, synced),
-        (Err(TestError::Transient), 2, false)
-    );
-    let record = records.only();
-    assert_eq!(
-        (record.execution_type, record.success),
-        (ExecutionType::Async, false)
+        outcome,
+        expect(failed, 2, false, ExecutionType::Async, Some("transient"))
     );
 }
 
@@ -263,16 +268,7 @@ async fn timeout_with_fallback_off_becomes_the_users_error_type() {
         .with_retries(0)
         .with_timeout(Duration::from_millis(50));
     enable_async();
-    handle()
-        .set_site(
-            SITE.name(),
-            async_upload_runtime::config::SiteOverrides {
-                rollout: Some(100.0),
-                fallback: Some(false),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    without_fallback(&SITE);
     let result: Result<u32, TestError> = execute_in_place(
         SITE.call(&"key"),
         (),

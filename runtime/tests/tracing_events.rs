@@ -71,31 +71,39 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Seen {
     }
 }
 
-#[test]
-fn a_call_has_one_span_and_events_for_retries_and_fallback() {
-    static SITE: Site = Site::new("tracing_fallback")
-        .with_retries(2)
-        .with_backoff(Duration::from_micros(1));
+/// Runs one call of `site` (enrolled) whose async path returns `error`
+/// and whose sync path returns 7, under a subscriber that keeps what it sees.
+fn traced_call(site: &'static Site, error: TestError) -> (Result<u32, TestError>, Seen) {
     let seen = Seen::default();
     let subscriber = tracing_subscriber::registry().with(seen.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    tracing::subscriber::with_default(subscriber, || {
+    let result = tracing::subscriber::with_default(subscriber, || {
         runtime.block_on(async {
             support::enable_async();
-            support::roll_out(SITE.name(), 100.0);
-            let result = execute(
-                SITE.call(&"k"),
+            support::roll_out(site.name(), 100.0);
+            let outcome = Err::<u32, _>(error);
+            execute(
+                site.call(&"k"),
                 (),
-                |()| std::future::ready(Err::<u32, _>(TestError::Transient)),
+                |()| std::future::ready(outcome.clone()),
                 |()| Ok(7),
             )
-            .await;
-            assert_eq!(result, Ok(7));
-        });
+            .await
+        })
     });
+    (result, seen)
+}
+
+#[test]
+fn a_call_has_one_span_and_events_for_retries_and_fallback() {
+    static SITE: Site = Site::new("tracing_fallback")
+        .with_retries(2)
+        .with_backoff(Duration::from_micros(1));
+    let (result, seen) = traced_call(&SITE, TestError::Transient);
+    assert_eq!(result, Ok(7));
 
     let spans = seen.spans.lock().unwrap().clone();
     let calls: Vec<_> = spans
@@ -131,26 +139,8 @@ fn a_call_has_one_span_and_events_for_retries_and_fallback() {
 #[test]
 fn a_failed_call_emits_an_error_event() {
     static SITE: Site = Site::new("tracing_failure");
-    let seen = Seen::default();
-    let subscriber = tracing_subscriber::registry().with(seen.clone());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    tracing::subscriber::with_default(subscriber, || {
-        runtime.block_on(async {
-            support::enable_async();
-            support::roll_out(SITE.name(), 100.0);
-            let result = execute(
-                SITE.call(&"k"),
-                (),
-                |()| std::future::ready(Err::<u32, _>(TestError::Invalid)),
-                |()| Ok(7),
-            )
-            .await;
-            assert_eq!(result, Err(TestError::Invalid));
-        });
-    });
+    let (result, seen) = traced_call(&SITE, TestError::Invalid);
+    assert_eq!(result, Err(TestError::Invalid));
     let events = seen.events.lock().unwrap().clone();
     assert!(
         events
