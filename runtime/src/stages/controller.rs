@@ -31,6 +31,13 @@ type Source = Box<dyn Fn(&str) -> SiteSnapshot + Send + Sync>;
 #[must_use = "a builder does nothing until `start`"]
 pub struct ControllerBuilder {
     site: String,
+    setup: Setup,
+    first_stage: usize,
+}
+
+/// What a controller is configured with; the builder fills it, the
+/// controller keeps it.
+struct Setup {
     stages: Vec<Stage>,
     triggers: Triggers,
     recent_window: Duration,
@@ -39,15 +46,14 @@ pub struct ControllerBuilder {
     memory: Arc<dyn MemoryProbe>,
     source: Source,
     log: Option<JsonlLog>,
-    first_stage: usize,
 }
 
 impl core::fmt::Debug for ControllerBuilder {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("ControllerBuilder")
             .field("site", &self.site)
-            .field("stages", &self.stages.len())
-            .field("auto_advance", &self.auto_advance)
+            .field("stages", &self.setup.stages.len())
+            .field("auto_advance", &self.setup.auto_advance)
             .finish_non_exhaustive()
     }
 }
@@ -56,57 +62,57 @@ impl ControllerBuilder {
     /// The stages (default [`DEFAULT_STAGES`]); an empty list keeps the default.
     pub fn stages(mut self, stages: Vec<Stage>) -> Self {
         if !stages.is_empty() {
-            self.stages = stages;
+            self.setup.stages = stages;
         }
         self
     }
 
     /// The trigger thresholds (default [`Triggers::DEFAULT`]).
     pub fn triggers(mut self, triggers: Triggers) -> Self {
-        self.triggers = triggers;
+        self.setup.triggers = triggers;
         self
     }
 
     /// Span of the window the rate triggers look at (default 4 minutes).
     pub fn recent_window(mut self, span: Duration) -> Self {
-        self.recent_window = span;
+        self.setup.recent_window = span;
         self
     }
 
     /// Enter the next stage by itself when a stage passes (default off: an
     /// operator calls [`Controller::advance`]).
     pub fn auto_advance(mut self, on: bool) -> Self {
-        self.auto_advance = on;
+        self.setup.auto_advance = on;
         self
     }
 
     /// The clock (default the system clock).
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = Arc::new(clock);
+        self.setup.clock = Arc::new(clock);
         self
     }
 
     /// The memory probe (default [`ProcStatm`]).
     pub fn memory(mut self, probe: impl MemoryProbe + 'static) -> Self {
-        self.memory = Arc::new(probe);
+        self.setup.memory = Arc::new(probe);
         self
     }
 
     /// Where the site's counters come from (default the global aggregator).
     pub fn source(mut self, source: impl Fn(&str) -> SiteSnapshot + Send + Sync + 'static) -> Self {
-        self.source = Box::new(source);
+        self.setup.source = Box::new(source);
         self
     }
 
     /// The log events go to (default the one from `ASYNC_UPLOAD_LOG`, if any).
     pub fn log(mut self, log: JsonlLog) -> Self {
-        self.log = Some(log);
+        self.setup.log = Some(log);
         self
     }
 
     /// Start at stage `number` instead of the first (e.g. after a restart).
     pub fn starting_at(mut self, number: u32) -> Self {
-        if let Some(index) = self.stages.iter().position(|s| s.number == number) {
+        if let Some(index) = self.setup.stages.iter().position(|s| s.number == number) {
             self.first_stage = index;
         }
         self
@@ -116,17 +122,10 @@ impl ControllerBuilder {
     /// event, and starts the stage's window.
     #[must_use = "the controller acts only when ticked"]
     pub fn start(self) -> Controller {
-        let now = self.clock.now();
+        let now = self.setup.clock.now();
         let mut controller = Controller {
             site: self.site,
-            stages: self.stages,
-            triggers: self.triggers,
-            recent_window: self.recent_window,
-            auto_advance: self.auto_advance,
-            clock: self.clock,
-            memory: self.memory,
-            source: self.source,
-            log: self.log,
+            setup: self.setup,
             index: self.first_stage,
             started: now,
             start_snapshot: SiteSnapshot::empty(""),
@@ -169,14 +168,7 @@ impl ControllerBuilder {
 /// ```
 pub struct Controller {
     site: String,
-    stages: Vec<Stage>,
-    triggers: Triggers,
-    recent_window: Duration,
-    auto_advance: bool,
-    clock: Arc<dyn Clock>,
-    memory: Arc<dyn MemoryProbe>,
-    source: Source,
-    log: Option<JsonlLog>,
+    setup: Setup,
     index: usize,
     started: Instant,
     start_snapshot: SiteSnapshot,
@@ -271,18 +263,20 @@ impl Controller {
     pub fn builder(site: impl Into<String>) -> ControllerBuilder {
         ControllerBuilder {
             site: site.into(),
-            stages: DEFAULT_STAGES.to_vec(),
-            triggers: Triggers::DEFAULT,
-            recent_window: DEFAULT_RECENT_WINDOW,
-            auto_advance: false,
-            clock: Arc::new(SystemClock),
-            memory: Arc::new(ProcStatm),
-            source: Box::new(|site| {
-                metrics::global()
-                    .snapshot(site)
-                    .unwrap_or_else(|| SiteSnapshot::empty(site))
-            }),
-            log: None,
+            setup: Setup {
+                stages: DEFAULT_STAGES.to_vec(),
+                triggers: Triggers::DEFAULT,
+                recent_window: DEFAULT_RECENT_WINDOW,
+                auto_advance: false,
+                clock: Arc::new(SystemClock),
+                memory: Arc::new(ProcStatm),
+                source: Box::new(|site| {
+                    metrics::global()
+                        .snapshot(site)
+                        .unwrap_or_else(|| SiteSnapshot::empty(site))
+                }),
+                log: None,
+            },
             first_stage: 0,
         }
     }
@@ -296,7 +290,7 @@ impl Controller {
     /// The current stage.
     #[must_use]
     pub fn stage(&self) -> &Stage {
-        &self.stages[self.index]
+        &self.setup.stages[self.index]
     }
 
     /// The latest evaluation, if any tick happened in this stage.
@@ -337,15 +331,17 @@ impl Controller {
 
     /// Evaluates the stage now, acts on the verdict and writes it to the log.
     pub fn tick(&mut self) -> &Evaluation {
-        let now = self.clock.now();
+        let now = self.setup.clock.now();
         let external = handle().rollback_reason(&self.site);
         if self.rolled_back.is_some() && external.is_none() {
             // An operator lifted the kill switch by hand: start the stage over.
             self.clear_rollback();
         }
-        let snapshot = (self.source)(&self.site);
+        let snapshot = (self.setup.source)(&self.site);
         let stage_window = snapshot.since(&self.start_snapshot);
-        let cutoff = now.checked_sub(self.recent_window).unwrap_or(self.started);
+        let cutoff = now
+            .checked_sub(self.setup.recent_window)
+            .unwrap_or(self.started);
         while self.history.len() > 1 && self.history[1].0 <= cutoff {
             self.history.pop_front();
         }
@@ -357,17 +353,18 @@ impl Controller {
         let recent_window = snapshot.since(recent_base.1);
         self.history.push_back((now, snapshot));
 
-        let memory =
-            self.memory_start
-                .zip(self.memory.resident_bytes())
-                .map(|(start_bytes, now_bytes)| Memory {
-                    start_bytes,
-                    now_bytes,
-                });
+        let memory = self
+            .memory_start
+            .zip(self.setup.memory.resident_bytes())
+            .map(|(start_bytes, now_bytes)| Memory {
+                start_bytes,
+                now_bytes,
+            });
         let band = super::evaluate::Health::of(&recent_window);
-        let in_band = band.enrolled >= self.triggers.min_calls
+        let in_band = band.enrolled >= self.setup.triggers.min_calls
             && band.success_rate.is_some_and(|s| {
-                s < self.triggers.review_success_below && s >= self.triggers.rollback_success_below
+                s < self.setup.triggers.review_success_below
+                    && s >= self.setup.triggers.rollback_success_below
             });
         self.band_since = if in_band {
             self.band_since.or(Some(now))
@@ -385,7 +382,7 @@ impl Controller {
             success_band_for: self.band_since.map_or(Duration::ZERO, |since| now - since),
             complaints: self.complaints,
         };
-        let mut evaluation = evaluate(self.stage(), &self.triggers, &observation);
+        let mut evaluation = evaluate(self.stage(), &self.setup.triggers, &observation);
         if let Some(latched) = &self.rolled_back {
             // Latched: the stage stays rolled back whatever the window says now.
             evaluation.verdict = latched.verdict.clone();
@@ -406,7 +403,7 @@ impl Controller {
         self.write_event(
             "stage",
             &VerdictEvent {
-                ts: timestamp(self.clock.wall()),
+                ts: timestamp(self.setup.clock.wall()),
                 site: &self.site,
                 event: "verdict",
                 evaluation: &evaluation,
@@ -418,7 +415,7 @@ impl Controller {
         }
         let passed = matches!(evaluation.verdict, Verdict::Advance);
         self.last = Some(evaluation);
-        if passed && self.auto_advance && self.index + 1 < self.stages.len() {
+        if passed && self.setup.auto_advance && self.index + 1 < self.setup.stages.len() {
             let decided = self.last.clone();
             if self.advance().is_ok() {
                 // Keep the evaluation that passed the stage; `advance` checks
@@ -442,7 +439,7 @@ impl Controller {
             self.write_event(
                 "rollback",
                 &RollbackEvent {
-                    ts: timestamp(self.clock.wall()),
+                    ts: timestamp(self.setup.clock.wall()),
                     site: &self.site,
                     stage: evaluation.stage,
                     rollout: evaluation.rollout,
@@ -475,7 +472,7 @@ impl Controller {
             Some(evaluation) => return Err(AdvanceError::NotPassed(evaluation.verdict.name())),
             None => return Err(AdvanceError::NotPassed("none yet")),
         }
-        if self.index + 1 >= self.stages.len() {
+        if self.index + 1 >= self.setup.stages.len() {
             return Err(AdvanceError::LastStage);
         }
         self.freeze_baseline();
@@ -487,7 +484,7 @@ impl Controller {
     /// baseline of the current stage is frozen first). `None` if there is no
     /// such stage. A rollback stays latched.
     pub fn set_stage(&mut self, number: u32) -> Option<&Stage> {
-        let index = self.stages.iter().position(|s| s.number == number)?;
+        let index = self.setup.stages.iter().position(|s| s.number == number)?;
         self.freeze_baseline();
         self.enter(index);
         Some(self.stage())
@@ -504,8 +501,9 @@ impl Controller {
     }
 
     fn freeze_baseline(&mut self) {
-        let window = (self.source)(&self.site).since(&self.start_snapshot);
-        if let Some(baseline) = Baseline::of(&window).filter(|b| b.calls >= self.triggers.min_calls)
+        let window = (self.setup.source)(&self.site).since(&self.start_snapshot);
+        if let Some(baseline) =
+            Baseline::of(&window).filter(|b| b.calls >= self.setup.triggers.min_calls)
         {
             self.baseline = Some(baseline);
         }
@@ -521,9 +519,9 @@ impl Controller {
         if let Err(error) = handle().set_site(&self.site, overrides) {
             tracing::error!(site = %self.site, %error, "cannot set the stage's rollout");
         }
-        self.started = self.clock.now();
-        self.start_snapshot = (self.source)(&self.site);
-        self.memory_start = self.memory.resident_bytes();
+        self.started = self.setup.clock.now();
+        self.start_snapshot = (self.setup.source)(&self.site);
+        self.memory_start = self.setup.memory.resident_bytes();
         self.history.clear();
         self.band_since = None;
         self.complaints = None;
@@ -535,7 +533,7 @@ impl Controller {
     fn stage_event(&self, event: &'static str) -> StageEvent<'_> {
         let stage = self.stage();
         StageEvent {
-            ts: timestamp(self.clock.wall()),
+            ts: timestamp(self.setup.clock.wall()),
             site: &self.site,
             event,
             stage: stage.number,
@@ -547,7 +545,7 @@ impl Controller {
     }
 
     fn write_event<T: Serialize>(&self, kind: &str, event: &T) {
-        let log = self.log.clone().or_else(crate::log::global);
+        let log = self.setup.log.clone().or_else(crate::log::global);
         if let Some(log) = log {
             if let Err(error) = log.event(kind, event) {
                 tracing::error!(%error, kind, "cannot serialize a rollout event");

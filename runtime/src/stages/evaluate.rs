@@ -289,6 +289,20 @@ pub struct Trigger {
     pub window: Duration,
 }
 
+impl Trigger {
+    /// A trigger that is not about one stage criterion.
+    fn new(kind: TriggerKind, measured: f64, threshold: f64, calls: u64, window: Duration) -> Self {
+        Trigger {
+            kind,
+            criterion: None,
+            measured,
+            threshold,
+            calls,
+            window,
+        }
+    }
+}
+
 impl core::fmt::Display for Trigger {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let name = match (self.kind, self.criterion) {
@@ -471,19 +485,11 @@ fn rollback_triggers(
     health: &Health,
     recent: &Health,
 ) -> Vec<Trigger> {
-    let trigger = |kind, measured, threshold, calls, window| Trigger {
-        kind,
-        criterion: None,
-        measured,
-        threshold,
-        calls,
-        window,
-    };
     let mut rollback = Vec::new();
     if recent.enrolled >= triggers.min_calls {
         if let Some(success) = recent.success_rate {
             if !at_least(success, triggers.rollback_success_below) {
-                rollback.push(trigger(
+                rollback.push(Trigger::new(
                     TriggerKind::SuccessRate,
                     success,
                     triggers.rollback_success_below,
@@ -494,7 +500,7 @@ fn rollback_triggers(
         }
         if let Some(errors) = recent.error_rate {
             if !at_most(errors, triggers.rollback_error_above) {
-                rollback.push(trigger(
+                rollback.push(Trigger::new(
                     TriggerKind::ErrorRate,
                     errors,
                     triggers.rollback_error_above,
@@ -506,7 +512,7 @@ fn rollback_triggers(
     }
     if health.critical > 0 {
         #[allow(clippy::cast_precision_loss)]
-        rollback.push(trigger(
+        rollback.push(Trigger::new(
             TriggerKind::CriticalError,
             health.critical as f64,
             0.0,
@@ -518,7 +524,7 @@ fn rollback_triggers(
         #[allow(clippy::cast_precision_loss)]
         let growth = memory.now_bytes as f64 / memory.start_bytes as f64 - 1.0;
         if !at_most(growth, triggers.rollback_memory_growth) {
-            rollback.push(trigger(
+            rollback.push(Trigger::new(
                 TriggerKind::Memory,
                 growth,
                 triggers.rollback_memory_growth,
@@ -588,20 +594,12 @@ fn check(criterion: Criterion, measured: Option<f64>, op: &'static str, threshol
 pub fn evaluate(stage: &Stage, triggers: &Triggers, obs: &Observation<'_>) -> Evaluation {
     let health = Health::of(obs.stage_window);
     let recent = Health::of(obs.recent_window);
-    let trigger = |kind, measured, threshold, calls, window| Trigger {
-        kind,
-        criterion: None,
-        measured,
-        threshold,
-        calls,
-        window,
-    };
 
     let rollback = rollback_triggers(triggers, obs, &health, &recent);
     let latency = latency(stage, triggers, obs);
     let mut review = Vec::new();
     if obs.success_band_for >= triggers.review_sustained {
-        review.push(trigger(
+        review.push(Trigger::new(
             TriggerKind::SustainedLowSuccess,
             recent.success_rate.unwrap_or(0.0),
             triggers.review_success_below,
@@ -612,7 +610,7 @@ pub fn evaluate(stage: &Stage, triggers: &Triggers, obs: &Observation<'_>) -> Ev
     if let Ok(latency) = &latency {
         let worst = latency.p50_ratio.max(latency.p95_ratio);
         if !at_most(worst, triggers.review_latency_ratio) {
-            review.push(trigger(
+            review.push(Trigger::new(
                 TriggerKind::Latency,
                 worst,
                 triggers.review_latency_ratio,
@@ -624,7 +622,7 @@ pub fn evaluate(stage: &Stage, triggers: &Triggers, obs: &Observation<'_>) -> Ev
     if let Some(complaints) = obs.complaints {
         let limit = complaints.reference * (1.0 + triggers.review_complaint_growth);
         if complaints.current > complaints.reference && !at_most(complaints.current, limit) {
-            review.push(trigger(
+            review.push(Trigger::new(
                 TriggerKind::Complaints,
                 complaints.current,
                 limit,
