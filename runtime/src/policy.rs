@@ -100,6 +100,11 @@ impl std::error::Error for Fault {}
 ///
 /// assert_eq!(UploadError::Unavailable.classify(), ErrorClass::Retry);
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "the error type `{Self}` does not say which failures to retry, fall back on, or return",
+    label = "needs `async_upload::Classify`",
+    note = "implement `async_upload::Classify` for `{Self}`: `classify` (Retry / Fallback / Fail) and `from_fault` (a timeout or panic as `{Self}`); `std::io::Error` already implements it"
+)]
 pub trait Classify {
     /// Whether to retry, fall back or fail on this error.
     fn classify(&self) -> ErrorClass;

@@ -179,6 +179,11 @@ impl std::error::Error for RolloutError {}
 /// let by_text = "42".with_key_bytes(|b| bucket("", b));
 /// assert_eq!(by_int, by_text);
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be used as a rollout key",
+    label = "not a rollout key",
+    note = "a key hashes as text: use a `&str`, `String`, bytes, an integer or a UUID (feature `uuid`) taken from the arguments, or implement `async_upload::rollout::RolloutKey`"
+)]
 pub trait RolloutKey {
     /// Calls `f` with the bytes this key hashes as.
     fn with_key_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R;

@@ -302,6 +302,11 @@ impl Call {
 
 /// A size recorded with a call: any integer (negative counts as unknown),
 /// or an `Option` of one.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be recorded as the size of an upload",
+    label = "not a byte count",
+    note = "`size` takes an integer number of bytes (e.g. `data.len()`), or an `Option` of one"
+)]
 pub trait ByteCount {
     /// The size in bytes, if known.
     fn byte_count(self) -> Option<u64>;
