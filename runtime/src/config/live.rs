@@ -200,11 +200,7 @@ impl ConfigHandle {
     pub fn replace(&self, config: Config) -> Result<(), ConfigError> {
         config.validate()?;
         let _sites = self.lock_sites();
-        if self.config.load().log_path != config.log_path {
-            crate::log::install_global(config.log_path.as_deref());
-        }
-        self.config.store(Arc::new(config));
-        self.bump();
+        self.install(config);
         Ok(())
     }
 
@@ -237,9 +233,19 @@ impl ConfigHandle {
         for (name, control) in sites.iter_mut() {
             control.env = SiteControl::from_env(name).env;
         }
+        self.install(config);
+        Ok(())
+    }
+
+    /// Puts a validated configuration in force; the caller holds the sites
+    /// lock, so no resolution interleaves. A new log path switches the
+    /// JSONL log (`ASYNC_UPLOAD_LOG`) with it.
+    fn install(&self, config: Config) {
+        if self.config.load().log_path != config.log_path {
+            crate::log::install_global(config.log_path.as_deref());
+        }
         self.config.store(Arc::new(config));
         self.bump();
-        Ok(())
     }
 
     /// Sets the operator overrides of one site, replacing earlier ones.
