@@ -1,1 +1,250 @@
-fn main() {}
+//! What `#[async_upload]` costs, in one run on one runtime:
+//!
+//! - `overhead/*`: a body that returns at once, called three ways — the
+//!   annotated function (`macro`), `execute` by hand with the same closures
+//!   and an equivalent `Site` (`hand`), and the body itself (`direct`: the
+//!   async body when the call is enrolled, the sync fallback otherwise) —
+//!   with the flag off, enrolled (first attempt succeeds) and not enrolled;
+//! - `jsonl_sink`: batches of records through `log::JsonlLog`, flushed, so
+//!   the rate is what reaches the file (drops are counted and must be 0);
+//! - `loopback/*`: 1 KiB and 1 MiB uploads to the loopback test server,
+//!   async (`reqwest`) vs sync (`ureq`), and the wrapper around the async one.
+//!
+//! `cargo bench --bench overhead`; the numbers are in docs/performance.md.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::hint::black_box;
+use std::io;
+use std::time::{Duration, Instant};
+
+use async_upload::async_upload;
+use async_upload::config::{handle, SiteOverrides};
+use async_upload::execute::execute;
+use async_upload::log::JsonlLog;
+use async_upload::metrics::{ExecutionType, MetricsSink, UploadRecord};
+use async_upload::rollout::bucket;
+use async_upload::Site;
+use criterion::{criterion_group, Criterion, Throughput};
+use tokio::runtime::Runtime;
+
+use support::client::{send_async, send_blocking, Endpoint, Receipt, UploadError, UploadRequest};
+use support::files::write_files;
+use support::server::{no_faults, Server};
+
+/// The body under test: returns at once.
+async fn body(id: u64) -> io::Result<u64> {
+    Ok(id + 1)
+}
+
+/// Today's code: returns at once too.
+#[allow(clippy::unnecessary_wraps)] // the fallback's signature is the body's
+fn blocking(id: u64) -> io::Result<u64> {
+    Ok(id + 1)
+}
+
+#[async_upload(name = "bench_macro_off", fallback = blocking, key = id)]
+async fn macro_off(id: u64) -> io::Result<u64> {
+    body(id).await
+}
+
+#[async_upload(name = "bench_macro", fallback = blocking, key = id)]
+async fn macro_on(id: u64) -> io::Result<u64> {
+    body(id).await
+}
+
+// What the attribute declares, written by hand.
+static HAND_OFF: Site = Site::new("bench_hand_off");
+static HAND: Site = Site::new("bench_hand");
+
+async fn hand(site: &'static Site, id: u64) -> io::Result<u64> {
+    execute(
+        site.call(&id),
+        (id,),
+        |(id,)| body(*id),
+        |(id,)| blocking(id),
+    )
+    .await
+}
+
+/// A key of `site` enrolled (or not) at 50 %.
+fn key(site: &str, enrolled: bool) -> u64 {
+    (0..)
+        .find(|k: &u64| (bucket(site, k.to_string().as_bytes()) < 5_000) == enrolled)
+        .unwrap()
+}
+
+/// Times `iters` awaited calls inside one `block_on`.
+fn time_calls<F, Fut>(rt: &Runtime, iters: u64, call: F) -> Duration
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future,
+{
+    rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            black_box(call().await);
+        }
+        start.elapsed()
+    })
+}
+
+fn configure() {
+    handle().update(|c| c.enabled = true).unwrap();
+    let off = SiteOverrides {
+        enabled: Some(false),
+        ..SiteOverrides::default()
+    };
+    let half = SiteOverrides {
+        rollout: Some(50.0),
+        ..SiteOverrides::default()
+    };
+    for site in ["bench_macro_off", "bench_hand_off"] {
+        handle().set_site(site, off.clone()).unwrap();
+    }
+    for site in ["bench_macro", "bench_hand", "bench_loopback"] {
+        handle().set_site(site, half.clone()).unwrap();
+    }
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn overhead(c: &mut Criterion) {
+    configure();
+    let rt = runtime();
+    let mut group = c.benchmark_group("overhead");
+
+    // Flag off: every call takes the sync path (on the blocking pool).
+    let k = 7;
+    group.bench_function("flag_off/macro", |b| {
+        b.iter_custom(|n| time_calls(&rt, n, || macro_off(black_box(k))));
+    });
+    group.bench_function("flag_off/hand", |b| {
+        b.iter_custom(|n| time_calls(&rt, n, || hand(&HAND_OFF, black_box(k))));
+    });
+    group.bench_function("flag_off/direct", |b| {
+        b.iter_custom(|n| time_calls(&rt, n, || async { blocking(black_box(k)) }));
+    });
+
+    // Enrolled: the async body succeeds on the first attempt.
+    let (km, kh) = (key("bench_macro", true), key("bench_hand", true));
+    group.bench_function("enrolled/macro", |b| {
+        b.iter_custom(|n| time_calls(&rt, n, || macro_on(black_box(km))));
+    });
+    group.bench_function("enrolled/hand", |b| {
+        b.iter_custom(|n| time_calls(&rt, n, || hand(&HAND, black_box(kh))));
+    });
+    group.bench_function("enrolled/direct", |b| {
+        b.iter_custom(|n| time_calls(&rt, n, || body(black_box(km))));
+    });
+
+    // Not enrolled: the key is hashed, the bucket is above 50 %, sync path.
+    let (km, kh) = (key("bench_macro", false), key("bench_hand", false));
+    group.bench_function("not_enrolled/macro", |b| {
+        b.iter_custom(|n| time_calls(&rt, n, || macro_on(black_box(km))));
+    });
+    group.bench_function("not_enrolled/hand", |b| {
+        b.iter_custom(|n| time_calls(&rt, n, || hand(&HAND, black_box(kh))));
+    });
+    group.bench_function("not_enrolled/direct", |b| {
+        b.iter_custom(|n| time_calls(&rt, n, || async { blocking(black_box(km)) }));
+    });
+    group.finish();
+    assert!(HAND.call(&key("bench_hand", true)).runs_async());
+}
+
+fn jsonl_sink(c: &mut Criterion) {
+    const BATCH: u64 = 4_096; // half the queue: a flushed batch never overflows it
+    let dir = tempfile::tempdir().unwrap();
+    let log = JsonlLog::open(dir.path().join("bench.jsonl")).unwrap();
+    let mut record = UploadRecord::new("bench_sink", ExecutionType::Async, true, 12.345, 1);
+    record.bytes = Some(2_048);
+    let mut group = c.benchmark_group("jsonl_sink");
+    group.throughput(Throughput::Elements(BATCH));
+    group.bench_function("records", |b| {
+        b.iter(|| {
+            for _ in 0..BATCH {
+                log.record(black_box(&record));
+            }
+            assert!(log.flush());
+        });
+    });
+    group.finish();
+    let stats = log.stats();
+    assert_eq!(stats.dropped(), 0, "{stats:?}");
+    println!(
+        "jsonl_sink: {} records written, {} dropped",
+        stats.written,
+        stats.dropped()
+    );
+}
+
+fn upload_blocking(req: UploadRequest) -> Result<Receipt, UploadError> {
+    send_blocking(&req)
+}
+
+#[async_upload(name = "bench_loopback", fallback = upload_blocking, key = req.id.as_str(), size = req.size)]
+async fn upload(req: UploadRequest) -> Result<Receipt, UploadError> {
+    send_async(&req).await
+}
+
+fn loopback(c: &mut Criterion) {
+    configure();
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let server = rt
+        .block_on(Server::start(dir.path().join("store"), no_faults()))
+        .unwrap();
+    let endpoint = Endpoint::new(server.base_url());
+    // Files of exactly 1 KiB and 1 MiB, with an id enrolled at 50 %.
+    let mut files = write_files(&dir.path().join("files"), "x", 2, 1024, 1024 * 1024, 1).unwrap();
+    for file in &mut files {
+        file.id = (0..)
+            .map(|i| format!("bench-{}-{i}", file.size))
+            .find(|id| bucket("bench_loopback", id.as_bytes()) < 5_000)
+            .unwrap();
+    }
+    let mut group = c.benchmark_group("loopback");
+    for file in &files {
+        let req = file.request(&endpoint);
+        let label = if file.size == 1024 { "1KiB" } else { "1MiB" };
+        group.throughput(Throughput::Bytes(file.size));
+        group.bench_function(format!("{label}/async_direct"), |b| {
+            b.iter_custom(|n| time_calls(&rt, n, || async { send_async(&req).await.unwrap() }));
+        });
+        group.bench_function(format!("{label}/async_macro"), |b| {
+            b.iter_custom(|n| {
+                time_calls(&rt, n, || async {
+                    let receipt = upload(req.clone()).await.unwrap();
+                    assert_eq!(receipt.via, support::server::Client::Async);
+                })
+            });
+        });
+        group.bench_function(format!("{label}/sync_direct"), |b| {
+            b.iter(|| send_blocking(&req).unwrap());
+        });
+    }
+    group.finish();
+    drop(server);
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(40);
+    targets = overhead, jsonl_sink, loopback
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
