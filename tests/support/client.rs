@@ -203,12 +203,25 @@ fn transport(error: &reqwest::Error) -> UploadError {
     UploadError::Transport(io::Error::new(kind, error.to_string()))
 }
 
+/// Files above this size are streamed from disk, in chunks of this size.
+const STREAM_CHUNK: u64 = 1024 * 1024;
+
 /// The new path: streams the file from disk with `reqwest`.
 pub async fn send_async(req: &UploadRequest) -> Result<Receipt, UploadError> {
-    let file = tokio::fs::File::open(&req.path)
-        .await
-        .map_err(UploadError::File)?;
-    let body = reqwest::Body::wrap_stream(ReaderStream::with_capacity(file, 256 * 1024));
+    // Each tokio::fs operation is a hop to the blocking pool: read a small
+    // file in one, stream a large one in 1 MiB chunks (memory stays bounded).
+    let body = if req.size <= STREAM_CHUNK {
+        reqwest::Body::from(
+            tokio::fs::read(&req.path)
+                .await
+                .map_err(UploadError::File)?,
+        )
+    } else {
+        let file = tokio::fs::File::open(&req.path)
+            .await
+            .map_err(UploadError::File)?;
+        reqwest::Body::wrap_stream(ReaderStream::with_capacity(file, STREAM_CHUNK as usize))
+    };
     let response = req
         .endpoint
         .inner
