@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use async_upload::async_upload;
 use async_upload::config::{handle, SiteOverrides};
-use async_upload::execute::execute;
+use async_upload::execute::{execute, execute_in_place};
 use async_upload::log::JsonlLog;
 use async_upload::metrics::{ExecutionType, MetricsSink, UploadRecord};
 use async_upload::rollout::bucket;
@@ -54,8 +54,33 @@ async fn macro_on(id: u64) -> io::Result<u64> {
     body(id).await
 }
 
+/// A borrowed argument: the attribute runs the sync path in place
+/// (`execute_in_place`), which on the bench thread (not a worker) is a plain
+/// call, so the macro and the hand-written call compare without the
+/// blocking pool's scheduling noise.
+#[async_upload(name = "bench_macro_in_place", fallback = blocking_ref, key = *id)]
+async fn macro_in_place(id: &u64) -> io::Result<u64> {
+    body(*id).await
+}
+
+#[allow(clippy::unnecessary_wraps, clippy::trivially_copy_pass_by_ref)] // the body's signature
+fn blocking_ref(id: &u64) -> io::Result<u64> {
+    Ok(id + 1)
+}
+
 // What the attribute declares, written by hand.
 static HAND_OFF: Site = Site::new("bench_hand_off");
+static HAND_IN_PLACE: Site = Site::new("bench_hand_in_place");
+
+async fn hand_in_place(id: &u64) -> io::Result<u64> {
+    execute_in_place(
+        HAND_IN_PLACE.call(id),
+        (id,),
+        |(id,)| body(**id),
+        |(id,)| blocking_ref(id),
+    )
+    .await
+}
 static HAND: Site = Site::new("bench_hand");
 
 async fn hand(site: &'static Site, id: u64) -> io::Result<u64> {
@@ -100,7 +125,12 @@ fn configure() {
         rollout: Some(50.0),
         ..SiteOverrides::default()
     };
-    for site in ["bench_macro_off", "bench_hand_off"] {
+    for site in [
+        "bench_macro_off",
+        "bench_hand_off",
+        "bench_macro_in_place",
+        "bench_hand_in_place",
+    ] {
         handle().set_site(site, off.clone()).unwrap();
     }
     for site in ["bench_macro", "bench_hand", "bench_loopback"] {
@@ -156,6 +186,17 @@ fn overhead(c: &mut Criterion) {
     group.bench_function("not_enrolled/direct", |b| {
         b.iter_custom(|n| time_calls(&rt, n, || async { blocking(black_box(km)) }));
     });
+
+    // Flag off, sync path in place: no thread hop, so nanoseconds show.
+    group.bench_function("flag_off_in_place/macro", |b| {
+        b.iter_custom(|n| time_calls(&rt, n, || macro_in_place(black_box(&k))));
+    });
+    group.bench_function("flag_off_in_place/hand", |b| {
+        b.iter_custom(|n| time_calls(&rt, n, || hand_in_place(black_box(&k))));
+    });
+    group.bench_function("flag_off_in_place/direct", |b| {
+        b.iter_custom(|n| time_calls(&rt, n, || async { blocking_ref(black_box(&k)) }));
+    });
     group.finish();
     assert!(HAND.call(&key("bench_hand", true)).runs_async());
 }
@@ -198,8 +239,12 @@ async fn upload(req: UploadRequest) -> Result<Receipt, UploadError> {
 fn loopback(c: &mut Criterion) {
     configure();
     let rt = runtime();
+    // The server gets a runtime of its own: sharing the async client's
+    // workers would tax the async path only, while `ureq` runs on the bench
+    // thread; this way both clients meet the same server on equal terms.
+    let server_rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let server = rt
+    let server = server_rt
         .block_on(Server::start(dir.path().join("store"), no_faults()))
         .unwrap();
     let endpoint = Endpoint::new(server.base_url());

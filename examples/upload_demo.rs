@@ -110,7 +110,16 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("a Tokio runtime");
-    match runtime.block_on(run(args)) {
+    // The server stands in for a remote service: it gets threads of its own,
+    // so its work (hashing, disk writes) does not tax the async client's
+    // workers while the blocking client runs on threads of its own.
+    let server_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("upload-server")
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime for the server");
+    match runtime.block_on(run(args, server_runtime.handle().clone())) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(error) => {
@@ -180,7 +189,10 @@ fn site_settings() -> async_upload::config::Settings {
 }
 
 #[allow(clippy::too_many_lines)] // the demo's script, step by step
-async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
+async fn run(
+    args: Args,
+    server_runtime: tokio::runtime::Handle,
+) -> Result<bool, Box<dyn std::error::Error>> {
     // Everything recorded reaches the JSONL file before `run` returns.
     let _log_guard = async_upload::log::guard();
     let started_at = SystemTime::now();
@@ -221,7 +233,9 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
         },
         seed: args.seed,
     };
-    let server = Server::start(&store_dir, faults.into_fn()).await?;
+    let server = server_runtime
+        .spawn(Server::start(store_dir.clone(), faults.into_fn()))
+        .await??;
     println!(
         "server: {} storing in {}; faults on {}: reset {}%, 503 {}%, delay {}% ({} ms) of requests, for their first 1–{} attempts",
         server.base_url(),
