@@ -10,7 +10,7 @@
 //! - `loopback/*`: 1 KiB and 1 MiB uploads to the loopback test server,
 //!   async (`reqwest`) vs sync (`ureq`), and the wrapper around the async one.
 //!
-//! `cargo bench --bench overhead`; the numbers are in docs/performance.md.
+//! `cargo bench --bench overhead`; the numbers are in the README (Performance).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
