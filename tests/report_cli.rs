@@ -217,3 +217,59 @@ fn bad_input_exits_2() {
     assert_eq!(output.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&output.stderr).contains("line 6"));
 }
+
+/// A rollback the controller wrote stays the verdict, whatever the records
+/// say afterwards, until a `rollback_cleared` event follows it.
+#[test]
+fn a_latched_rollback_from_the_controller_exits_4_until_cleared() {
+    use std::sync::{Arc, Mutex};
+
+    use async_upload::metrics::SiteSnapshot;
+    use async_upload::stages::{Controller, ManualClock};
+
+    const SITE: &str = "report_latched";
+    let dir = dir("latched");
+    let path = dir.join("a.jsonl");
+    // Healthy traffic of its own would hold at stage 1 ...
+    write_log(
+        &path,
+        SITE,
+        2,
+        &[
+            (ExecutionType::Sync, true, 500, 10.0),
+            (ExecutionType::Async, true, 50, 10.0),
+        ],
+    );
+    // ... but the controller saw a panic in the async path and rolled back.
+    let counters = Arc::new(Mutex::new(SiteSnapshot::empty(SITE)));
+    let source = Arc::clone(&counters);
+    let clock = ManualClock::new();
+    let log = JsonlLog::open(&path).unwrap();
+    let mut controller = Controller::builder(SITE)
+        .clock(clock.clone())
+        .memory(|| None)
+        .source(move |_| source.lock().unwrap().clone())
+        .log(log.clone())
+        .start();
+    let mut panicked = UploadRecord::new(SITE, ExecutionType::SyncFallback, true, 5.0, 1);
+    panicked.error_type = Some(async_upload::metrics::PANIC.into());
+    counters.lock().unwrap().record(&panicked);
+    clock.advance(Duration::from_secs(30));
+    assert_eq!(controller.tick().verdict.name(), "rollback");
+    assert!(log.flush());
+
+    let output = report(&[path.to_str().unwrap(), "--site", SITE]);
+    let stdout = text(&output);
+    assert_eq!(output.status.code(), Some(4), "{stdout}");
+    assert!(stdout.contains("ROLLBACK"), "{stdout}");
+
+    controller.clear_rollback();
+    assert!(log.flush());
+    let output = report(&[path.to_str().unwrap(), "--site", SITE]);
+    let stdout = text(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "once cleared the records decide:\n{stdout}"
+    );
+}
