@@ -88,13 +88,7 @@ async fn reset_twice_then_success_on_the_third_attempt() {
         assert_eq!(fx.server.attempts(&file.id, Client::Async), 3);
         assert_eq!(fx.server.attempts(&file.id, Client::Sync), 0);
     }
-    let records = capture.records();
-    assert_eq!(records.len(), fx.files.len());
-    for r in &records {
-        assert_eq!(r.execution_type, ExecutionType::Async);
-        assert!(r.success);
-        assert_eq!(r.attempts, 3);
-    }
+    capture.assert_every(fx.files.len(), ExecutionType::Async, true, 3, None);
     assert_eq!(fx.server.counters().resets, 2 * fx.files.len() as u64);
     assert!(fx.all_intact());
 }
@@ -134,14 +128,13 @@ async fn server_slower_than_the_timeout_retries_then_falls_back() {
         assert_eq!(fx.server.attempts(&file.id, Client::Async), 3);
         assert_eq!(fx.server.attempts(&file.id, Client::Sync), 1);
     }
-    let records = capture.records();
-    assert_eq!(records.len(), fx.files.len());
-    for r in &records {
-        assert_eq!(r.execution_type, ExecutionType::SyncFallback);
-        assert!(r.success);
-        assert_eq!(r.attempts, 3);
-        assert_eq!(r.error_type.as_deref(), Some("timeout"));
-    }
+    capture.assert_every(
+        fx.files.len(),
+        ExecutionType::SyncFallback,
+        true,
+        3,
+        Some("timeout"),
+    );
     assert!(fx.all_intact());
 }
 
@@ -168,14 +161,13 @@ async fn unavailable_for_the_async_client_falls_back_to_sync() {
         );
         assert_eq!(fx.server.attempts(&file.id, Client::Sync), 1);
     }
-    let records = capture.records();
-    assert_eq!(records.len(), fx.files.len());
-    for r in &records {
-        assert_eq!(r.execution_type, ExecutionType::SyncFallback);
-        assert!(r.success);
-        assert_eq!(r.attempts, 3);
-        assert_eq!(r.error_type.as_deref(), Some("unavailable"));
-    }
+    capture.assert_every(
+        fx.files.len(),
+        ExecutionType::SyncFallback,
+        true,
+        3,
+        Some("unavailable"),
+    );
     assert!(fx.all_intact());
 }
 
@@ -206,14 +198,13 @@ async fn unavailable_with_fallback_off_reaches_the_caller() {
         assert_eq!(fx.server.attempts(&file.id, Client::Async), 3);
         assert_eq!(fx.server.attempts(&file.id, Client::Sync), 0, "no fallback");
     }
-    let records = capture.records();
-    assert_eq!(records.len(), fx.files.len());
-    for r in &records {
-        assert_eq!(r.execution_type, ExecutionType::Async);
-        assert!(!r.success);
-        assert_eq!(r.attempts, 3);
-        assert_eq!(r.error_type.as_deref(), Some("unavailable"));
-    }
+    capture.assert_every(
+        fx.files.len(),
+        ExecutionType::Async,
+        false,
+        3,
+        Some("unavailable"),
+    );
     assert!(fx.server.stored().is_empty());
 }
 

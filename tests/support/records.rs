@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_upload::config::{handle, SiteOverrides};
-use async_upload::metrics::{add_sink, remove_sink, SinkId, UploadRecord};
+use async_upload::metrics::{add_sink, remove_sink, ExecutionType, SinkId, UploadRecord};
 
 /// Every record of one site from the moment it is created until dropped.
 pub struct Capture {
@@ -31,6 +31,33 @@ impl Capture {
             site,
             records,
             sink,
+        }
+    }
+
+    /// Checks there are `count` records so far, each of `execution_type`,
+    /// with that outcome, attempts and error type.
+    pub fn assert_every(
+        &self,
+        count: usize,
+        execution_type: ExecutionType,
+        success: bool,
+        attempts: u32,
+        error_type: Option<&str>,
+    ) {
+        let records = self.records();
+        assert_eq!(records.len(), count, "{records:#?}");
+        for r in &records {
+            let seen = (
+                r.execution_type,
+                r.success,
+                r.attempts,
+                r.error_type.as_deref(),
+            );
+            assert_eq!(
+                seen,
+                (execution_type, success, attempts, error_type),
+                "{r:?}"
+            );
         }
     }
 
