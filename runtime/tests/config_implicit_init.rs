@@ -1,16 +1,41 @@
-//! The implicit initialisation with bad environment values, in a fresh
-//! process: a file of its own, so no other test changes the environment
-//! while this one spawns the child.
+//! The implicit initialisation from the environment, in fresh processes
+//! (the test binary re-runs itself as a child with the variables set): a
+//! file of its own, so no other test changes the environment meanwhile.
 
 use async_upload_runtime::config::handle;
+use async_upload_runtime::execute::execute;
+use async_upload_runtime::metrics::ExecutionType;
 use async_upload_runtime::{Path, Site, SyncReason};
 
-/// The implicit initialisation with bad environment values: never a panic,
-/// the error logged through `tracing`, async disabled. It needs a fresh
-/// process, so the test re-runs this binary with the variables set.
+/// Whether this process is the child a test started.
+fn is_child() -> bool {
+    std::env::var_os("PREC_CHILD").is_some()
+}
+
+/// Runs the test `name` of this binary in a child process with `env` set;
+/// returns its stderr after checking it passed.
+fn run_child(name: &str, env: &[(&str, &str)]) -> String {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env("PREC_CHILD", "1")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "child failed:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("1 passed"),
+        "the child ran the test:\n{stdout}"
+    );
+    stderr
+}
+
+/// Bad environment values: never a panic, the error logged through
+/// `tracing`, async disabled.
 #[test]
 fn implicit_init_with_bad_env_logs_and_runs_the_safe_path() {
-    if std::env::var_os("PREC_CHILD").is_some() {
+    if is_child() {
         let subscriber = tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
             .with_ansi(false)
@@ -23,27 +48,60 @@ fn implicit_init_with_bad_env_logs_and_runs_the_safe_path() {
         assert_eq!(err.variable(), "ASYNC_UPLOAD_ROLLOUT");
         return;
     }
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "implicit_init_with_bad_env_logs_and_runs_the_safe_path",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("PREC_CHILD", "1")
-        .env("ASYNC_UPLOAD_ENABLED", "true")
-        .env("ASYNC_UPLOAD_ROLLOUT", "abc")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "child failed:\n{stdout}\n{stderr}");
-    assert!(
-        stdout.contains("1 passed"),
-        "the child ran the test:\n{stdout}"
+    let stderr = run_child(
+        "implicit_init_with_bad_env_logs_and_runs_the_safe_path",
+        &[
+            ("ASYNC_UPLOAD_ENABLED", "true"),
+            ("ASYNC_UPLOAD_ROLLOUT", "abc"),
+        ],
     );
     assert!(
         stderr.contains("ASYNC_UPLOAD_ROLLOUT=\"abc\" is not accepted"),
         "the error is logged through tracing:\n{stderr}"
     );
+}
+
+/// `ASYNC_UPLOAD_LOG` alone, with no code, sends every record to the file.
+#[test]
+fn async_upload_log_writes_every_record_with_no_code() {
+    if is_child() {
+        static LOGGED: Site = Site::new("env_logged");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for i in 0..3_u32 {
+            let result = runtime.block_on(execute(
+                LOGGED.call(&i),
+                (i,),
+                |(i,)| std::future::ready(Ok::<u32, std::io::Error>(*i)),
+                |(i,)| Ok(i),
+            ));
+            assert_eq!(result.unwrap(), i);
+        }
+        assert!(async_upload_runtime::log::flush());
+        return;
+    }
+    let path = std::env::temp_dir().join(format!("au-env-log-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    run_child(
+        "async_upload_log_writes_every_record_with_no_code",
+        &[
+            ("ASYNC_UPLOAD_LOG", path.to_str().unwrap()),
+            ("ASYNC_UPLOAD_ENABLED", "true"),
+            ("ASYNC_UPLOAD_ROLLOUT", "100"),
+        ],
+    );
+    let log = async_upload_runtime::log::read_file(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(log.errors.is_empty(), "{:?}", log.errors);
+    let ours: Vec<_> = log
+        .uploads
+        .iter()
+        .filter(|r| r.site == "env_logged")
+        .collect();
+    assert_eq!(ours.len(), 3, "{:?}", log.uploads);
+    assert!(ours
+        .iter()
+        .all(|r| r.success && r.execution_type == ExecutionType::Async));
 }
