@@ -8,7 +8,7 @@
 //! - `jsonl_sink`: batches of records through `log::JsonlLog`, flushed, so
 //!   the rate is what reaches the file (drops are counted and must be 0);
 //! - `loopback/*`: 1 KiB and 1 MiB uploads to the loopback test server,
-//!   async (`reqwest`) vs sync (`ureq`), and the wrapper around the async one.
+//!   async (`reqwest`) vs sync (`ureq`), each direct and through the wrapper.
 //!
 //! `cargo bench --bench overhead`; the numbers are in the README (Performance).
 
@@ -274,6 +274,23 @@ fn loopback(c: &mut Criterion) {
         });
         group.bench_function(format!("{label}/sync_direct"), |b| {
             b.iter(|| send_blocking(&req).unwrap());
+        });
+        // The sync path as a service runs it: through the wrapper, for a key
+        // that is not enrolled, so `ureq` runs on the blocking pool.
+        let sync_req = UploadRequest {
+            id: (0..)
+                .map(|i| format!("bench-sync-{}-{i}", file.size))
+                .find(|id| bucket("bench_loopback", id.as_bytes()) >= 5_000)
+                .unwrap(),
+            ..req.clone()
+        };
+        group.bench_function(format!("{label}/sync_macro"), |b| {
+            b.iter_custom(|n| {
+                time_calls(&rt, n, || async {
+                    let receipt = upload(sync_req.clone()).await.unwrap();
+                    assert_eq!(receipt.via, support::server::Client::Sync);
+                })
+            });
         });
     }
     group.finish();
