@@ -293,6 +293,44 @@ fn loopback(c: &mut Criterion) {
             });
         });
     }
+
+    // Throughput with uploads in flight at once, as a service has them:
+    // 8 concurrent 1 MiB uploads through the wrapper, all enrolled (async)
+    // or none (sync, on the blocking pool).
+    const IN_FLIGHT: usize = 8;
+    let big = files
+        .iter()
+        .find(|f| f.size > 1024)
+        .unwrap()
+        .request(&endpoint);
+    let requests = |prefix: &str, enrolled: bool| -> Vec<UploadRequest> {
+        (0..)
+            .map(|i| format!("bench-{prefix}-{i}"))
+            .filter(|id| (bucket("bench_loopback", id.as_bytes()) < 5_000) == enrolled)
+            .take(IN_FLIGHT)
+            .map(|id| UploadRequest { id, ..big.clone() })
+            .collect()
+    };
+    group.throughput(Throughput::Bytes(big.size * IN_FLIGHT as u64));
+    for (label, enrolled, via) in [
+        ("async", true, support::server::Client::Async),
+        ("sync", false, support::server::Client::Sync),
+    ] {
+        let batch = requests(label, enrolled);
+        group.bench_function(format!("1MiB_x{IN_FLIGHT}/{label}_macro"), |b| {
+            b.iter_custom(|n| {
+                time_calls(&rt, n, || async {
+                    let mut tasks = tokio::task::JoinSet::new();
+                    for req in &batch {
+                        tasks.spawn(upload(req.clone()));
+                    }
+                    while let Some(receipt) = tasks.join_next().await {
+                        assert_eq!(receipt.unwrap().unwrap().via, via);
+                    }
+                })
+            });
+        });
+    }
     group.finish();
     drop(server);
 }
