@@ -53,7 +53,7 @@ use tracing::Instrument;
 pub use crate::lend::{Lend, Lent};
 
 use crate::config::Settings;
-use crate::metrics::{self, ExecutionType, UploadRecord, CANCELLED};
+use crate::metrics::{self, ExecutionType, UploadRecord, CANCELLED, SYNC_PANIC};
 use crate::policy::{Classify, ErrorClass, Fault};
 use crate::site::{Call, Path};
 
@@ -426,7 +426,7 @@ impl Recorder {
                 self.finish(Err(error))
             }
             Err(panic) => {
-                self.emit(false, Some("sync_panic"));
+                self.emit(false, Some(SYNC_PANIC));
                 std::panic::resume_unwind(panic)
             }
         }

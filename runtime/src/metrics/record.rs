@@ -52,6 +52,9 @@ pub const CANCELLED: &str = "cancelled";
 pub const PANIC: &str = "panic";
 /// `error_type` of a call whose last async attempt timed out.
 pub const TIMEOUT: &str = "timeout";
+/// `error_type` of a call whose sync path panicked (the panic is then
+/// resumed on the caller). Not critical: the old code panicked too.
+pub const SYNC_PANIC: &str = "sync_panic";
 
 /// What happened in one call of an annotated function.
 ///
