@@ -11,12 +11,15 @@
 //! - [`execute`]: the per-call state machine;
 //! - [`metrics`]: records, sinks, the bounded aggregator and summaries;
 //! - [`log`]: the JSONL sink and reader, CSV export;
-//! - [`stages`]: stage definitions, verdicts, rollback triggers, the controller.
+//! - [`stages`]: stage definitions, verdicts, rollback triggers, the controller;
+//! - `dashboard` (feature `html`): the self-contained HTML rollout report.
 #![deny(missing_docs)]
 #![warn(clippy::pedantic)]
 #![allow(clippy::module_name_repetitions)]
 
 pub mod config;
+#[cfg(feature = "html")]
+pub mod dashboard;
 pub mod execute;
 mod lend;
 pub mod log;

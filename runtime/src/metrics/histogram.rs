@@ -166,6 +166,21 @@ impl Histogram {
         }
     }
 
+    /// The non-empty buckets as `(low, high, count)`: `count` values in
+    /// `[low, high)` microseconds, in increasing order (the HTML report
+    /// draws the distribution from them).
+    #[cfg(feature = "html")]
+    pub(crate) fn buckets(&self) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, &count)| count > 0)
+            .map(|(i, &count)| {
+                let (low, high) = range(i);
+                (low, high, count)
+            })
+    }
+
     /// Adds `other`'s counts to this one.
     pub fn merge(&mut self, other: &Histogram) {
         for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {

@@ -1,0 +1,209 @@
+//! The HTML rollout report (cargo feature `html`): one self-contained page
+//! per report, with the verdict and criteria of each site, its latency
+//! distribution per path, rates and latencies over time with the stage and
+//! rollback markers, bytes and throughput, and the top errors.
+//!
+//! The page needs nothing but a browser: no script, no font, no stylesheet
+//! from anywhere; the charts are inline SVG drawn with
+//! [`plotters`](https://docs.rs/plotters).
+//!
+//! A [`Dashboard`] is fed in the same single pass over the log as the
+//! report: its memory is bounded by the log's duration (per-bucket
+//! aggregates, at most a few hundred buckets per site), not by its records.
+//!
+//! ```
+//! use async_upload_runtime::dashboard::Dashboard;
+//! use async_upload_runtime::log::Log;
+//! use async_upload_runtime::metrics::{ExecutionType, UploadRecord};
+//! use async_upload_runtime::stages::{Report, ReportOptions};
+//!
+//! let mut log = Log::default();
+//! let mut dashboard = Dashboard::new(None);
+//! for i in 0..50 {
+//!     let et = if i % 2 == 0 { ExecutionType::Sync } else { ExecutionType::Async };
+//!     let record = UploadRecord::new("upload", et, true, 10.0 + f64::from(i), u32::from(i % 2 == 1));
+//!     dashboard.record(&record);
+//!     log.uploads.push(record);
+//! }
+//! let report = Report::build(&log, &ReportOptions::default())?;
+//! let html = dashboard.render(&report)?;
+//! assert!(html.starts_with("<!DOCTYPE html>"));
+//! assert!(!html.contains("<script") && !html.contains(" src=") && !html.contains("url("));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod charts;
+mod page;
+mod timeline;
+mod trace;
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use crate::log::Event;
+use crate::metrics::UploadRecord;
+use crate::stages::Report;
+use trace::SiteTrace;
+
+/// Gathers, record by record and event by event, what the HTML report
+/// draws; [`Dashboard::render`] writes the page.
+///
+/// Per site: the whole log's time series (calls per path, async success
+/// rate, async and sync p50/p95, in buckets of a minute or more), and over
+/// the stage window (which restarts at each stage `entered` event, like the
+/// report's): the latency distribution per path, bytes, throughput and
+/// error names.
+#[derive(Clone, Debug)]
+pub struct Dashboard {
+    stage: Option<u32>,
+    sites: BTreeMap<String, SiteTrace>,
+}
+
+impl Dashboard {
+    /// An empty dashboard whose window is the last stage entered in the log,
+    /// or, with `stage`, the last time that stage was entered (until
+    /// another stage is entered), as the report's `--stage` chooses.
+    #[must_use]
+    pub fn new(stage: Option<u32>) -> Self {
+        Dashboard {
+            stage,
+            sites: BTreeMap::new(),
+        }
+    }
+
+    fn site(&mut self, site: &str) -> &mut SiteTrace {
+        if !self.sites.contains_key(site) {
+            self.sites.insert(site.to_owned(), SiteTrace::new(site));
+        }
+        self.sites
+            .get_mut(site)
+            .unwrap_or_else(|| unreachable!("inserted above"))
+    }
+
+    /// Counts one upload record.
+    pub fn record(&mut self, record: &UploadRecord) {
+        self.site(&record.site).record(record);
+    }
+
+    /// Takes in one controller event: a stage entered (the window
+    /// restarts), a verdict, a rollback, a rollback cleared. Other events
+    /// and events without a site or time are ignored.
+    pub fn event(&mut self, event: &Event) {
+        let (Some(site), Some(ts)) = (event.site.as_deref(), event.ts) else {
+            return;
+        };
+        let kind = match (event.kind.as_str(), event.str("event")) {
+            ("stage", Some("entered")) => {
+                let Some(stage) = event
+                    .fields
+                    .get("stage")
+                    .and_then(serde_json::Value::as_u64)
+                    .and_then(|n| u32::try_from(n).ok())
+                else {
+                    return;
+                };
+                let wanted = self.stage;
+                let trace = self.site(site);
+                match wanted {
+                    None => trace.restart_window(),
+                    Some(n) if n == stage => trace.restart_window(),
+                    Some(_) => trace.close_window(),
+                }
+                MarkerKind::StageEntered { stage }
+            }
+            ("stage", Some("verdict")) => match event.str("verdict").and_then(VerdictKind::parse) {
+                Some(verdict) => MarkerKind::Verdict(verdict),
+                None => return,
+            },
+            ("stage", Some("rollback_cleared")) => MarkerKind::RollbackCleared,
+            ("rollback", _) => MarkerKind::Rollback,
+            _ => return,
+        };
+        self.site(site).mark(Marker::new(ts, kind));
+    }
+
+    /// The page: one section per site of `report`, in its order.
+    ///
+    /// # Errors
+    ///
+    /// A chart could not be drawn (it names which).
+    pub fn render(&self, report: &Report) -> Result<String, HtmlError> {
+        page::render(self, report)
+    }
+}
+
+/// What a vertical marker on the time charts shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MarkerKind {
+    /// The controller entered a stage: the stage window starts here.
+    StageEntered { stage: u32 },
+    /// The logged verdict changed.
+    Verdict(VerdictKind),
+    /// A rollback fired.
+    Rollback,
+    /// An operator cleared a rollback.
+    RollbackCleared,
+}
+
+/// A marker at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Marker {
+    pub(crate) ts: SystemTime,
+    pub(crate) kind: MarkerKind,
+}
+
+impl Marker {
+    pub(crate) const fn new(ts: SystemTime, kind: MarkerKind) -> Self {
+        Marker { ts, kind }
+    }
+}
+
+/// The four verdicts, for colours and markers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum VerdictKind {
+    Advance,
+    Hold,
+    Review,
+    Rollback,
+}
+
+impl VerdictKind {
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "advance" => VerdictKind::Advance,
+            "hold" => VerdictKind::Hold,
+            "review" => VerdictKind::Review,
+            "rollback" => VerdictKind::Rollback,
+            _ => return None,
+        })
+    }
+
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            VerdictKind::Advance => "advance",
+            VerdictKind::Hold => "hold",
+            VerdictKind::Review => "review",
+            VerdictKind::Rollback => "rollback",
+        }
+    }
+}
+
+/// The HTML report could not be written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HtmlError {
+    message: String,
+}
+
+impl HtmlError {
+    pub(crate) fn new(message: String) -> Self {
+        HtmlError { message }
+    }
+}
+
+impl core::fmt::Display for HtmlError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for HtmlError {}
