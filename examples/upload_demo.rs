@@ -22,6 +22,7 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -88,6 +89,14 @@ struct Args {
     /// Directory for the JSONL log and the CSV export (default: a temp dir).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics while the demo runs,
+    /// e.g. 127.0.0.1:9000 (built with `--features metrics`).
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<SocketAddr>,
+    /// With --metrics-addr: after the uploads, keep serving until standard
+    /// input closes (so Prometheus, or a test, can scrape the final counts).
+    #[arg(long, requires = "metrics_addr")]
+    metrics_linger: bool,
 }
 
 fn main() -> ExitCode {
@@ -193,6 +202,9 @@ async fn run(
     args: Args,
     server_runtime: tokio::runtime::Handle,
 ) -> Result<bool, Box<dyn std::error::Error>> {
+    if let Some(addr) = args.metrics_addr {
+        serve_metrics(addr)?;
+    }
     // Everything recorded reaches the JSONL file before `run` returns.
     let _log_guard = async_upload::log::guard();
     let started_at = SystemTime::now();
@@ -381,6 +393,12 @@ async fn run(
         stage.number
     );
 
+    if let (true, Some(addr)) = (args.metrics_linger, args.metrics_addr) {
+        println!("metrics: still serving http://{addr}/metrics; close standard input to exit");
+        tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink()))
+            .await??;
+    }
+
     let ok = failures.is_empty()
         && check.all_intact()
         && aggregated == calls
@@ -389,6 +407,32 @@ async fn run(
         println!("FAILED: a file was lost or corrupted, or the records do not match the calls");
     }
     Ok(ok)
+}
+
+/// Installs the Prometheus exporter: every record reaches it through the
+/// `metrics` facade, the call durations as a real histogram (buckets from
+/// 1 ms to 60 s) so that `histogram_quantile` works.
+#[cfg(feature = "metrics")]
+fn serve_metrics(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(metrics::DURATION_METRIC.into()),
+            &metrics::DURATION_BUCKETS,
+        )?
+        .with_http_listener(addr)
+        .install()?;
+    println!("metrics: serving http://{addr}/metrics (Prometheus text format)");
+    Ok(())
+}
+
+#[cfg(not(feature = "metrics"))]
+fn serve_metrics(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+    Err(format!(
+        "--metrics-addr {addr} needs the metrics feature: \
+         cargo run --release --example upload_demo --features metrics -- --metrics-addr {addr}"
+    )
+    .into())
 }
 
 #[allow(clippy::cast_precision_loss)]

@@ -19,7 +19,7 @@ mod summary;
 
 pub use aggregate::{global, Aggregator, PathSnapshot, SiteSnapshot, SiteStats};
 #[cfg(feature = "metrics")]
-pub use facade::MetricsFacadeSink;
+pub use facade::{MetricsFacadeSink, DURATION_BUCKETS, DURATION_METRIC};
 pub use histogram::Histogram;
 pub use record::{ExecutionType, UploadRecord, CANCELLED, PANIC, SYNC_PANIC, TIMEOUT};
 pub use sink::{add_sink, remove_sink, FanOut, MetricsSink, SinkId};
