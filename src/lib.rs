@@ -9,6 +9,7 @@
 //! See the README for the attribute, the configuration table and the
 //! rollout stages.
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use async_upload_macros::async_upload;
 pub use async_upload_runtime::{config, execute, log, metrics, policy, rollout, stages};
