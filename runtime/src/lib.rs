@@ -14,6 +14,7 @@
 //! - [`stages`]: stage definitions, verdicts, rollback triggers, the controller;
 //! - `dashboard` (feature `html`): the self-contained HTML rollout report.
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::pedantic)]
 #![allow(clippy::module_name_repetitions)]
 
