@@ -223,7 +223,7 @@ impl ConfigHandle {
         for error in &errors {
             tracing::error!(
                 %error,
-                "invalid async-upload configuration; async disabled, valid settings kept"
+                "invalid async-upload configuration; running with async disabled, valid settings kept"
             );
         }
         let init_error = errors.into_iter().next();
