@@ -16,9 +16,8 @@
 //! future mid-call (fault [`RuntimeFault::Cancelled`]; the fallback never
 //! runs for a dropped call).
 //!
-//! Errors are named for records in one place, [`GiveUp`] and
-//! [`error_name`]: a runtime fault by its [`RuntimeFault`], a user error by
-//! its [`Classify::error_type`], qualified when it picked a reserved name.
+//! A runtime fault is recorded by its [`RuntimeFault`], a user error by its
+//! [`Classify::error_type`], qualified when it picked a reserved name.
 //!
 //! # The sync path and the executor
 //!
@@ -271,6 +270,9 @@ where
         started = Instant::now();
     }
 }
+
+// Errors are named for records in one place: `GiveUp::error_type` and
+// `error_name` below.
 
 /// Why the async path gave up.
 enum GiveUp<E> {
