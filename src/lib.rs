@@ -60,10 +60,10 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use async_upload_macros::async_upload;
-pub use async_upload_runtime::{config, execute, log, metrics, policy, rollout, stages};
 /// The self-contained HTML rollout report (feature `html`).
 #[cfg(feature = "html")]
 pub use async_upload_runtime::dashboard;
+pub use async_upload_runtime::{config, execute, log, metrics, policy, rollout, stages};
 pub use async_upload_runtime::{
     ByteCount, Call, Classify, ErrorClass, Fault, Path, Site, SyncReason,
 };

@@ -136,7 +136,11 @@ fn chromium_draws_the_page_and_every_chart() {
         let (_, _, rgb) = screenshot(&format!("{url}#site0-{chart}"), &png, (960, height));
         for &color in colors {
             let n = pixels_of(&rgb, color);
-            assert!(n >= 100, "{chart}: only {n} pixels of {color:?} in {}", png.display());
+            assert!(
+                n >= 100,
+                "{chart}: only {n} pixels of {color:?} in {}",
+                png.display()
+            );
         }
         // Alone: the other charts' series are not in the picture.
         if chart == "transfer" {
