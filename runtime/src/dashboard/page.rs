@@ -100,6 +100,7 @@ fn reason(site: &SiteReport) -> String {
             let parts: Vec<String> = missing
                 .iter()
                 .map(|m| match m {
+                    Missing::FreshHealth => "no fresh health data".to_owned(),
                     Missing::Samples { have, need } => {
                         format!("{have} of {need} enrolled calls")
                     }
