@@ -12,8 +12,8 @@
 //! `upload`, whose async path streams the file with `reqwest` and whose
 //! fallback is today's blocking `ureq` code; the request id is the rollout
 //! key. At the end: the summary per execution type, async vs sync, the
-//! stage verdict (all from the JSONL log the run wrote), the CSV export,
-//! and the server's own count of files that arrived intact.
+//! stage verdict (all from the JSONL log the run wrote), the CSV export, the
+//! HTML report, and the server's own count of files that arrived intact.
 //!
 //! Configuration comes from the environment (`ASYNC_UPLOAD_*`); unset
 //! `ASYNC_UPLOAD_ENABLED` / `ASYNC_UPLOAD_ROLLOUT` default to enabled / 50 %
@@ -33,6 +33,7 @@ use async_upload::config::handle;
 use async_upload::log::{read_file, write_csv};
 use async_upload::metrics::{self, ExecutionType};
 use async_upload::stages::{Report, ReportOptions, DEFAULT_STAGES};
+use async_upload_runtime::dashboard::Dashboard;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -86,7 +87,7 @@ struct Args {
     /// Seed of the file contents and of the fault draw.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Directory for the JSONL log and the CSV export (default: a temp dir).
+    /// Directory for the JSONL log, the CSV export and the HTML report (default: a temp dir).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Serve Prometheus metrics at http://ADDR/metrics while the demo runs,
@@ -351,6 +352,7 @@ async fn run(
         .find(|s| s.rollout <= rollout)
         .unwrap_or(&DEFAULT_STAGES[0]);
     println!();
+    let html_path = out.join("report.html");
     match Report::build(
         &log,
         &ReportOptions {
@@ -359,7 +361,12 @@ async fn run(
             ..ReportOptions::default()
         },
     ) {
-        Ok(report) => print!("{}", report.render()),
+        Ok(report) => {
+            print!("{}", report.render());
+            // The same report as a page with charts, beside the JSONL and CSV.
+            let page = Dashboard::of_log(&log, Some(stage.number)).render(&report)?;
+            std::fs::write(&html_path, page)?;
+        }
         Err(error) => println!("no report: {error}"),
     }
     println!();
@@ -387,6 +394,9 @@ async fn run(
         ))
     );
     println!("CSV export: {}", csv_path.display());
+    if html_path.exists() {
+        println!("HTML report: {}", html_path.display());
+    }
     println!(
         "report again: cargo run -q --features cli --bin async-upload -- report {} --stage {}",
         log_path.display(),

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use async_upload::dashboard::Dashboard;
 use async_upload::log::{read_file, write_csv, Log};
 use async_upload::stages::{Report, ReportOptions};
 use clap::{Parser, Subcommand};
@@ -45,6 +46,10 @@ enum Command {
         /// Print the report as JSON instead of tables.
         #[arg(long)]
         json: bool,
+        /// Also write the report as one self-contained HTML page (charts,
+        /// no network needed) to this file.
+        #[arg(long, value_name = "OUT.html")]
+        html: Option<PathBuf>,
     },
 }
 
@@ -55,8 +60,9 @@ fn main() -> ExitCode {
         stage,
         csv,
         json,
+        html,
     } = Cli::parse().command;
-    match report(&files, site, stage, csv, json) {
+    match report(&files, site, stage, csv, json, html) {
         Ok(code) => ExitCode::from(code),
         Err(message) => {
             eprintln!("async-upload report: {message}");
@@ -71,6 +77,7 @@ fn report(
     stage: Option<u32>,
     csv: Option<PathBuf>,
     json: bool,
+    html: Option<PathBuf>,
 ) -> Result<u8, String> {
     let mut log = Log::default();
     for file in files {
@@ -97,6 +104,13 @@ fn report(
             .filter(|r| site.as_deref().is_none_or(|s| r.site == s));
         write_csv(std::io::BufWriter::new(out), records)
             .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if let Some(path) = html {
+        let page = Dashboard::of_log(&log, stage)
+            .render(&report)
+            .map_err(|e| e.to_string())?;
+        std::fs::write(&path, page).map_err(|e| format!("{}: {e}", path.display()))?;
+        eprintln!("HTML report: {}", path.display());
     }
     if json {
         let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;

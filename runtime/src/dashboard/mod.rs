@@ -40,7 +40,7 @@ mod trace;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use crate::log::Event;
+use crate::log::{Event, Log};
 use crate::metrics::UploadRecord;
 use crate::stages::Report;
 use trace::SiteTrace;
@@ -69,6 +69,22 @@ impl Dashboard {
             stage,
             sites: BTreeMap::new(),
         }
+    }
+
+    /// The dashboard of a whole [`Log`] in memory: its records and events
+    /// taken in time order.
+    #[must_use]
+    pub fn of_log(log: &Log, stage: Option<u32>) -> Self {
+        let mut dashboard = Dashboard::new(stage);
+        let mut events = log.events.iter().peekable();
+        for record in &log.uploads {
+            while let Some(event) = events.next_if(|e| e.ts.is_none_or(|ts| ts <= record.ts)) {
+                dashboard.event(event);
+            }
+            dashboard.record(record);
+        }
+        events.for_each(|event| dashboard.event(event));
+        dashboard
     }
 
     fn site(&mut self, site: &str) -> &mut SiteTrace {
