@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 pub use env::{INSTANCE, REDIS_STALE_AFTER, REDIS_URL};
-pub use report::ReplicaReport;
+pub use report::{merge_reports, ReplicaReport};
 pub use state::{validate_site, Defaults, FleetState, SiteState};
 pub use store::{FleetError, Store, DEFAULT_TIMEOUT};
 

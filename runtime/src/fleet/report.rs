@@ -131,6 +131,17 @@ impl ReplicaReport {
     }
 }
 
+/// The merged cumulative counters of `site` over `reports` (the fleet's
+/// health as `async-upload fleet status` shows it).
+#[must_use]
+pub fn merge_reports(reports: &[ReplicaReport], site: &str) -> SiteSnapshot {
+    let mut total = SiteSnapshot::empty(site);
+    for snapshot in reports.iter().filter_map(|r| r.sites.get(site)) {
+        merge(&mut total, snapshot);
+    }
+    total
+}
+
 /// Adds `other`'s counters to `into` (both cumulative, of the same site).
 pub(crate) fn merge(into: &mut SiteSnapshot, other: &SiteSnapshot) {
     let mut paths = into.paths().clone();
