@@ -148,7 +148,7 @@ pub(crate) fn start_from_env(mut config: crate::config::Config) -> crate::config
             let _ = GLOBAL.set(fleet);
         }
         Err(error) => {
-            tracing::error!(%error, "async-upload fleet not started; running the sync path")
+            tracing::error!(%error, "async-upload fleet not started; running the sync path");
         }
     }
     // No shared state yet: today's behaviour until the first read.
@@ -196,6 +196,10 @@ impl Fleet {
     /// Asks for the lease of `site`: the reporter takes it when free and
     /// renews it every [`REPORT_EVERY`]; [`Fleet::is_leader`] says when it
     /// is held. Exactly one replica holds a site's lease at a time.
+    ///
+    /// # Errors
+    ///
+    /// A site name with whitespace or an empty one.
     pub fn lead(&self, site: &str) -> Result<(), FleetError> {
         validate_site(site)?;
         lock(&self.inner.leads).insert(site.to_owned());

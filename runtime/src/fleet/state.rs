@@ -139,7 +139,7 @@ pub(crate) fn override_fields(
         overrides.rollout.map(|p| p.to_string()),
         overrides.fallback.map(|b| b.to_string()),
         overrides.max_retries.map(|n| n.to_string()),
-        overrides.timeout.map(|t| seconds(t)),
+        overrides.timeout.map(seconds),
     ];
     let mut set = Vec::new();
     let mut unset = Vec::new();
