@@ -269,6 +269,14 @@ fn rollout_and_rollback_changes_reach_three_replicas() {
     #[allow(clippy::cast_precision_loss)]
     let per_replica = (after - before - 1) as f64 / 5.0 / 3.0;
     println!("Redis commands per second per replica (idle, not leading): {per_replica:.1}");
+    let size = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port().to_string(), "strlen", "async-upload:v1:replica:replica-0"])
+        .output()
+        .unwrap();
+    println!(
+        "report size of one replica with one busy site: {} bytes",
+        String::from_utf8_lossy(&size.stdout).trim()
+    );
     drop(replicas);
 }
 

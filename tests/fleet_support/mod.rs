@@ -2,6 +2,9 @@
 //! loopback port (no persistence), and replicas as separate processes
 //! (this test binary re-run as `replica_process`), whose stdout lines the
 //! test reads.
+//!
+//! Shared by `fleet_redis` and `fleet_cli`; not every user needs every item.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
