@@ -14,6 +14,7 @@
 //! - [`stages`]: stage definitions, verdicts, rollback triggers, the controller;
 //! - `fleet` (cargo feature `redis`): the shared state of a fleet of replicas in Redis.
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::pedantic)]
 #![allow(clippy::module_name_repetitions)]
 
