@@ -19,7 +19,11 @@ fn fleet(url: &str, args: &[&str]) -> Output {
 
 fn status_json(url: &str) -> serde_json::Value {
     let out = fleet(url, &["status", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -29,11 +33,26 @@ fn set_roll_back_clear_and_advance_show_in_status() {
     let url = redis.url();
     assert_eq!(status_json(&url)["defaults"], serde_json::Value::Null);
 
-    assert!(fleet(&url, &["set", "--enabled", "true", "--rollout", "5"]).status.success());
-    assert!(fleet(&url, &["set", "--site", "upload_file", "--rollout", "12.5", "--max-retries", "3"])
+    assert!(fleet(&url, &["set", "--enabled", "true", "--rollout", "5"])
         .status
         .success());
-    assert!(fleet(&url, &["advance", "--site", "upload_file"]).status.success());
+    assert!(fleet(
+        &url,
+        &[
+            "set",
+            "--site",
+            "upload_file",
+            "--rollout",
+            "12.5",
+            "--max-retries",
+            "3"
+        ]
+    )
+    .status
+    .success());
+    assert!(fleet(&url, &["advance", "--site", "upload_file"])
+        .status
+        .success());
     let status = status_json(&url);
     assert_eq!(status["defaults"]["enabled"], true);
     let site = &status["sites"][0];
@@ -41,7 +60,10 @@ fn set_roll_back_clear_and_advance_show_in_status() {
     assert_eq!(site["stage"], 1);
     assert_eq!(site["rollout"], 1.0, "stage 1 routes 1 %");
 
-    let first = fleet(&url, &["roll-back", "--site", "upload_file", "--reason", "drill"]);
+    let first = fleet(
+        &url,
+        &["roll-back", "--site", "upload_file", "--reason", "drill"],
+    );
     assert!(String::from_utf8_lossy(&first.stdout).contains("rolled back (drill)"));
     let again = fleet(&url, &["roll-back", "--site", "upload_file"]);
     assert!(String::from_utf8_lossy(&again.stdout).contains("already rolled back"));
@@ -50,9 +72,17 @@ fn set_roll_back_clear_and_advance_show_in_status() {
     assert_eq!(status["sites"][0]["reason"], "drill");
 
     let refused = fleet(&url, &["advance", "--site", "upload_file"]);
-    assert_eq!(refused.status.code(), Some(2), "no advance while rolled back");
-    assert!(fleet(&url, &["clear-rollback", "--site", "upload_file"]).status.success());
-    assert!(fleet(&url, &["advance", "--site", "upload_file"]).status.success());
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "no advance while rolled back"
+    );
+    assert!(fleet(&url, &["clear-rollback", "--site", "upload_file"])
+        .status
+        .success());
+    assert!(fleet(&url, &["advance", "--site", "upload_file"])
+        .status
+        .success());
     let status = status_json(&url);
     assert_eq!(status["sites"][0]["rolled_back"], false);
     assert_eq!(status["sites"][0]["stage"], 2);
@@ -69,7 +99,10 @@ fn bad_input_and_no_redis_exit_2_with_what_is_accepted() {
     let bad = fleet(&url, &["set", "--site", "up", "--rollout", "150"]);
     assert_eq!(bad.status.code(), Some(2));
     let message = String::from_utf8_lossy(&bad.stderr);
-    assert!(message.contains("--rollout") && message.contains("0 to 100"), "{message}");
+    assert!(
+        message.contains("--rollout") && message.contains("0 to 100"),
+        "{message}"
+    );
 
     let nothing = fleet(&url, &["set", "--site", "up"]);
     assert_eq!(nothing.status.code(), Some(2));

@@ -270,7 +270,12 @@ fn rollout_and_rollback_changes_reach_three_replicas() {
     let per_replica = (after - before - 1) as f64 / 5.0 / 3.0;
     println!("Redis commands per second per replica (idle, not leading): {per_replica:.1}");
     let size = std::process::Command::new("redis-cli")
-        .args(["-p", &redis.port().to_string(), "strlen", "async-upload:v1:replica:replica-0"])
+        .args([
+            "-p",
+            &redis.port().to_string(),
+            "strlen",
+            "async-upload:v1:replica:replica-0",
+        ])
         .output()
         .unwrap();
     println!(
