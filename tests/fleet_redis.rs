@@ -21,6 +21,7 @@ use std::time::Duration;
 use async_upload::async_upload;
 use async_upload::config::SiteOverrides;
 use async_upload::fleet::{Defaults, Store};
+use async_upload::stages::Controller;
 
 use fleet_support::{eventually, now_us, quantile, wait_for, Line, RedisServer, Replica};
 
@@ -68,6 +69,12 @@ mod replica {
         let fleet = async_upload::fleet::global().expect("ASYNC_UPLOAD_REDIS_URL starts the fleet");
         if std::env::var_os("FLEET_TEST_LEAD").is_some() {
             fleet.lead(SITE).unwrap();
+        }
+        if std::env::var_os("FLEET_TEST_DRIVE").is_some() {
+            // The site's controller: the leader's on fleet health, a guard elsewhere.
+            fleet
+                .drive(SITE, Duration::from_millis(100), || Controller::builder(SITE))
+                .unwrap();
         }
         let stop = Arc::new(AtomicBool::new(false));
         let calls = Arc::new(AtomicU64::new(0));
@@ -433,4 +440,38 @@ fn a_replica_that_stops_publishing_drops_out_of_fleet_health() {
 
     replicas[1].signal("-CONT");
     eventually("replica-1 back", || store.replicas().unwrap().len() == 3);
+}
+
+#[test]
+fn one_breach_seen_by_three_replicas_is_one_rollback_event() {
+    let redis = RedisServer::start();
+    let store = Store::open(&redis.url()).unwrap();
+    store
+        .set_defaults(Defaults { enabled: true, rollout: 100.0 })
+        .unwrap();
+    // Every enrolled call panics in the async path: a critical error, seen
+    // by every replica's controller at once.
+    let (_dir, replicas, lines) = start_fleet(
+        &redis,
+        3,
+        &[("FLEET_TEST_MODE", "panic"), ("FLEET_TEST_DRIVE", "1")],
+    );
+    wait_all(&lines, 3, "rolled_back=true", |l| {
+        state_line(l) && l.get("rolled_back") == Some("true")
+    });
+    let state = store.state().unwrap();
+    let reason = state.sites[SITE].rollback.clone().unwrap();
+    assert!(reason.contains("critical"), "{reason}");
+
+    let mut events = 0;
+    for replica in replicas {
+        let log = replica.log.clone();
+        assert!(replica.finish().success());
+        let text = std::fs::read_to_string(&log).unwrap();
+        events += text
+            .lines()
+            .filter(|l| l.contains(r#""kind":"rollback""#))
+            .count();
+    }
+    assert_eq!(events, 1, "one rollback event across the fleet's logs");
 }

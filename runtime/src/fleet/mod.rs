@@ -27,6 +27,7 @@ mod health;
 mod keys;
 mod report;
 mod script;
+mod seams;
 mod state;
 mod store;
 mod threads;
@@ -38,6 +39,7 @@ use std::time::{Duration, Instant};
 
 pub use env::{INSTANCE, REDIS_STALE_AFTER, REDIS_URL};
 pub use report::{merge_reports, ReplicaReport};
+pub use seams::LocalGuard;
 pub use state::{validate_site, Defaults, FleetState, SiteState};
 pub use store::{FleetError, Store, DEFAULT_TIMEOUT};
 

@@ -54,7 +54,7 @@ pub(super) fn spawn(inner: &Arc<Inner>) -> Result<(), FleetError> {
 }
 
 impl Inner {
-    fn stopped(&self) -> bool {
+    pub(super) fn stopped(&self) -> bool {
         self.stop.load(Ordering::Acquire)
     }
 
