@@ -73,7 +73,9 @@ mod replica {
         if std::env::var_os("FLEET_TEST_DRIVE").is_some() {
             // The site's controller: the leader's on fleet health, a guard elsewhere.
             fleet
-                .drive(SITE, Duration::from_millis(100), || Controller::builder(SITE))
+                .drive(SITE, Duration::from_millis(100), || {
+                    Controller::builder(SITE)
+                })
                 .unwrap();
         }
         let stop = Arc::new(AtomicBool::new(false));
@@ -447,7 +449,10 @@ fn one_breach_seen_by_three_replicas_is_one_rollback_event() {
     let redis = RedisServer::start();
     let store = Store::open(&redis.url()).unwrap();
     store
-        .set_defaults(Defaults { enabled: true, rollout: 100.0 })
+        .set_defaults(Defaults {
+            enabled: true,
+            rollout: 100.0,
+        })
         .unwrap();
     // Every enrolled call panics in the async path: a critical error, seen
     // by every replica's controller at once.

@@ -155,7 +155,11 @@ impl Fleet {
     fn follow_shared_stage(&self, site: &str, controller: &mut Controller) {
         if let Some(stage) = self.shared_stage(site) {
             if stage != controller.stage().number && controller.set_stage(stage).is_none() {
-                tracing::error!(site, stage, "async-upload fleet: the shared stage is not one of the controller's");
+                tracing::error!(
+                    site,
+                    stage,
+                    "async-upload fleet: the shared stage is not one of the controller's"
+                );
             }
         }
     }
