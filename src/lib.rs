@@ -63,6 +63,9 @@ pub use async_upload_macros::async_upload;
 /// The self-contained HTML rollout report (feature `html`).
 #[cfg(feature = "html")]
 pub use async_upload_runtime::dashboard;
+/// Fleet mode (cargo feature `redis`): shared flags, stage and rollback in Redis.
+#[cfg(feature = "redis")]
+pub use async_upload_runtime::fleet;
 pub use async_upload_runtime::{config, execute, log, metrics, policy, rollout, stages};
 pub use async_upload_runtime::{
     ByteCount, Call, Classify, ErrorClass, Fault, Path, Site, SyncReason,

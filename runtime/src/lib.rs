@@ -12,7 +12,11 @@
 //! - [`metrics`]: records, sinks, the bounded aggregator and summaries;
 //! - [`log`]: the JSONL sink and reader, CSV export;
 //! - [`stages`]: stage definitions, verdicts, rollback triggers, the controller;
+<<<<<<< HEAD
 //! - `dashboard` (feature `html`): the self-contained HTML rollout report.
+=======
+//! - `fleet` (cargo feature `redis`): the shared state of a fleet of replicas in Redis.
+>>>>>>> main
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::pedantic)]
@@ -22,6 +26,8 @@ pub mod config;
 #[cfg(feature = "html")]
 pub mod dashboard;
 pub mod execute;
+#[cfg(feature = "redis")]
+pub mod fleet;
 mod lend;
 pub mod log;
 pub mod metrics;
