@@ -12,11 +12,8 @@
 //! - [`metrics`]: records, sinks, the bounded aggregator and summaries;
 //! - [`log`]: the JSONL sink and reader, CSV export;
 //! - [`stages`]: stage definitions, verdicts, rollback triggers, the controller;
-<<<<<<< HEAD
-//! - `dashboard` (feature `html`): the self-contained HTML rollout report.
-=======
+//! - `dashboard` (feature `html`): the self-contained HTML rollout report;
 //! - `fleet` (cargo feature `redis`): the shared state of a fleet of replicas in Redis.
->>>>>>> main
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::pedantic)]

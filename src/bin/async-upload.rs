@@ -61,22 +61,6 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-<<<<<<< HEAD
-    let Command::Report {
-        files,
-        site,
-        stage,
-        csv,
-        json,
-        html,
-    } = Cli::parse().command;
-    match report(&files, site, stage, csv, json, html) {
-        Ok(code) => ExitCode::from(code),
-        Err(message) => {
-            eprintln!("async-upload report: {message}");
-            ExitCode::from(BAD_INPUT)
-        }
-=======
     match Cli::parse().command {
         Command::Report {
             files,
@@ -84,7 +68,8 @@ fn main() -> ExitCode {
             stage,
             csv,
             json,
-        } => match report(&files, site, stage, csv, json) {
+            html,
+        } => match report(&files, site, stage, csv, json, html) {
             Ok(code) => ExitCode::from(code),
             Err(message) => {
                 eprintln!("async-upload report: {message}");
@@ -93,7 +78,6 @@ fn main() -> ExitCode {
         },
         #[cfg(feature = "redis")]
         Command::Fleet(args) => fleet::run(args),
->>>>>>> main
     }
 }
 

@@ -386,7 +386,7 @@ const BINS_PER_DECADE: f64 = 10.0;
 fn distribution(histogram: &Histogram) -> Vec<(i32, f64)> {
     let total = histogram.len() as f64;
     let mut bins: Vec<(i32, f64)> = Vec::new();
-    for (low, high, count) in histogram.buckets() {
+    for (low, high, count) in histogram.bucket_ranges() {
         let mid_ms = (low + high) as f64 / 2000.0;
         let bin = (mid_ms.log10() * BINS_PER_DECADE).floor() as i32;
         match bins.last_mut() {

@@ -166,27 +166,28 @@ impl Histogram {
         }
     }
 
-<<<<<<< HEAD
     /// The non-empty buckets as `(low, high, count)`: `count` values in
     /// `[low, high)` microseconds, in increasing order (the HTML report
     /// draws the distribution from them).
     #[cfg(feature = "html")]
-    pub(crate) fn buckets(&self) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
-=======
-    /// The non-empty buckets as `(index, count)`: the fleet's wire form.
-    #[cfg(feature = "redis")]
-    pub(crate) fn buckets(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
->>>>>>> main
+    pub(crate) fn bucket_ranges(&self) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
         self.counts
             .iter()
             .enumerate()
             .filter(|(_, &count)| count > 0)
-<<<<<<< HEAD
             .map(|(i, &count)| {
                 let (low, high) = range(i);
                 (low, high, count)
             })
-=======
+    }
+
+    /// The non-empty buckets as `(index, count)`: the fleet's wire form.
+    #[cfg(feature = "redis")]
+    pub(crate) fn buckets(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, &count)| count > 0)
             .map(|(index, &count)| (index, count))
     }
 
@@ -198,7 +199,6 @@ impl Histogram {
             *histogram.counts.get_mut(index)? += count;
         }
         Some(histogram)
->>>>>>> main
     }
 
     /// Adds `other`'s counts to this one (replicas' histograms merge into
