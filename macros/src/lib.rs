@@ -11,6 +11,8 @@
 
 mod attr;
 mod expand;
+mod receiver;
+mod shape;
 mod valid;
 
 #[cfg(test)]
