@@ -37,7 +37,9 @@ mod controller;
 mod evaluate;
 mod memory;
 mod report;
+mod seams;
 mod stage;
+mod window;
 
 pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use controller::{
@@ -49,4 +51,5 @@ pub use evaluate::{
 };
 pub use memory::{MemoryProbe, ProcStatm};
 pub use report::{Report, ReportOptions, SiteReport};
+pub use seams::{Actuator, HealthSource, LocalActuator};
 pub use stage::{Stage, Triggers, DEFAULT_STAGES};
