@@ -300,7 +300,11 @@ fn attempt(target: &Target, params: &[Param], body: Block) -> TokenStream {
         // An argument that only `key` or `size` reads is used, by the
         // routing; any other unused argument still gets rustc's warning here,
         // at the user's name.
-        let allow = p.routes.then(|| quote!(#[allow(unused_variables)]));
+        let mut allow = p.routes.then(|| quote!(#[allow(unused_variables)]));
+        // `_name` is the user's "unused"; binding it is ours, and has no effect.
+        if p.pattern.to_string().starts_with('_') && p.value.to_string() != "self" {
+            allow = Some(quote!(#allow #[allow(clippy::no_effect_underscore_binding)]));
+        }
         if p.lent {
             // The future holds the `Lent` guard: when it ends or is dropped
             // (a timeout, a panic) the borrow comes back for the fallback.
