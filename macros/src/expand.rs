@@ -97,8 +97,8 @@ pub(crate) fn expand(site: &Site, target: Target) -> syn::Result<TokenStream> {
     if sig.receiver().is_some() {
         receiver::rename_self(&mut body);
     }
-    let attempt = attempt(&target, &params, body);
-    let fallback = fallback(site, &target.sig.output, &params);
+    let attempt = attempt(&target, &params, body, site, &private);
+    let fallback = fallback(site, &target.sig.output, &params, &private);
 
     let site_static = site_static(site, &private);
     let call = call(site);
@@ -115,6 +115,12 @@ pub(crate) fn expand(site: &Site, target: Target) -> syn::Result<TokenStream> {
             p.value.clone()
         }
     });
+    // With `classify = path` both paths' errors travel wrapped with the
+    // function; the caller gets its own error back (a fault through
+    // `From<Fault>`, which the compiler asks for at the path).
+    let unwrap = site.classify.as_ref().map(
+        |classify| quote_spanned!(classify.span()=> .map_err(#private::Classified::into_error)),
+    );
     let call_ident = local("__call");
     let execute = if sync_path_can_move(&target.sig) {
         quote!(execute)
@@ -125,7 +131,7 @@ pub(crate) fn expand(site: &Site, target: Target) -> syn::Result<TokenStream> {
         #site_static
         let #call_ident = #call;
         #(#lends)*
-        #private::#execute(#call_ident, (#(#values,)*), #attempt, #fallback).await
+        #private::#execute(#call_ident, (#(#values,)*), #attempt, #fallback).await #unwrap
     }})?;
     Ok(target.with_body(sig, block).into_token_stream())
 }
@@ -277,7 +283,13 @@ fn binds_any(pattern: &Pat, names: &HashSet<String>) -> bool {
 /// no parameter types, so its signature comes from `execute`'s bounds; that
 /// keeps the function's future `Send` over borrowed arguments (see the
 /// runtime's `execute`).
-fn attempt(target: &Target, params: &[Param], body: Block) -> TokenStream {
+fn attempt(
+    target: &Target,
+    params: &[Param],
+    body: Block,
+    site: &Site,
+    private: &TokenStream,
+) -> TokenStream {
     let bindings = params.iter().map(|p| &p.binding);
     let take = params.iter().map(|p| {
         let binding = &p.binding;
@@ -340,12 +352,15 @@ fn attempt(target: &Target, params: &[Param], body: Block) -> TokenStream {
         .sig
         .asyncness
         .map_or_else(Span::call_site, |a| a.span);
-    let future = quote_spanned! {async_token=>
+    let mut future = quote_spanned! {async_token=>
         async move {
             #(#rebind)*
             #run
         }
     };
+    if let Some(classify) = &site.classify {
+        future = quote_spanned!(classify.span()=> #private::classify_attempt(#future, #classify));
+    }
     quote! {
         |(#(#bindings,)*)| {
             #(#take)*
@@ -402,7 +417,12 @@ fn allow_unused_rebindings(stmts: &mut [Stmt], routed: &HashSet<String>) {
 /// return type other than the function's, is reported there. The arguments
 /// too, located there but resolved as before, so an argument of the wrong
 /// type is also reported at the path.
-fn fallback(site: &Site, output: &ReturnType, params: &[Param]) -> TokenStream {
+fn fallback(
+    site: &Site,
+    output: &ReturnType,
+    params: &[Param],
+    private: &TokenStream,
+) -> TokenStream {
     let bindings = params.iter().map(|p| &p.binding);
     let fallback = &site.fallback;
     let fallback_span = fallback.span();
@@ -416,11 +436,14 @@ fn fallback(site: &Site, output: &ReturnType, params: &[Param]) -> TokenStream {
         }
     });
     let fallback_call = quote_spanned!(fallback_span=> #fallback(#(#located),*));
-    match output {
-        ReturnType::Type(_, ty) if !contains_impl_trait(ty) => {
+    match (&site.classify, output) {
+        (Some(classify), _) => {
+            quote!(|(#(#bindings,)*)| #private::classify_sync(#fallback_call, #classify))
+        }
+        (None, ReturnType::Type(_, ty)) if !contains_impl_trait(ty) => {
             quote!(|(#(#bindings,)*)| -> #ty { #fallback_call })
         }
-        _ => quote!(|(#(#bindings,)*)| #fallback_call),
+        (None, _) => quote!(|(#(#bindings,)*)| #fallback_call),
     }
 }
 

@@ -28,6 +28,8 @@ pub(crate) struct Site {
     pub backoff: Option<u64>,
     pub key: Option<Expr>,
     pub size: Option<Expr>,
+    /// `classify = path`: decides each error's class instead of `Classify`.
+    pub classify: Option<ExprPath>,
     /// The facade crate; `::async_upload` unless `crate = ...` was written.
     pub krate: Path,
 }
@@ -133,6 +135,7 @@ pub(crate) fn validate(args: Args, sig: &Signature) -> Result<Site> {
         backoff,
         key: args.key,
         size: args.size,
+        classify: args.classify,
         krate: args
             .krate
             .unwrap_or_else(|| syn::parse_quote!(::async_upload)),
@@ -145,7 +148,8 @@ pub(crate) fn validate(args: Args, sig: &Signature) -> Result<Site> {
 fn check_output(output: &ReturnType, after_args: Span, errors: &mut Errors) {
     const MESSAGE: &str = "`#[async_upload]` needs a function returning `Result<T, E>`: \
         the error decides whether to retry, fall back or fail (its type implements \
-        `async_upload::Classify`, as `std::io::Error` does)";
+        `async_upload::Classify`, as `std::io::Error` does, or `classify = path` names a \
+        `fn(&E) -> ErrorClass`)";
     match output {
         ReturnType::Default => errors.push(Error::new(after_args, MESSAGE)),
         ReturnType::Type(_, ty) if !is_result(ty) => errors.push(Error::new_spanned(ty, MESSAGE)),
