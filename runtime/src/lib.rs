@@ -19,9 +19,12 @@
 #![warn(clippy::pedantic)]
 #![allow(clippy::module_name_repetitions)]
 
+#[doc(hidden)]
+pub mod classify_fn;
 pub mod config;
 #[cfg(feature = "html")]
 pub mod dashboard;
+mod dyn_error;
 pub mod execute;
 #[cfg(feature = "redis")]
 pub mod fleet;
