@@ -415,13 +415,15 @@ const fn shift(window: u64, failed: bool) -> u64 {
     count << COUNT_SHIFT | outcomes
 }
 
-/// Nanoseconds since the first time any breaker read the clock, on Tokio's
-/// clock (so a paused test clock drives it).
+/// Nanoseconds since a base an hour before any breaker first read the
+/// clock, on Tokio's clock (so a paused test clock drives it). The margin
+/// keeps the instants of runtimes made a little earlier (each paused test
+/// runtime has its own clock) after the base.
 fn now_ns() -> u64 {
     static BASE: OnceLock<Instant> = OnceLock::new();
     let now = Instant::now();
-    // A base of 0 is reserved for "never": start at 1.
-    duration_ns(now.saturating_duration_since(*BASE.get_or_init(|| now))) + 1
+    let base = *BASE.get_or_init(|| now.checked_sub(Duration::from_secs(3600)).unwrap_or(now));
+    duration_ns(now.saturating_duration_since(base))
 }
 
 fn duration_ns(d: Duration) -> u64 {
