@@ -20,7 +20,10 @@
 #![allow(clippy::module_name_repetitions)]
 
 mod breaker;
+#[doc(hidden)]
+pub mod classify_fn;
 pub mod config;
+mod dyn_error;
 pub mod execute;
 #[cfg(feature = "redis")]
 pub mod fleet;
