@@ -25,4 +25,5 @@ pub use record::{ExecutionType, UploadRecord, CANCELLED, PANIC, SYNC_PANIC, TIME
 pub use sink::{add_sink, remove_sink, FanOut, MetricsSink, SinkId};
 pub use summary::{Comparison, Summary};
 
+pub(crate) use record::rfc3339;
 pub(crate) use sink::dispatch;
