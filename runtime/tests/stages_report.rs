@@ -5,11 +5,15 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use async_upload_runtime::log::{read_file, Event, JsonlLog, Log, StageEntered, StageEvent};
-use async_upload_runtime::metrics::{ExecutionType, MetricsSink, SiteSnapshot, UploadRecord};
+use async_upload_runtime::log::{
+    read_file, Event, JsonlLog, Log, RollbackEvent, StageEntered, StageEvent,
+};
+use async_upload_runtime::metrics::{
+    ExecutionType, MetricsSink, RuntimeFault, SiteSnapshot, UploadRecord,
+};
 use async_upload_runtime::stages::{
-    Clock, Controller, HealthSource, ManualClock, Report, ReportError, ReportOptions, Stage,
-    StageWindow, Triggers, Verdict,
+    evaluate, Clock, Controller, HealthSource, ManualClock, Observation, Report, ReportError,
+    ReportOptions, Stage, StageWindow, Trigger, Triggers, Verdict,
 };
 
 /// Counters the controller reads, fed with the same records as the log.
@@ -197,4 +201,83 @@ fn exit_codes_follow_the_worst_verdict() {
     assert_eq!(Verdict::Hold { missing: vec![] }.exit_code(), 0);
     assert_eq!(Verdict::Review { triggers: vec![] }.exit_code(), 3);
     assert_eq!(Verdict::Rollback { triggers: vec![] }.exit_code(), 4);
+}
+
+#[test]
+fn a_stage_never_entered_is_judged_with_the_built_in_criteria() {
+    let site = "replay_not_entered";
+    let now = SystemTime::now();
+    let mut log = Log::default();
+    log.events
+        .push(entered(site, 1, now - Duration::from_secs(60)));
+    log.uploads
+        .push(record(site, ExecutionType::Async, true, now));
+    let report = Report::build(&log, &options(site, Some(2))).unwrap();
+    assert_eq!(report.sites[0].window, StageWindow::NotEntered);
+    assert_eq!(report.sites[0].evaluation.stage, 2);
+    assert!(report.render().contains("never shows stage 2 entered"));
+}
+
+#[test]
+fn a_rollback_stays_with_the_window_it_happened_in() {
+    let site = "replay_latch";
+    let t0 = SystemTime::now() - Duration::from_secs(7200);
+    let hour = Duration::from_secs(3600);
+    let mut log = Log::default();
+    log.events.push(entered(site, 1, t0));
+    log.uploads.push(record(
+        site,
+        ExecutionType::Async,
+        true,
+        t0 + Duration::from_secs(60),
+    ));
+    log.events.push(entered(site, 2, t0 + hour));
+    log.uploads.push(record(
+        site,
+        ExecutionType::Async,
+        true,
+        t0 + hour + Duration::from_secs(60),
+    ));
+    let trigger = evaluate_panic(site);
+    log.events.push(Event::Rollback(
+        RollbackEvent::new(
+            t0 + hour + Duration::from_secs(120),
+            site,
+            (2, 20.0),
+            vec![trigger],
+        )
+        .unwrap(),
+    ));
+    // Stage 2, where it happened and which is the site's current one: rollback.
+    let current = Report::build(&log, &options(site, None)).unwrap();
+    assert!(current.sites[0].latched_rollback);
+    assert_eq!(current.exit_code, 4);
+    // Stage 1 ended before it: its own verdict.
+    let past = Report::build(&log, &options(site, Some(1))).unwrap();
+    assert!(!past.sites[0].latched_rollback);
+    assert_eq!(past.exit_code, 0);
+}
+
+/// The trigger a panic in the async path fires.
+fn evaluate_panic(site: &str) -> Trigger {
+    let mut window = SiteSnapshot::empty(site);
+    let panicked = record(site, ExecutionType::SyncFallback, true, SystemTime::now())
+        .with_fault(RuntimeFault::Panic);
+    window.record(&panicked);
+    let observation = Observation {
+        stage_window: &window,
+        recent_window: &window,
+        recent_span: Duration::from_secs(60),
+        elapsed: Duration::from_secs(60),
+        baseline: None,
+        memory: None,
+        success_band_for: Duration::ZERO,
+        complaints: None,
+    };
+    let Verdict::Rollback { triggers } =
+        evaluate(&Stage::new(2, 20.0), &Triggers::DEFAULT, &observation).verdict
+    else {
+        panic!("a panic rolls back")
+    };
+    triggers[0].clone()
 }

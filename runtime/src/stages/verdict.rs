@@ -55,6 +55,14 @@ impl Bound {
     }
 }
 
+/// An `Option` field that every writer writes (`null` when `None`): reading
+/// requires it, so a renamed field is an error, not a silent `None`.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    Option::deserialize(deserializer)
+}
+
 #[allow(clippy::cast_precision_loss)]
 fn rate(n: u64, of: u64) -> Option<f64> {
     (of > 0).then(|| n as f64 / of as f64)
@@ -80,10 +88,13 @@ pub struct Health {
     /// Critical errors (a panic in the async path).
     pub critical: u64,
     /// `async_successes / enrolled`: the async path's success rate.
+    #[serde(deserialize_with = "present")]
     pub success_rate: Option<f64>,
     /// `1 - user_errors / enrolled`: what callers saw.
+    #[serde(deserialize_with = "present")]
     pub user_success_rate: Option<f64>,
     /// `user_errors / enrolled`: the error rate callers saw.
+    #[serde(deserialize_with = "present")]
     pub error_rate: Option<f64>,
 }
 
@@ -245,6 +256,7 @@ pub struct Check {
     pub criterion: Criterion,
     /// The measured value (rates as fractions, latency as ratios, time in
     /// seconds); `None` without data.
+    #[serde(deserialize_with = "present")]
     pub measured: Option<f64>,
     /// How the measured value must compare with the threshold.
     #[serde(rename = "op")]
@@ -462,8 +474,10 @@ pub struct Evaluation {
     /// Health over the recent window (the rate triggers).
     pub recent: Health,
     /// Latency against the baseline, when both sides have enough calls.
+    #[serde(deserialize_with = "present")]
     pub latency: Option<Latency>,
     /// Memory, when measured.
+    #[serde(deserialize_with = "present")]
     pub memory: Option<Memory>,
     /// Time since the stage started.
     #[serde(rename = "elapsed_s", with = "secs")]
