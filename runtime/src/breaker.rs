@@ -36,6 +36,8 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::log::{BreakerChange, BreakerEvent, Event};
+
 /// Attempt outcomes the window remembers.
 const WINDOW: u64 = 32;
 /// Fewer recent attempts than this never open the breaker.
@@ -114,6 +116,15 @@ impl BreakerState {
             BreakerState::Closed => "closed",
             BreakerState::Open => "open",
             BreakerState::HalfOpen => "half_open",
+        }
+    }
+
+    /// The log's name for a transition into this state.
+    const fn change(self) -> BreakerChange {
+        match self {
+            BreakerState::Closed => BreakerChange::Closed,
+            BreakerState::Open => BreakerChange::Open,
+            BreakerState::HalfOpen => BreakerChange::HalfOpen,
         }
     }
 
@@ -378,7 +389,7 @@ impl Breaker {
             #[cfg(feature = "metrics")]
             metrics::counter!("async_upload_retry_budget_exhausted_total", "site" => site)
                 .increment(1);
-            event(site, &BreakerEvent::budget_exhausted(site));
+            event(site, BreakerChange::RetryBudgetExhausted, None);
         }
         floor
     }
@@ -462,45 +473,18 @@ fn transition(site: &'static str, to: BreakerState, cooldown: Option<Duration>) 
         )
         .increment(1);
     }
-    event(site, &BreakerEvent::transition(site, to, cooldown));
+    event(site, to.change(), cooldown);
 }
 
-/// The JSONL `breaker` line: a transition or the budget running dry.
-#[derive(Serialize)]
-struct BreakerEvent {
-    #[serde(with = "crate::metrics::record::rfc3339")]
-    ts: SystemTime,
-    site: &'static str,
-    event: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cooldown_s: Option<f64>,
-}
-
-impl BreakerEvent {
-    fn transition(site: &'static str, to: BreakerState, cooldown: Option<Duration>) -> Self {
-        BreakerEvent {
-            ts: SystemTime::now(),
-            site,
-            event: to.as_str(),
-            cooldown_s: cooldown.map(|c| c.as_secs_f64()),
-        }
-    }
-
-    fn budget_exhausted(site: &'static str) -> Self {
-        BreakerEvent {
-            ts: SystemTime::now(),
-            site,
-            event: "retry_budget_exhausted",
-            cooldown_s: None,
-        }
-    }
-}
-
-fn event(site: &'static str, event: &BreakerEvent) {
+/// Writes a `breaker` line to the global JSONL log, if there is one.
+fn event(site: &'static str, change: BreakerChange, cooldown: Option<Duration>) {
     if let Some(log) = crate::log::global() {
-        if let Err(error) = log.event("breaker", event) {
-            tracing::debug!(site, %error, "breaker event not logged");
-        }
+        log.event(Event::Breaker(BreakerEvent::new(
+            SystemTime::now(),
+            site,
+            change,
+            cooldown,
+        )));
     }
 }
 
