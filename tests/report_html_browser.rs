@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use async_upload::dashboard::Dashboard;
-use async_upload::log::{Entry, Log, Reader};
+use async_upload::log::Log;
 use async_upload::stages::{Report, ReportOptions};
 
 /// Series colours (RGB) as the report draws them.
@@ -40,20 +40,8 @@ fn write_page(dir: &Path) -> PathBuf {
     };
     let mut bytes = Vec::new();
     synthetic::write(&mut bytes, &scenario).unwrap();
-    let mut log = Log::default();
-    let mut dashboard = Dashboard::new(None);
-    for entry in Reader::new(bytes.as_slice()) {
-        match entry.unwrap() {
-            Entry::Upload(record) => {
-                dashboard.record(&record);
-                log.uploads.push(record);
-            }
-            Entry::Event(event) => {
-                dashboard.event(&event);
-                log.events.push(event);
-            }
-        }
-    }
+    let log = Log::read(bytes.as_slice()).unwrap();
+    let dashboard = Dashboard::of_log(&log, None);
     let report = Report::build(&log, &ReportOptions::default()).unwrap();
     let path = dir.join("report.html");
     std::fs::write(&path, dashboard.render(&report).unwrap()).unwrap();

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use async_upload_runtime::dashboard::Dashboard;
-use async_upload_runtime::log::{Entry, Log, Reader};
+use async_upload_runtime::log::{Event, Log, Reader};
 use async_upload_runtime::stages::{Report, ReportOptions};
 use synthetic::Scenario;
 
@@ -41,11 +41,11 @@ fn render(bytes: &[u8]) -> (Report, String) {
     let mut dashboard = Dashboard::new(None);
     for entry in Reader::new(bytes) {
         match entry.unwrap() {
-            Entry::Upload(record) => {
+            Event::Upload(record) => {
                 dashboard.record(&record);
                 log.uploads.push(record);
             }
-            Entry::Event(event) => {
+            event => {
                 dashboard.event(&event);
                 log.events.push(event);
             }

@@ -40,9 +40,9 @@ mod trace;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use crate::log::{Event, Log};
+use crate::log::{Event, Log, StageEvent};
 use crate::metrics::UploadRecord;
-use crate::stages::Report;
+use crate::stages::{Report, Verdict};
 use trace::SiteTrace;
 
 /// Gathers, record by record and event by event, what the HTML report
@@ -78,7 +78,7 @@ impl Dashboard {
         let mut dashboard = Dashboard::new(stage);
         let mut events = log.events.iter().peekable();
         for record in &log.uploads {
-            while let Some(event) = events.next_if(|e| e.ts.is_none_or(|ts| ts <= record.ts)) {
+            while let Some(event) = events.next_if(|e| e.ts() <= record.ts) {
                 dashboard.event(event);
             }
             dashboard.record(record);
@@ -105,20 +105,10 @@ impl Dashboard {
     /// restarts), a verdict, a rollback, a rollback cleared. Other events
     /// and events without a site or time are ignored.
     pub fn event(&mut self, event: &Event) {
-        let (Some(site), Some(ts)) = (event.site.as_deref(), event.ts) else {
-            return;
-        };
-        let kind = match (event.kind.as_str(), event.str("event")) {
-            ("stage", Some("entered")) => {
-                let Some(stage) = event
-                    .fields
-                    .get("stage")
-                    .and_then(serde_json::Value::as_u64)
-                    .and_then(|n| u32::try_from(n).ok())
-                else {
-                    return;
-                };
-                let wanted = self.stage;
+        let (site, ts) = (event.site(), event.ts());
+        let kind = match event {
+            Event::Stage(StageEvent::Entered(entered)) => {
+                let (stage, wanted) = (entered.stage, self.stage);
                 let trace = self.site(site);
                 match wanted {
                     None => trace.restart_window(),
@@ -127,12 +117,11 @@ impl Dashboard {
                 }
                 MarkerKind::StageEntered { stage }
             }
-            ("stage", Some("verdict")) => match event.str("verdict").and_then(VerdictKind::parse) {
-                Some(verdict) => MarkerKind::Verdict(verdict),
-                None => return,
-            },
-            ("stage", Some("rollback_cleared")) => MarkerKind::RollbackCleared,
-            ("rollback", _) => MarkerKind::Rollback,
+            Event::Stage(StageEvent::Verdict(verdict)) => {
+                MarkerKind::Verdict(VerdictKind::of(&verdict.evaluation.verdict))
+            }
+            Event::Stage(StageEvent::RollbackCleared(_)) => MarkerKind::RollbackCleared,
+            Event::Rollback(_) => MarkerKind::Rollback,
             _ => return,
         };
         self.site(site).mark(Marker::new(ts, kind));
@@ -184,14 +173,13 @@ pub(crate) enum VerdictKind {
 }
 
 impl VerdictKind {
-    fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "advance" => VerdictKind::Advance,
-            "hold" => VerdictKind::Hold,
-            "review" => VerdictKind::Review,
-            "rollback" => VerdictKind::Rollback,
-            _ => return None,
-        })
+    const fn of(verdict: &Verdict) -> Self {
+        match verdict {
+            Verdict::Advance => VerdictKind::Advance,
+            Verdict::Hold { .. } => VerdictKind::Hold,
+            Verdict::Review { .. } => VerdictKind::Review,
+            Verdict::Rollback { .. } => VerdictKind::Rollback,
+        }
     }
 
     pub(crate) const fn as_str(self) -> &'static str {

@@ -256,7 +256,7 @@ fn criteria(out: &mut String, site: &SiteReport) {
             measured = check
                 .measured
                 .map_or_else(|| "-".into(), |v| show(check.criterion, v)),
-            op = escape(check.op),
+            op = escape(check.bound.symbol()),
             threshold = show(check.criterion, check.threshold),
         );
     }

@@ -13,7 +13,7 @@ mod aggregate;
 #[cfg(feature = "metrics")]
 mod facade;
 mod histogram;
-mod record;
+pub(crate) mod record;
 mod sink;
 mod summary;
 
@@ -26,4 +26,5 @@ pub use record::{ExecutionType, RuntimeFault, UploadRecord};
 pub use sink::{add_sink, remove_sink, FanOut, MetricsSink, SinkId};
 pub use summary::{Comparison, Summary};
 
+pub(crate) use record::rfc3339;
 pub(crate) use sink::dispatch;

@@ -1,151 +1,15 @@
-//! The pure evaluation: (stage, window metrics, baseline, elapsed time) →
-//! [`Evaluation`] with its [`Verdict`].
+//! The rules: (stage, triggers, [`Observation`]) → [`Evaluation`], a pure
+//! function so every verdict can be replayed from the log. Each rule is
+//! written once; the types it produces are in `verdict.rs`.
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-use super::stage::{seconds, Stage, Triggers};
-use crate::metrics::{ExecutionType, PathSnapshot, SiteSnapshot};
-
-/// Comparisons allow this relative slack so that a value computed exactly
-/// at a threshold (a ratio of two quantiles, a rate) is not failed by
-/// floating-point rounding; it is far below any meaningful difference.
-const SLACK: f64 = 1e-9;
-
-fn at_least(measured: f64, threshold: f64) -> bool {
-    measured >= threshold - threshold.abs() * SLACK
-}
-
-fn at_most(measured: f64, threshold: f64) -> bool {
-    measured <= threshold + threshold.abs() * SLACK
-}
-
-#[allow(clippy::cast_precision_loss)]
-fn rate(n: u64, of: u64) -> Option<f64> {
-    (of > 0).then(|| n as f64 / of as f64)
-}
-
-/// The async path's health over a window.
-///
-/// Enrolled calls are those that took the async path: `async` and
-/// `sync_fallback` records. Cancelled calls are neither successes nor
-/// failures. A `sync_fallback` call counts as an async **failure** (the new
-/// path did not do the job) in [`Health::success_rate`]; the user-visible
-/// rates, where the fallback saved the call, are beside it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct Health {
-    /// Finished enrolled calls (successes + failures of `async` and `sync_fallback`).
-    pub enrolled: u64,
-    /// Calls the async path served successfully.
-    pub async_successes: u64,
-    /// Enrolled calls whose caller got an error.
-    pub user_errors: u64,
-    /// Enrolled calls the sync fallback took over.
-    pub fallbacks: u64,
-    /// Critical errors (a panic in the async path).
-    pub critical: u64,
-    /// `async_successes / enrolled`: the async path's success rate.
-    pub success_rate: Option<f64>,
-    /// `1 - user_errors / enrolled`: what callers saw.
-    pub user_success_rate: Option<f64>,
-    /// `user_errors / enrolled`: the error rate callers saw.
-    pub error_rate: Option<f64>,
-}
-
-impl Health {
-    /// The health of the enrolled calls in `window`.
-    #[must_use]
-    pub fn of(window: &SiteSnapshot) -> Self {
-        let direct = window.path(ExecutionType::Async);
-        let fallback = window.path(ExecutionType::SyncFallback);
-        let finished = |p: &PathSnapshot| p.successes + p.failures;
-        let enrolled = finished(direct) + finished(fallback);
-        let user_errors = direct.failures + fallback.failures;
-        Health {
-            enrolled,
-            async_successes: direct.successes,
-            user_errors,
-            fallbacks: finished(fallback),
-            critical: direct.critical + fallback.critical,
-            success_rate: rate(direct.successes, enrolled),
-            user_success_rate: rate(enrolled - user_errors, enrolled),
-            error_rate: rate(user_errors, enrolled),
-        }
-    }
-}
-
-/// Sync-path latency to compare the async path with, frozen at the end of
-/// a stage for the next one (at 100 % there is no sync traffic).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Baseline {
-    /// Sync median, milliseconds.
-    pub p50_ms: f64,
-    /// Sync 95th percentile, milliseconds.
-    pub p95_ms: f64,
-    /// Sync calls it was measured on.
-    pub calls: u64,
-}
-
-impl Baseline {
-    /// The sync path's latency in `window`; `None` without sync calls.
-    #[must_use]
-    pub fn of(window: &SiteSnapshot) -> Option<Self> {
-        let sync = window.path(ExecutionType::Sync);
-        Some(Baseline {
-            p50_ms: sync.latency.quantile(0.50)? / 1000.0,
-            p95_ms: sync.latency.quantile(0.95)? / 1000.0,
-            calls: sync.latency.len(),
-        })
-    }
-}
-
-/// Where the latency baseline came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BaselineSource {
-    /// Sync calls in the same window.
-    SameWindow,
-    /// Frozen at the end of the previous stage (used at 100 % rollout, or
-    /// when the window has too few sync calls).
-    Frozen,
-}
-
-/// Async latency against the baseline.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Latency {
-    /// Async median, milliseconds (`async` records only: a fallback paid for both paths).
-    pub async_p50_ms: f64,
-    /// Async 95th percentile, milliseconds.
-    pub async_p95_ms: f64,
-    /// The baseline compared with.
-    pub baseline: Baseline,
-    /// Where it came from.
-    pub source: BaselineSource,
-    /// `async_p50 / baseline p50`.
-    pub p50_ratio: f64,
-    /// `async_p95 / baseline p95`.
-    pub p95_ratio: f64,
-}
-
-/// A measurement of resident memory at the stage's start and now, in bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct Memory {
-    /// Resident bytes when the stage started.
-    pub start_bytes: u64,
-    /// Resident bytes now.
-    pub now_bytes: u64,
-}
-
-/// The application's complaint rate (any unit it likes, e.g. support
-/// tickets about uploads per hour): at the stage's start and now.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct Complaints {
-    /// The first rate reported in this stage.
-    pub reference: f64,
-    /// The latest rate reported.
-    pub current: f64,
-}
+use super::stage::{Stage, Triggers};
+use super::verdict::{
+    Baseline, BaselineSource, Bound, Check, Complaints, Criterion, Evaluation, Health, Latency,
+    Memory, Missing, Trigger, TriggerKind, Verdict,
+};
+use crate::metrics::{ExecutionType, SiteSnapshot};
 
 /// Everything an evaluation looks at; the controller gathers it, tests
 /// build it by hand.
@@ -168,284 +32,6 @@ pub struct Observation<'a> {
     pub success_band_for: Duration,
     /// The application's complaint rate, when it reports one.
     pub complaints: Option<Complaints>,
-}
-
-/// What a stage criterion is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Criterion {
-    /// Async success rate (fallbacks count as failures), at least.
-    SuccessRate,
-    /// User-visible error rate, at most.
-    ErrorRate,
-    /// Async p50 / baseline p50, at most.
-    LatencyP50,
-    /// Async p95 / baseline p95, at most.
-    LatencyP95,
-    /// Seconds since the stage started, at least.
-    Duration,
-    /// Enrolled calls in the stage window, at least.
-    Samples,
-}
-
-impl Criterion {
-    /// A short human name.
-    #[must_use]
-    pub const fn label(self) -> &'static str {
-        match self {
-            Criterion::SuccessRate => "success rate",
-            Criterion::ErrorRate => "error rate",
-            Criterion::LatencyP50 => "latency p50",
-            Criterion::LatencyP95 => "latency p95",
-            Criterion::Duration => "time in stage",
-            Criterion::Samples => "samples",
-        }
-    }
-}
-
-/// The state of one criterion.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// Met.
-    Pass,
-    /// Not met.
-    Fail,
-    /// Not enough data to say.
-    Pending,
-}
-
-/// One stage criterion: measured against its threshold.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Check {
-    /// The criterion.
-    pub criterion: Criterion,
-    /// The measured value (rates as fractions, latency as ratios, time in
-    /// seconds); `None` without data.
-    pub measured: Option<f64>,
-    /// `>=` or `<=`.
-    pub op: &'static str,
-    /// The threshold.
-    pub threshold: f64,
-    /// The outcome.
-    pub status: Status,
-}
-
-/// What fired a review or rollback.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TriggerKind {
-    /// Rollback: async success rate below the floor in the recent window.
-    SuccessRate,
-    /// Rollback: user-visible error rate above the ceiling in the recent window.
-    ErrorRate,
-    /// Rollback: a critical error (panic in the async path) in the stage.
-    CriticalError,
-    /// Rollback: resident memory grew too much since the stage started.
-    Memory,
-    /// Review: success rate in the review band for too long.
-    SustainedLowSuccess,
-    /// Review: async latency above the review ratio.
-    Latency,
-    /// Review: the application's complaint rate is rising.
-    Complaints,
-    /// Review: the stage had its time and samples but missed a criterion.
-    CriterionNotMet,
-    /// Rollback by an operator or another tool, found on the kill switch.
-    Manual,
-}
-
-impl TriggerKind {
-    /// Whether this trigger rolls back (otherwise it asks for a review).
-    #[must_use]
-    pub const fn is_rollback(self) -> bool {
-        matches!(
-            self,
-            TriggerKind::SuccessRate
-                | TriggerKind::ErrorRate
-                | TriggerKind::CriticalError
-                | TriggerKind::Memory
-                | TriggerKind::Manual
-        )
-    }
-}
-
-/// A fired trigger, with the value and threshold it fired on.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Trigger {
-    /// What fired.
-    pub kind: TriggerKind,
-    /// For [`TriggerKind::CriterionNotMet`], which criterion.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub criterion: Option<Criterion>,
-    /// The value seen (a rate, a ratio, a count, a growth fraction).
-    pub measured: f64,
-    /// The threshold it crossed.
-    pub threshold: f64,
-    /// Enrolled calls in the window it was measured on.
-    pub calls: u64,
-    /// The span of that window.
-    #[serde(rename = "window_s", serialize_with = "seconds")]
-    pub window: Duration,
-}
-
-impl Trigger {
-    /// A trigger that is not about one stage criterion.
-    fn new(kind: TriggerKind, measured: f64, threshold: f64, calls: u64, window: Duration) -> Self {
-        Trigger {
-            kind,
-            criterion: None,
-            measured,
-            threshold,
-            calls,
-            window,
-        }
-    }
-}
-
-impl core::fmt::Display for Trigger {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let name = match (self.kind, self.criterion) {
-            (TriggerKind::CriterionNotMet, Some(criterion)) => criterion.label(),
-            (TriggerKind::SuccessRate, _) => "success rate",
-            (TriggerKind::ErrorRate, _) => "error rate",
-            (TriggerKind::CriticalError, _) => "critical errors",
-            (TriggerKind::Memory, _) => "memory growth",
-            (TriggerKind::SustainedLowSuccess, _) => "sustained low success rate",
-            (TriggerKind::Latency, _) => "latency ratio",
-            (TriggerKind::Complaints, _) => "complaint rate",
-            (TriggerKind::CriterionNotMet, None) => "stage criterion",
-            (TriggerKind::Manual, _) => "manual rollback",
-        };
-        write!(
-            f,
-            "{name}: measured {:.4} vs threshold {:.4} ({} calls over {}s)",
-            self.measured,
-            self.threshold,
-            self.calls,
-            self.window.as_secs()
-        )
-    }
-}
-
-/// What is still short before a stage can pass.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "what", rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Missing {
-    /// The health source had no fresh counters at this tick: the controller
-    /// holds until it has.
-    FreshHealth,
-    /// Too few enrolled calls.
-    Samples {
-        /// Calls so far.
-        have: u64,
-        /// Calls needed.
-        need: u64,
-    },
-    /// Too little time.
-    Time {
-        /// Time so far.
-        #[serde(rename = "have_s", serialize_with = "seconds")]
-        have: Duration,
-        /// Time needed.
-        #[serde(rename = "need_s", serialize_with = "seconds")]
-        need: Duration,
-    },
-    /// Not enough calls on one side of the latency comparison.
-    LatencyData {
-        /// Async calls in the window.
-        async_calls: u64,
-        /// Baseline (sync) calls available.
-        baseline_calls: u64,
-        /// Calls each side needs.
-        need: u64,
-    },
-}
-
-/// The decision about a stage. Worst wins: rollback > review > hold > advance.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "verdict", rename_all = "snake_case")]
-pub enum Verdict {
-    /// Every criterion is met: the stage may advance.
-    Advance,
-    /// Not enough time, samples or data yet.
-    Hold {
-        /// What is short.
-        missing: Vec<Missing>,
-    },
-    /// A gradual trigger fired: a human should look; nothing is changed.
-    Review {
-        /// What fired.
-        triggers: Vec<Trigger>,
-    },
-    /// An immediate trigger fired: the site goes back to the sync path.
-    Rollback {
-        /// What fired.
-        triggers: Vec<Trigger>,
-    },
-}
-
-impl Verdict {
-    /// `advance`, `hold`, `review` or `rollback`.
-    #[must_use]
-    pub const fn name(&self) -> &'static str {
-        match self {
-            Verdict::Advance => "advance",
-            Verdict::Hold { .. } => "hold",
-            Verdict::Review { .. } => "review",
-            Verdict::Rollback { .. } => "rollback",
-        }
-    }
-
-    /// Severity for "worst wins": advance 0, hold 1, review 2, rollback 3.
-    #[must_use]
-    pub const fn severity(&self) -> u8 {
-        match self {
-            Verdict::Advance => 0,
-            Verdict::Hold { .. } => 1,
-            Verdict::Review { .. } => 2,
-            Verdict::Rollback { .. } => 3,
-        }
-    }
-
-    /// The process exit status a pipeline gates on: 0 advance or hold, 3
-    /// review, 4 rollback.
-    #[must_use]
-    pub const fn exit_code(&self) -> i32 {
-        match self {
-            Verdict::Advance | Verdict::Hold { .. } => 0,
-            Verdict::Review { .. } => 3,
-            Verdict::Rollback { .. } => 4,
-        }
-    }
-}
-
-/// A verdict with everything it was decided on.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Evaluation {
-    /// The stage's number.
-    pub stage: u32,
-    /// The stage's rollout percent.
-    pub rollout: f64,
-    /// The decision.
-    #[serde(flatten)]
-    pub verdict: Verdict,
-    /// The stage criteria, measured against their thresholds.
-    pub checks: Vec<Check>,
-    /// Health over the stage window.
-    pub health: Health,
-    /// Health over the recent window (the rate triggers).
-    pub recent: Health,
-    /// Latency against the baseline, when both sides have enough calls.
-    pub latency: Option<Latency>,
-    /// Memory, when measured.
-    pub memory: Option<Memory>,
-    /// Time since the stage started.
-    #[serde(rename = "elapsed_s", serialize_with = "seconds")]
-    pub elapsed: Duration,
-    /// The thresholds of the triggers.
-    pub thresholds: Triggers,
 }
 
 fn latency(stage: &Stage, triggers: &Triggers, obs: &Observation<'_>) -> Result<Latency, Missing> {
@@ -481,80 +67,209 @@ fn latency(stage: &Stage, triggers: &Triggers, obs: &Observation<'_>) -> Result<
     })
 }
 
-/// The immediate triggers: rates over the recent window, critical errors
-/// and memory over the stage.
-fn rollback_triggers(
+/// One threshold rule: when `measured` is known and not within `bound` of
+/// `threshold`, it fires a trigger of `kind`.
+struct Rule {
+    kind: TriggerKind,
+    measured: Option<f64>,
+    bound: Bound,
+    threshold: f64,
+    /// Enrolled calls in the window it is measured on.
+    calls: u64,
+    window: Duration,
+}
+
+impl Rule {
+    /// A ceiling on a value measured over the whole stage window.
+    fn stage_ceiling(
+        kind: TriggerKind,
+        measured: Option<f64>,
+        threshold: f64,
+        health: &Health,
+        obs: &Observation<'_>,
+    ) -> Self {
+        Rule {
+            kind,
+            measured,
+            bound: Bound::AtMost,
+            threshold,
+            calls: health.enrolled,
+            window: obs.elapsed,
+        }
+    }
+
+    fn fired(self) -> Option<Trigger> {
+        let measured = self.measured?;
+        (!self.bound.holds(measured, self.threshold)).then_some(Trigger {
+            kind: self.kind,
+            criterion: None,
+            measured,
+            threshold: self.threshold,
+            calls: self.calls,
+            window: self.window,
+        })
+    }
+}
+
+fn fired(rules: impl IntoIterator<Item = Rule>) -> Vec<Trigger> {
+    rules.into_iter().filter_map(Rule::fired).collect()
+}
+
+/// The immediate triggers: rates over the recent window (with at least
+/// `min_calls` enrolled calls in it), critical errors and memory over the
+/// stage.
+#[allow(clippy::cast_precision_loss)] // counts far below 2^52
+fn rollback_rules(
     triggers: &Triggers,
     obs: &Observation<'_>,
     health: &Health,
     recent: &Health,
-) -> Vec<Trigger> {
-    let mut rollback = Vec::new();
-    if recent.enrolled >= triggers.min_calls {
-        if let Some(success) = recent.success_rate {
-            if !at_least(success, triggers.rollback_success_below) {
-                rollback.push(Trigger::new(
-                    TriggerKind::SuccessRate,
-                    success,
-                    triggers.rollback_success_below,
-                    recent.enrolled,
-                    obs.recent_span,
-                ));
-            }
-        }
-        if let Some(errors) = recent.error_rate {
-            if !at_most(errors, triggers.rollback_error_above) {
-                rollback.push(Trigger::new(
-                    TriggerKind::ErrorRate,
-                    errors,
-                    triggers.rollback_error_above,
-                    recent.enrolled,
-                    obs.recent_span,
-                ));
-            }
-        }
-    }
-    if health.critical > 0 {
-        #[allow(clippy::cast_precision_loss)]
-        rollback.push(Trigger::new(
+) -> [Rule; 4] {
+    let enough = recent.enrolled >= triggers.min_calls;
+    let recent_rule = |kind, measured: Option<f64>, bound, threshold| Rule {
+        kind,
+        measured: measured.filter(|_| enough),
+        bound,
+        threshold,
+        calls: recent.enrolled,
+        window: obs.recent_span,
+    };
+    let stage_rule =
+        |kind, measured, threshold| Rule::stage_ceiling(kind, measured, threshold, health, obs);
+    let growth = obs
+        .memory
+        .filter(|m| m.start_bytes > 0)
+        .map(|m| m.now_bytes as f64 / m.start_bytes as f64 - 1.0);
+    [
+        recent_rule(
+            TriggerKind::SuccessRate,
+            recent.success_rate,
+            Bound::AtLeast,
+            triggers.rollback_success_below,
+        ),
+        recent_rule(
+            TriggerKind::ErrorRate,
+            recent.error_rate,
+            Bound::AtMost,
+            triggers.rollback_error_above,
+        ),
+        // No minimum: one panic in the async path is enough.
+        stage_rule(
             TriggerKind::CriticalError,
-            health.critical as f64,
+            Some(health.critical as f64),
             0.0,
-            health.enrolled,
-            obs.elapsed,
-        ));
-    }
-    if let Some(memory) = obs.memory.filter(|m| m.start_bytes > 0) {
-        #[allow(clippy::cast_precision_loss)]
-        let growth = memory.now_bytes as f64 / memory.start_bytes as f64 - 1.0;
-        if !at_most(growth, triggers.rollback_memory_growth) {
-            rollback.push(Trigger::new(
-                TriggerKind::Memory,
-                growth,
-                triggers.rollback_memory_growth,
-                health.enrolled,
-                obs.elapsed,
-            ));
-        }
-    }
-
-    rollback
+        ),
+        stage_rule(TriggerKind::Memory, growth, triggers.rollback_memory_growth),
+    ]
 }
 
-fn check(criterion: Criterion, measured: Option<f64>, op: &'static str, threshold: f64) -> Check {
-    let status = match measured {
-        None => Status::Pending,
-        Some(m) if op == ">=" && at_least(m, threshold) => Status::Pass,
-        Some(m) if op == "<=" && at_most(m, threshold) => Status::Pass,
-        Some(_) => Status::Fail,
-    };
-    Check {
-        criterion,
-        measured,
-        op,
-        threshold,
-        status,
+/// The gradual triggers: a sustained low success rate, latency against the
+/// baseline, a rising complaint rate.
+fn review_rules(
+    triggers: &Triggers,
+    obs: &Observation<'_>,
+    health: &Health,
+    recent: &Health,
+    latency: Option<&Latency>,
+) -> [Rule; 3] {
+    let stage_rule =
+        |kind, measured, threshold| Rule::stage_ceiling(kind, measured, threshold, health, obs);
+    let sustained = obs.success_band_for >= triggers.review_sustained;
+    let complaints = obs.complaints.filter(|c| c.current > c.reference).map(|c| {
+        (
+            c.current,
+            c.reference * (1.0 + triggers.review_complaint_growth),
+        )
+    });
+    [
+        Rule {
+            kind: TriggerKind::SustainedLowSuccess,
+            measured: sustained.then(|| recent.success_rate.unwrap_or(0.0)),
+            bound: Bound::AtLeast,
+            threshold: triggers.review_success_below,
+            calls: recent.enrolled,
+            window: obs.success_band_for,
+        },
+        stage_rule(
+            TriggerKind::Latency,
+            latency.map(|l| l.p50_ratio.max(l.p95_ratio)),
+            triggers.review_latency_ratio,
+        ),
+        stage_rule(
+            TriggerKind::Complaints,
+            complaints.map(|(current, _)| current),
+            complaints.map_or(0.0, |(_, limit)| limit),
+        ),
+    ]
+}
+
+/// The stage's criteria, measured.
+#[allow(clippy::cast_precision_loss)] // counts far below 2^52
+fn checks(
+    stage: &Stage,
+    obs: &Observation<'_>,
+    health: &Health,
+    latency: Option<&Latency>,
+) -> Vec<Check> {
+    [
+        (
+            Criterion::SuccessRate,
+            health.success_rate,
+            stage.min_success_rate,
+        ),
+        (
+            Criterion::ErrorRate,
+            health.error_rate,
+            stage.max_error_rate,
+        ),
+        (
+            Criterion::LatencyP50,
+            latency.map(|l| l.p50_ratio),
+            stage.max_latency_ratio,
+        ),
+        (
+            Criterion::LatencyP95,
+            latency.map(|l| l.p95_ratio),
+            stage.max_latency_ratio,
+        ),
+        (
+            Criterion::Duration,
+            Some(obs.elapsed.as_secs_f64()),
+            stage.min_duration.as_secs_f64(),
+        ),
+        (
+            Criterion::Samples,
+            Some(health.enrolled as f64),
+            stage.min_samples as f64,
+        ),
+    ]
+    .into_iter()
+    .map(|(criterion, measured, threshold)| Check::new(criterion, measured, threshold))
+    .collect()
+}
+
+/// What the stage still lacks before it can pass.
+fn missing(
+    stage: &Stage,
+    obs: &Observation<'_>,
+    health: &Health,
+    latency: Option<&Missing>,
+) -> Vec<Missing> {
+    let mut missing = Vec::new();
+    if health.enrolled < stage.min_samples {
+        missing.push(Missing::Samples {
+            have: health.enrolled,
+            need: stage.min_samples,
+        });
     }
+    if obs.elapsed < stage.min_duration {
+        missing.push(Missing::Time {
+            have: obs.elapsed,
+            need: stage.min_duration,
+        });
+    }
+    missing.extend(latency.cloned());
+    missing
 }
 
 /// Decides a stage: a pure function of the stage, the triggers and what was
@@ -594,117 +309,34 @@ fn check(criterion: Criterion, measured: Option<f64>, op: &'static str, threshol
 /// assert_eq!(evaluation.verdict.name(), "hold"); // 10 calls, 1 hour: too little of both
 /// ```
 #[must_use]
-#[allow(clippy::too_many_lines)] // one decision, read top to bottom: triggers, checks, verdict
 pub fn evaluate(stage: &Stage, triggers: &Triggers, obs: &Observation<'_>) -> Evaluation {
     let health = Health::of(obs.stage_window);
     let recent = Health::of(obs.recent_window);
-
-    let rollback = rollback_triggers(triggers, obs, &health, &recent);
     let latency = latency(stage, triggers, obs);
-    let mut review = Vec::new();
-    if obs.success_band_for >= triggers.review_sustained {
-        review.push(Trigger::new(
-            TriggerKind::SustainedLowSuccess,
-            recent.success_rate.unwrap_or(0.0),
-            triggers.review_success_below,
-            recent.enrolled,
-            obs.success_band_for,
-        ));
-    }
-    if let Ok(latency) = &latency {
-        let worst = latency.p50_ratio.max(latency.p95_ratio);
-        if !at_most(worst, triggers.review_latency_ratio) {
-            review.push(Trigger::new(
-                TriggerKind::Latency,
-                worst,
-                triggers.review_latency_ratio,
-                health.enrolled,
-                obs.elapsed,
-            ));
-        }
-    }
-    if let Some(complaints) = obs.complaints {
-        let limit = complaints.reference * (1.0 + triggers.review_complaint_growth);
-        if complaints.current > complaints.reference && !at_most(complaints.current, limit) {
-            review.push(Trigger::new(
-                TriggerKind::Complaints,
-                complaints.current,
-                limit,
-                health.enrolled,
-                obs.elapsed,
-            ));
-        }
-    }
-
-    let (p50, p95) = match &latency {
-        Ok(l) => (Some(l.p50_ratio), Some(l.p95_ratio)),
-        Err(_) => (None, None),
+    let (latency, latency_short) = match latency {
+        Ok(latency) => (Some(latency), None),
+        Err(short) => (None, Some(short)),
     };
-    #[allow(clippy::cast_precision_loss)]
-    let checks = vec![
-        check(
-            Criterion::SuccessRate,
-            health.success_rate,
-            ">=",
-            stage.min_success_rate,
-        ),
-        check(
-            Criterion::ErrorRate,
-            health.error_rate,
-            "<=",
-            stage.max_error_rate,
-        ),
-        check(Criterion::LatencyP50, p50, "<=", stage.max_latency_ratio),
-        check(Criterion::LatencyP95, p95, "<=", stage.max_latency_ratio),
-        check(
-            Criterion::Duration,
-            Some(obs.elapsed.as_secs_f64()),
-            ">=",
-            stage.min_duration.as_secs_f64(),
-        ),
-        check(
-            Criterion::Samples,
-            Some(health.enrolled as f64),
-            ">=",
-            stage.min_samples as f64,
-        ),
-    ];
-
-    let mut missing = Vec::new();
-    if health.enrolled < stage.min_samples {
-        missing.push(Missing::Samples {
-            have: health.enrolled,
-            need: stage.min_samples,
-        });
-    }
-    if obs.elapsed < stage.min_duration {
-        missing.push(Missing::Time {
-            have: obs.elapsed,
-            need: stage.min_duration,
-        });
-    }
-    let latency = match latency {
-        Ok(latency) => Some(latency),
-        Err(short) => {
-            missing.push(short);
-            None
-        }
-    };
+    let rollback = fired(rollback_rules(triggers, obs, &health, &recent));
+    let mut review = fired(review_rules(
+        triggers,
+        obs,
+        &health,
+        &recent,
+        latency.as_ref(),
+    ));
+    let checks = checks(stage, obs, &health, latency.as_ref());
+    let missing = missing(stage, obs, &health, latency_short.as_ref());
     // A criterion missed once the stage has had its time and samples is a
     // human decision: the stage cannot pass, and it is not a breach.
     if missing.is_empty() {
-        for failed in checks.iter().filter(|c| c.status == Status::Fail) {
-            review.push(Trigger {
-                kind: TriggerKind::CriterionNotMet,
-                criterion: Some(failed.criterion),
-                measured: failed.measured.unwrap_or(f64::NAN),
-                threshold: failed.threshold,
-                calls: health.enrolled,
-                window: obs.elapsed,
-            });
-        }
+        review.extend(
+            checks
+                .iter()
+                .filter_map(|check| check.not_met(health.enrolled, obs.elapsed)),
+        );
     }
-
+    // Worst wins.
     let verdict = if !rollback.is_empty() {
         Verdict::Rollback { triggers: rollback }
     } else if !review.is_empty() {

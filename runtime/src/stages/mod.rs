@@ -1,7 +1,8 @@
 //! Staged rollout: [`Stage`] definitions as data ([`DEFAULT_STAGES`]), the
 //! pure [`evaluate`] function that turns a window of metrics into a
 //! [`Verdict`], the rollback and review [`Triggers`], and the
-//! [`Controller`] that applies them to a site on an injectable [`Clock`].
+//! [`Controller`] that applies them to a site on an injectable [`Clock`],
+//! through two seams: an [`Actuator`] and a [`HealthSource`].
 //!
 //! # Stages
 //!
@@ -20,36 +21,50 @@
 //! - *latency*: async p50 / sync p50 **and** async p95 / sync p95, both at
 //!   most the ratio, over the same window; at 100 % the sync baseline frozen
 //!   at the end of the previous stage ([`BaselineSource::Frozen`]).
-//! - a value exactly at its threshold passes.
+//! - a value exactly at its threshold passes ([`Bound`]).
 //!
 //! # Triggers
 //!
-//! Immediate rollback (the controller applies the kill switch): success
+//! Immediate rollback (the controller latches the kill switch): success
 //! below 95 % or errors above 5 % in the recent window (at least 20
 //! enrolled calls in it), a critical error (panic in the async path; no
 //! minimum), resident memory more than 20 % above the stage's start.
 //! Review (logged, no action): success in 95–97 % for 30 minutes, async
 //! latency above 1.2 × the baseline, a rising complaint rate, or a
 //! criterion missed once the stage has its time and samples.
+//!
+//! # Files
+//!
+//! `stage.rs` the table, `verdict.rs` the types of a decision,
+//! `evaluate.rs` the rules, `window.rs` the controller's windows,
+//! `seams.rs` the two traits, `controller.rs` the state machine,
+//! `report.rs`/`render.rs` the offline report (feature `report`).
 
 mod clock;
 mod controller;
 mod evaluate;
 mod memory;
+#[cfg(feature = "report")]
+mod render;
+#[cfg(feature = "report")]
 mod report;
 mod seams;
 mod stage;
+mod verdict;
 mod window;
 
 pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use controller::{
     drive, AdvanceError, Controller, ControllerBuilder, DEFAULT_RECENT_WINDOW, DEFAULT_TICK,
 };
-pub use evaluate::{
-    evaluate, Baseline, BaselineSource, Check, Complaints, Criterion, Evaluation, Health, Latency,
-    Memory, Missing, Observation, Status, Trigger, TriggerKind, Verdict,
-};
+pub use evaluate::{evaluate, Observation};
 pub use memory::{MemoryProbe, ProcStatm};
-pub use report::{Report, ReportOptions, SiteReport};
+#[cfg(feature = "report")]
+#[cfg_attr(docsrs, doc(cfg(feature = "report")))]
+pub use report::{Report, ReportError, ReportOptions, SiteReport, StageWindow};
 pub use seams::{Actuator, HealthSource, LocalActuator};
 pub use stage::{Stage, Triggers, DEFAULT_STAGES};
+pub use verdict::{
+    Baseline, BaselineSource, Bound, Check, Complaints, Criterion, Evaluation, Health, Latency,
+    Memory, Missing, Status, Trigger, TriggerKind, Verdict,
+};

@@ -9,6 +9,7 @@
 use std::io::{self, Write};
 use std::time::{Duration, SystemTime};
 
+use async_upload_runtime::log::{Event, RollbackEvent, StageEntered, StageEvent, VerdictEvent};
 use async_upload_runtime::metrics::{ExecutionType, SiteSnapshot, UploadRecord};
 use async_upload_runtime::stages::{evaluate, Observation, Triggers, Verdict, DEFAULT_STAGES};
 use serde_json::{json, Value};
@@ -89,16 +90,12 @@ fn lognormal(rng: &mut fastrand::Rng, median: f64, sigma: f64) -> f64 {
     median * (sigma * normal).exp()
 }
 
-fn line<W: Write + ?Sized>(
-    out: &mut W,
-    kind: &str,
-    at: SystemTime,
-    site: &str,
-    body: Value,
-) -> io::Result<()> {
-    let mut fields = json!({"kind": kind, "v": 1, "ts": ts(at), "site": site});
-    if let (Value::Object(fields), Value::Object(body)) = (&mut fields, body) {
-        fields.extend(body);
+/// One controller line: the typed event the controller writes, with the
+/// log format's `"v"`.
+fn line(out: &mut (impl Write + ?Sized), event: &Event) -> io::Result<()> {
+    let mut fields = serde_json::to_value(event)?;
+    if let Value::Object(fields) = &mut fields {
+        fields.insert("v".into(), json!(1));
     }
     serde_json::to_writer(&mut *out, &fields)?;
     out.write_all(b"\n")
@@ -225,15 +222,7 @@ fn event(
 ) -> io::Result<u64> {
     let number = if what == "stage2" { 2 } else { 3 };
     let stage = &DEFAULT_STAGES[number - 1];
-    let entered = |out: &mut dyn Write| {
-        line(
-            &mut *out,
-            "stage",
-            at,
-            site,
-            json!({"event": "entered", "stage": stage.number, "rollout": stage.rollout, "criteria": stage}),
-        )
-    };
+    let entered = StageEntered::new(at, site, stage.clone(), Triggers::DEFAULT);
     let verdict =
         |out: &mut dyn Write, window: &SiteSnapshot, recent: &SiteSnapshot, elapsed: Duration| {
             let evaluation = evaluate(
@@ -250,46 +239,33 @@ fn event(
                     complaints: None,
                 },
             );
-            let mut body = serde_json::to_value(&evaluation).unwrap_or_default();
-            if let Value::Object(map) = &mut body {
-                map.insert("event".into(), "verdict".into());
-            }
-            line(&mut *out, "stage", at, site, body).map(|()| evaluation)
+            let event = Event::Stage(StageEvent::Verdict(VerdictEvent::new(
+                at,
+                site,
+                evaluation.clone(),
+            )));
+            line(out, &event).map(|()| evaluation)
         };
     match what {
         "stage2" | "stage3" => {
             *window = SiteSnapshot::empty(site);
-            entered(out)?;
+            line(out, &Event::Stage(StageEvent::Entered(entered)))?;
             verdict(out, window, window, Duration::ZERO)?;
             Ok(2)
         }
         "rollback" => {
             // The recent window: what the degradation looks like to the controller.
             let evaluation = verdict(out, window, recent, Duration::from_secs(3600))?;
-            let triggers = match &evaluation.verdict {
-                Verdict::Rollback { triggers } => {
-                    serde_json::to_value(triggers).unwrap_or_default()
-                }
-                _ => json!([]),
+            let Verdict::Rollback { triggers } = evaluation.verdict else {
+                return Ok(1);
             };
-            line(
-                out,
-                "rollback",
-                at,
-                site,
-                json!({"stage": 3, "rollout": 50.0, "trigger": "success_rate", "measured": 0.7,
-                       "threshold": 0.95, "reason": "success rate below 95%", "triggers": triggers}),
-            )?;
+            if let Some(rollback) = RollbackEvent::new(at, site, (3, 50.0), triggers) {
+                line(out, &Event::Rollback(rollback))?;
+            }
             Ok(2)
         }
         _ => {
-            line(
-                out,
-                "stage",
-                at,
-                site,
-                json!({"event": "rollback_cleared", "stage": 3, "rollout": 50.0}),
-            )?;
+            line(out, &Event::Stage(StageEvent::RollbackCleared(entered)))?;
             Ok(1)
         }
     }
