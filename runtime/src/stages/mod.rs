@@ -35,6 +35,7 @@
 mod clock;
 mod controller;
 mod evaluate;
+mod judge;
 mod memory;
 mod report;
 mod stage;
@@ -46,6 +47,10 @@ pub use controller::{
 pub use evaluate::{
     evaluate, Baseline, BaselineSource, Check, Complaints, Criterion, Evaluation, Health, Latency,
     Memory, Missing, Observation, Status, Trigger, TriggerKind, Verdict,
+};
+pub use judge::{
+    quantile_ratio, quantile_ratio_to, rate_interval, Confidence, ConfidenceError, Evidence,
+    Interval, LimitError, RateTest, ARMS, LOOKS_PER_STAGE,
 };
 pub use memory::{MemoryProbe, ProcStatm};
 pub use report::{Report, ReportOptions, SiteReport};
