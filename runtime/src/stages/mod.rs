@@ -37,8 +37,10 @@ mod controller;
 mod evaluate;
 mod judge;
 mod memory;
+mod rates;
 mod report;
 mod stage;
+mod warmup;
 
 pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use controller::{
@@ -53,5 +55,6 @@ pub use judge::{
     Interval, LimitError, RateTest, ARMS, LOOKS_PER_STAGE,
 };
 pub use memory::{MemoryProbe, ProcStatm};
+pub use rates::RateEvidence;
 pub use report::{Report, ReportOptions, SiteReport};
 pub use stage::{Stage, Triggers, DEFAULT_STAGES};

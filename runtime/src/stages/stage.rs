@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 
+use super::judge::Confidence;
+
 const HOUR: u64 = 3600;
 
 /// One rollout stage: a percentage and the criteria its window must meet
@@ -139,9 +141,14 @@ pub struct Triggers {
     pub rollback_success_below: f64,
     /// Roll back when the user-visible error rate is above this (default 0.05).
     pub rollback_error_above: f64,
-    /// Roll back when resident memory grew by more than this fraction since
-    /// the stage started (default 0.20).
+    /// Roll back when resident memory grew by more than this fraction over
+    /// its baseline, taken once the stage has `min_calls` enrolled calls
+    /// (after warm-up), and by at least `rollback_memory_floor` bytes
+    /// (default 0.20).
     pub rollback_memory_growth: f64,
+    /// The absolute growth, in bytes, below which memory never rolls back
+    /// (default 32 MiB): a small service's caches are not a leak.
+    pub rollback_memory_floor: u64,
     /// Review when the success rate stays below this (and at or above
     /// `rollback_success_below`) for `review_sustained` (default 0.97).
     pub review_success_below: f64,
@@ -153,6 +160,9 @@ pub struct Triggers {
     /// Review when the application's complaint rate exceeds its value at the
     /// stage's start × (1 + this) (default 0.5).
     pub review_complaint_growth: f64,
+    /// The confidence at which the rate triggers fire and the report's
+    /// intervals are drawn (default 99 %).
+    pub confidence: Confidence,
 }
 
 impl Triggers {
@@ -162,10 +172,12 @@ impl Triggers {
         rollback_success_below: 0.95,
         rollback_error_above: 0.05,
         rollback_memory_growth: 0.20,
+        rollback_memory_floor: 32 << 20,
         review_success_below: 0.97,
         review_sustained: Duration::from_secs(30 * 60),
         review_latency_ratio: 1.2,
         review_complaint_growth: 0.5,
+        confidence: Confidence::DEFAULT,
     };
 }
 
