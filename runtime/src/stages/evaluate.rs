@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::judge::{quantile_ratio, quantile_ratio_to, rate_interval, Evidence, Interval};
+use super::rates::RateEvidence;
 use super::stage::{seconds, Stage, Triggers};
 use crate::metrics::{ExecutionType, PathSnapshot, SiteSnapshot};
 
@@ -126,6 +128,11 @@ pub struct Latency {
     pub p50_ratio: f64,
     /// `async_p95 / baseline p95`.
     pub p95_ratio: f64,
+    /// The confidence interval of the p50 ratio (both histograms' order
+    /// statistics; only the async side's against a frozen baseline).
+    pub p50_interval: Interval,
+    /// The confidence interval of the p95 ratio.
+    pub p95_interval: Interval,
 }
 
 /// A measurement of resident memory at the stage's start and now, in bytes.
@@ -168,6 +175,10 @@ pub struct Observation<'a> {
     pub success_band_for: Duration,
     /// The application's complaint rate, when it reports one.
     pub complaints: Option<Complaints>,
+    /// The rate triggers' sequential tests as the controller ran them, one
+    /// look per tick; `None` (a report judging a finished log) judges the
+    /// stage window once ([`RateEvidence::one_look`]).
+    pub rates: Option<RateEvidence>,
 }
 
 /// What a stage criterion is about.
@@ -227,6 +238,10 @@ pub struct Check {
     pub op: &'static str,
     /// The threshold.
     pub threshold: f64,
+    /// The confidence interval of `measured`, for rates and latency ratios:
+    /// how solid a pass or a miss is (the status is decided on `measured`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Interval>,
     /// The outcome.
     pub status: Status,
 }
@@ -287,11 +302,23 @@ pub struct Trigger {
     /// The span of that window.
     #[serde(rename = "window_s", serialize_with = "seconds")]
     pub window: Duration,
+    /// The confidence interval of `measured`, for a rate or a ratio.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Interval>,
+    /// For a rate trigger, the sequential test's evidence it fired on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
 }
 
 impl Trigger {
     /// A trigger that is not about one stage criterion.
-    fn new(kind: TriggerKind, measured: f64, threshold: f64, calls: u64, window: Duration) -> Self {
+    pub(crate) fn new(
+        kind: TriggerKind,
+        measured: f64,
+        threshold: f64,
+        calls: u64,
+        window: Duration,
+    ) -> Self {
         Trigger {
             kind,
             criterion: None,
@@ -299,7 +326,14 @@ impl Trigger {
             threshold,
             calls,
             window,
+            interval: None,
+            evidence: None,
         }
+    }
+
+    fn with_interval(mut self, interval: Option<Interval>) -> Self {
+        self.interval = interval;
+        self
     }
 }
 
@@ -317,10 +351,13 @@ impl core::fmt::Display for Trigger {
             (TriggerKind::CriterionNotMet, None) => "stage criterion",
             (TriggerKind::Manual, _) => "manual rollback",
         };
+        write!(f, "{name}: measured {:.4}", self.measured)?;
+        if let Some(interval) = self.interval {
+            write!(f, " [{:.4}, {:.4}]", interval.low, interval.high)?;
+        }
         write!(
             f,
-            "{name}: measured {:.4} vs threshold {:.4} ({} calls over {}s)",
-            self.measured,
+            " vs threshold {:.4} ({} calls over {}s)",
             self.threshold,
             self.calls,
             self.window.as_secs()
@@ -440,6 +477,8 @@ pub struct Evaluation {
     /// Time since the stage started.
     #[serde(rename = "elapsed_s", serialize_with = "seconds")]
     pub elapsed: Duration,
+    /// The rate triggers' sequential tests at this look.
+    pub rates: RateEvidence,
     /// The thresholds of the triggers.
     pub thresholds: Triggers,
 }
@@ -467,6 +506,21 @@ fn latency(stage: &Stage, triggers: &Triggers, obs: &Observation<'_>) -> Result<
     }
     let q = |q: f64| direct.latency.quantile(q).map_or(0.0, |us| us / 1000.0);
     let (async_p50_ms, async_p95_ms) = (q(0.50), q(0.95));
+    let confidence = triggers.confidence;
+    let sync = &obs.stage_window.path(ExecutionType::Sync).latency;
+    let interval = |q: f64, baseline_ms: f64| {
+        let interval = match source {
+            BaselineSource::SameWindow => quantile_ratio(&direct.latency, sync, q, confidence),
+            BaselineSource::Frozen => {
+                quantile_ratio_to(&direct.latency, baseline_ms * 1000.0, q, confidence)
+            }
+        };
+        // Both sides have calls here; an empty side would know nothing.
+        interval.unwrap_or(Interval {
+            low: 0.0,
+            high: f64::INFINITY,
+        })
+    };
     Ok(Latency {
         async_p50_ms,
         async_p95_ms,
@@ -474,41 +528,76 @@ fn latency(stage: &Stage, triggers: &Triggers, obs: &Observation<'_>) -> Result<
         source,
         p50_ratio: async_p50_ms / baseline.p50_ms,
         p95_ratio: async_p95_ms / baseline.p95_ms,
+        p50_interval: interval(0.50, baseline.p50_ms),
+        p95_interval: interval(0.95, baseline.p95_ms),
     })
 }
 
-/// The immediate triggers: rates over the recent window, critical errors
-/// and memory over the stage.
+/// A rate trigger fired by `evidence`: the rate shown is that of the calls
+/// the evidence came from (the stage's when the test since its start fired,
+/// else the recent window's), with its interval.
+fn rate_trigger(
+    kind: TriggerKind,
+    evidence: Evidence,
+    threshold: f64,
+    bad_of: impl Fn(&Health) -> u64,
+    (health, recent): (&Health, &Health),
+    (elapsed, recent_span): (Duration, Duration),
+    confidence: super::judge::Confidence,
+) -> Trigger {
+    let since_start = evidence.since_start >= evidence.start_threshold;
+    let (window, span) = if since_start {
+        (health, elapsed)
+    } else {
+        (recent, recent_span)
+    };
+    // Success triggers show the good rate, error triggers the bad one.
+    let good = kind == TriggerKind::SuccessRate;
+    let bad = bad_of(window);
+    let shown = if good { window.enrolled - bad } else { bad };
+    let measured = rate(shown, window.enrolled).unwrap_or(f64::NAN);
+    let mut trigger = Trigger::new(kind, measured, threshold, window.enrolled, span)
+        .with_interval(rate_interval(shown, window.enrolled, confidence));
+    trigger.evidence = Some(evidence);
+    trigger
+}
+
+/// The immediate triggers: the rate tests' evidence, critical errors and
+/// memory over the stage.
 fn rollback_triggers(
     triggers: &Triggers,
     obs: &Observation<'_>,
     health: &Health,
     recent: &Health,
+    rates: &RateEvidence,
 ) -> Vec<Trigger> {
     let mut rollback = Vec::new();
-    if recent.enrolled >= triggers.min_calls {
-        if let Some(success) = recent.success_rate {
-            if !at_least(success, triggers.rollback_success_below) {
-                rollback.push(Trigger::new(
-                    TriggerKind::SuccessRate,
-                    success,
-                    triggers.rollback_success_below,
-                    recent.enrolled,
-                    obs.recent_span,
-                ));
-            }
-        }
-        if let Some(errors) = recent.error_rate {
-            if !at_most(errors, triggers.rollback_error_above) {
-                rollback.push(Trigger::new(
-                    TriggerKind::ErrorRate,
-                    errors,
-                    triggers.rollback_error_above,
-                    recent.enrolled,
-                    obs.recent_span,
-                ));
-            }
-        }
+    let windows = (health, recent);
+    let spans = (obs.elapsed, obs.recent_span);
+    // Evidence from fewer calls than `min_calls` is left for more data, as
+    // a floor under the statistics (4 failures in 4 calls would do for them).
+    let enough = |evidence: &Evidence| evidence.calls >= triggers.min_calls;
+    if rates.success.fired() && enough(&rates.success) {
+        rollback.push(rate_trigger(
+            TriggerKind::SuccessRate,
+            rates.success,
+            triggers.rollback_success_below,
+            |h| h.enrolled - h.async_successes,
+            windows,
+            spans,
+            triggers.confidence,
+        ));
+    }
+    if rates.errors.fired() && enough(&rates.errors) {
+        rollback.push(rate_trigger(
+            TriggerKind::ErrorRate,
+            rates.errors,
+            triggers.rollback_error_above,
+            |h| h.user_errors,
+            windows,
+            spans,
+            triggers.confidence,
+        ));
     }
     if health.critical > 0 {
         #[allow(clippy::cast_precision_loss)]
@@ -523,7 +612,10 @@ fn rollback_triggers(
     if let Some(memory) = obs.memory.filter(|m| m.start_bytes > 0) {
         #[allow(clippy::cast_precision_loss)]
         let growth = memory.now_bytes as f64 / memory.start_bytes as f64 - 1.0;
-        if !at_most(growth, triggers.rollback_memory_growth) {
+        let grown = memory.now_bytes.saturating_sub(memory.start_bytes);
+        if !at_most(growth, triggers.rollback_memory_growth)
+            && grown >= triggers.rollback_memory_floor
+        {
             rollback.push(Trigger::new(
                 TriggerKind::Memory,
                 growth,
@@ -537,7 +629,12 @@ fn rollback_triggers(
     rollback
 }
 
-fn check(criterion: Criterion, measured: Option<f64>, op: &'static str, threshold: f64) -> Check {
+fn check(
+    criterion: Criterion,
+    (measured, interval): (Option<f64>, Option<Interval>),
+    op: &'static str,
+    threshold: f64,
+) -> Check {
     let status = match measured {
         None => Status::Pending,
         Some(m) if op == ">=" && at_least(m, threshold) => Status::Pass,
@@ -549,6 +646,7 @@ fn check(criterion: Criterion, measured: Option<f64>, op: &'static str, threshol
         measured,
         op,
         threshold,
+        interval,
         status,
     }
 }
@@ -556,13 +654,17 @@ fn check(criterion: Criterion, measured: Option<f64>, op: &'static str, threshol
 /// Decides a stage: a pure function of the stage, the triggers and what was
 /// observed, so every verdict can be replayed from the log.
 ///
-/// - **Rollback** (checked first, in every state): in the recent window,
-///   with at least `min_calls` enrolled calls, success below 95 % or
-///   errors above 5 %; any critical error in the stage (no minimum);
-///   resident memory more than 20 % above the stage's start.
-/// - **Review**: success in the 95–97 % band for 30 minutes; async p50 or
-///   p95 above 1.2 × the baseline; a rising complaint rate; or the stage
-///   has its time and samples but misses a criterion.
+/// - **Rollback** (checked first, in every state): the sequential rate
+///   tests ([`Observation::rates`]) show, at `triggers.confidence`, a true
+///   async success rate below 95 % or a true error rate above 5 %; any
+///   critical error in the stage (no statistics, no minimum); resident
+///   memory more than 20 % and at least `rollback_memory_floor` above its
+///   baseline taken after warm-up.
+/// - **Review**: success in the 95–97 % band for 30 minutes (the band's
+///   test fired); the interval of the async/baseline p50 or p95 ratio
+///   wholly above the larger of 1.2 and the stage's own ratio; a rising
+///   complaint rate; or the stage has its time and samples but misses a
+///   criterion.
 /// - **Hold**: time, samples or latency data still short (listed).
 /// - **Advance**: every criterion met. Latency passes only when both the
 ///   p50 ratio and the p95 ratio are within the stage's ratio.
@@ -585,6 +687,7 @@ fn check(criterion: Criterion, measured: Option<f64>, op: &'static str, threshol
 ///     memory: None,
 ///     success_band_for: Duration::ZERO,
 ///     complaints: None,
+///     rates: None,
 /// };
 /// let evaluation = evaluate(&DEFAULT_STAGES[0], &Triggers::DEFAULT, &observation);
 /// assert_eq!(evaluation.verdict.name(), "hold"); // 10 calls, 1 hour: too little of both
@@ -595,7 +698,10 @@ pub fn evaluate(stage: &Stage, triggers: &Triggers, obs: &Observation<'_>) -> Ev
     let health = Health::of(obs.stage_window);
     let recent = Health::of(obs.recent_window);
 
-    let rollback = rollback_triggers(triggers, obs, &health, &recent);
+    let rates = obs
+        .rates
+        .unwrap_or_else(|| RateEvidence::one_look(&health, triggers));
+    let rollback = rollback_triggers(triggers, obs, &health, &recent, &rates);
     let latency = latency(stage, triggers, obs);
     let mut review = Vec::new();
     if obs.success_band_for >= triggers.review_sustained {
@@ -608,15 +714,27 @@ pub fn evaluate(stage: &Stage, triggers: &Triggers, obs: &Observation<'_>) -> Ev
         ));
     }
     if let Ok(latency) = &latency {
-        let worst = latency.p50_ratio.max(latency.p95_ratio);
-        if !at_most(worst, triggers.review_latency_ratio) {
-            review.push(Trigger::new(
-                TriggerKind::Latency,
-                worst,
-                triggers.review_latency_ratio,
-                health.enrolled,
-                obs.elapsed,
-            ));
+        // The global ratio never overrules a looser one the stage set for itself.
+        let limit = triggers.review_latency_ratio.max(stage.max_latency_ratio);
+        // Evidence, not a point estimate: the whole interval is past the limit.
+        let slower = [
+            (latency.p50_ratio, latency.p50_interval),
+            (latency.p95_ratio, latency.p95_interval),
+        ]
+        .into_iter()
+        .filter(|(_, interval)| !at_most(interval.low, limit))
+        .max_by(|a, b| a.1.low.total_cmp(&b.1.low));
+        if let Some((ratio, interval)) = slower {
+            review.push(
+                Trigger::new(
+                    TriggerKind::Latency,
+                    ratio,
+                    limit,
+                    health.enrolled,
+                    obs.elapsed,
+                )
+                .with_interval(Some(interval)),
+            );
         }
     }
     if let Some(complaints) = obs.complaints {
@@ -633,20 +751,31 @@ pub fn evaluate(stage: &Stage, triggers: &Triggers, obs: &Observation<'_>) -> Ev
     }
 
     let (p50, p95) = match &latency {
-        Ok(l) => (Some(l.p50_ratio), Some(l.p95_ratio)),
-        Err(_) => (None, None),
+        Ok(l) => (
+            (Some(l.p50_ratio), Some(l.p50_interval)),
+            (Some(l.p95_ratio), Some(l.p95_interval)),
+        ),
+        Err(_) => ((None, None), (None, None)),
     };
+    let confidence = triggers.confidence;
+    let errors = health.user_errors;
     #[allow(clippy::cast_precision_loss)]
     let checks = vec![
         check(
             Criterion::SuccessRate,
-            health.success_rate,
+            (
+                health.success_rate,
+                rate_interval(health.async_successes, health.enrolled, confidence),
+            ),
             ">=",
             stage.min_success_rate,
         ),
         check(
             Criterion::ErrorRate,
-            health.error_rate,
+            (
+                health.error_rate,
+                rate_interval(errors, health.enrolled, confidence),
+            ),
             "<=",
             stage.max_error_rate,
         ),
@@ -654,13 +783,13 @@ pub fn evaluate(stage: &Stage, triggers: &Triggers, obs: &Observation<'_>) -> Ev
         check(Criterion::LatencyP95, p95, "<=", stage.max_latency_ratio),
         check(
             Criterion::Duration,
-            Some(obs.elapsed.as_secs_f64()),
+            (Some(obs.elapsed.as_secs_f64()), None),
             ">=",
             stage.min_duration.as_secs_f64(),
         ),
         check(
             Criterion::Samples,
-            Some(health.enrolled as f64),
+            (Some(health.enrolled as f64), None),
             ">=",
             stage.min_samples as f64,
         ),
@@ -691,12 +820,15 @@ pub fn evaluate(stage: &Stage, triggers: &Triggers, obs: &Observation<'_>) -> Ev
     if missing.is_empty() {
         for failed in checks.iter().filter(|c| c.status == Status::Fail) {
             review.push(Trigger {
-                kind: TriggerKind::CriterionNotMet,
                 criterion: Some(failed.criterion),
-                measured: failed.measured.unwrap_or(f64::NAN),
-                threshold: failed.threshold,
-                calls: health.enrolled,
-                window: obs.elapsed,
+                ..Trigger::new(
+                    TriggerKind::CriterionNotMet,
+                    failed.measured.unwrap_or(f64::NAN),
+                    failed.threshold,
+                    health.enrolled,
+                    obs.elapsed,
+                )
+                .with_interval(failed.interval)
             });
         }
     }
@@ -720,6 +852,7 @@ pub fn evaluate(stage: &Stage, triggers: &Triggers, obs: &Observation<'_>) -> Ev
         latency,
         memory: obs.memory,
         elapsed: obs.elapsed,
+        rates,
         thresholds: triggers.clone(),
     }
 }

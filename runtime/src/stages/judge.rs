@@ -249,6 +249,7 @@ impl RateTest {
         let top = self.since_start.iter().copied().fold(f64::MIN, f64::max);
         let sum: f64 = self.since_start.iter().map(|s| (s - top).exp()).sum();
         Evidence {
+            method: RateMethod::Sequential,
             limit: self.limit,
             calls: self.calls,
             bad: self.bad,
@@ -276,10 +277,24 @@ impl core::fmt::Display for LimitError {
 
 impl std::error::Error for LimitError {}
 
-/// What a [`RateTest`] shows at one look: log-likelihood ratios against
+/// Which test an [`Evidence`] comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RateMethod {
+    /// The controller's [`RateTest`], valid under a look every tick.
+    Sequential,
+    /// One look at a finished window ([`Evidence::one_look`]): the exact
+    /// binomial test, `since_start` holding `ln(1 / p-value)`.
+    Binomial,
+}
+
+/// What a rate test shows at one look: log-likelihood ratios against
 /// their thresholds, so a verdict can be replayed from the log.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Evidence {
+    /// The test.
+    pub method: RateMethod,
     /// The bad-call rate tested against.
     pub limit: f64,
     /// Calls seen since the stage started.
@@ -297,12 +312,74 @@ pub struct Evidence {
 }
 
 impl Evidence {
+    /// The evidence of one look at a finished window of `calls` calls,
+    /// `bad` of them bad (a log judged once, where the sequential test would
+    /// pay for looks that never happened): the exact one-sided binomial
+    /// test of "the true rate is at most `limit`" at `confidence`. A `limit`
+    /// outside `(0, 1)` never fires.
+    ///
+    /// ```
+    /// use async_upload_runtime::stages::{Confidence, Evidence};
+    ///
+    /// // 30 failures in 300 calls: P(≥ 30 | 5 %) ≈ 0.0003.
+    /// assert!(Evidence::one_look(30, 300, 0.05, Confidence::DEFAULT).fired());
+    /// assert!(!Evidence::one_look(3, 40, 0.05, Confidence::DEFAULT).fired());
+    /// ```
+    #[must_use]
+    pub fn one_look(bad: u64, calls: u64, limit: f64, confidence: Confidence) -> Self {
+        let bad = bad.min(calls);
+        let p_value = if limit > 0.0 && limit < 1.0 {
+            binomial_upper_tail(bad, calls, limit)
+        } else {
+            1.0
+        };
+        Evidence {
+            method: RateMethod::Binomial,
+            limit,
+            calls,
+            bad,
+            since_start: -p_value.ln(),
+            start_threshold: -confidence.alpha().ln(),
+            recent: 0.0,
+            recent_threshold: f64::INFINITY,
+        }
+    }
+
     /// Whether the data show, at the test's confidence, that the true rate
     /// is above the limit.
     #[must_use]
     pub fn fired(&self) -> bool {
         self.since_start >= self.start_threshold || self.recent >= self.recent_threshold
     }
+}
+
+/// `P(X ≥ k)` for `X ~ Binomial(n, p)`, `0 < p < 1`, summed in log space
+/// from term `k` upward (each term from the previous by their ratio).
+#[allow(clippy::cast_precision_loss)]
+fn binomial_upper_tail(k: u64, n: u64, p: f64) -> f64 {
+    if k == 0 {
+        return 1.0;
+    }
+    if k > n {
+        return 0.0;
+    }
+    let (nf, kf) = (n as f64, k as f64);
+    let ln_choose: f64 = (1..=k)
+        .map(|i| ((nf - kf + i as f64) / i as f64).ln())
+        .sum();
+    let mut ln_term = ln_choose + kf * p.ln() + (nf - kf) * (1.0 - p).ln();
+    let odds = p / (1.0 - p);
+    let mut total = 0.0;
+    for j in k..=n {
+        let term = ln_term.exp();
+        total += term;
+        if term < total * 1e-17 && (j as f64) > nf * p {
+            break;
+        }
+        let jf = j as f64;
+        ln_term += ((nf - jf) / (jf + 1.0) * odds).ln();
+    }
+    total.min(1.0)
 }
 
 /// The interval of the `q` quantile (`0 < q < 1`) of the values in `h`, in
@@ -332,8 +409,9 @@ fn quantile_interval(h: &Histogram, q: f64, z: f64) -> Option<Interval> {
     let high = if high_rank > nf {
         f64::INFINITY
     } else {
+        // Values are whole microseconds: the largest a bucket holds is `high - 1`.
         h.rank_range(high_rank as u64)
-            .map_or(f64::INFINITY, |(_, high)| high as f64)
+            .map_or(f64::INFINITY, |(_, high)| (high - 1) as f64)
     };
     Some(Interval { low, high })
 }
@@ -552,6 +630,37 @@ mod tests {
         let evidence = fed(0.05, &looks);
         assert!(!evidence.fired(), "{evidence:?}");
         assert!(evidence.since_start < 0.0);
+    }
+
+    #[test]
+    fn binomial_tail_known_values() {
+        assert!((binomial_upper_tail(1, 1, 0.05) - 0.05).abs() < 1e-15);
+        assert!((binomial_upper_tail(2, 3, 0.5) - 0.5).abs() < 1e-15);
+        // 1 - P(X <= 2) for n = 40, p = 0.05.
+        let le2 = 0.95_f64.powi(40)
+            + 40.0 * 0.05 * 0.95_f64.powi(39)
+            + 780.0 * 0.0025 * 0.95_f64.powi(38);
+        assert!((binomial_upper_tail(3, 40, 0.05) - (1.0 - le2)).abs() < 1e-12);
+        assert_eq!(binomial_upper_tail(0, 10, 0.3), 1.0);
+        assert_eq!(binomial_upper_tail(11, 10, 0.3), 0.0);
+        // Monotone in k.
+        let tails: Vec<f64> = (0..=300)
+            .map(|k| binomial_upper_tail(k, 300, 0.05))
+            .collect();
+        assert!(tails.windows(2).all(|w| w[1] <= w[0]));
+    }
+
+    #[test]
+    fn one_look_is_the_exact_test() {
+        let c = Confidence::DEFAULT;
+        // 10 % over a few hundred calls is clear at 99 %; 6 in 100 is not.
+        assert!(Evidence::one_look(20, 200, 0.05, c).fired());
+        assert!(!Evidence::one_look(6, 100, 0.05, c).fired());
+        assert!(!Evidence::one_look(3, 40, 0.05, c).fired());
+        assert!(!Evidence::one_look(5, 5, 0.0, c).fired());
+        let evidence = Evidence::one_look(1, 1, 0.05, c);
+        assert!((evidence.since_start - 20.0_f64.ln()).abs() < 1e-12);
+        assert_eq!(evidence.method, RateMethod::Binomial);
     }
 
     #[test]

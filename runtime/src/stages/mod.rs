@@ -52,7 +52,7 @@ pub use evaluate::{
 };
 pub use judge::{
     quantile_ratio, quantile_ratio_to, rate_interval, Confidence, ConfidenceError, Evidence,
-    Interval, LimitError, RateTest, ARMS, LOOKS_PER_STAGE,
+    Interval, LimitError, RateMethod, RateTest, ARMS, LOOKS_PER_STAGE,
 };
 pub use memory::{MemoryProbe, ProcStatm};
 pub use rates::RateEvidence;

@@ -25,13 +25,18 @@ pub struct RateEvidence {
 }
 
 impl RateEvidence {
-    /// The evidence of the calls in `window` taken in as one look: what a
-    /// report can say from a log, where the controller's ticks are not known.
+    /// The evidence of the calls in `window` judged once
+    /// ([`Evidence::one_look`]): what a report can say from a finished log.
     #[must_use]
-    pub fn of(window: &Health, triggers: &Triggers) -> Self {
-        let mut monitors = RateMonitors::new(triggers);
-        monitors.observe(window);
-        monitors.evidence()
+    pub fn one_look(window: &Health, triggers: &Triggers) -> Self {
+        let calls = window.enrolled;
+        let async_failures = calls.saturating_sub(window.async_successes);
+        let look = |bad, limit| Evidence::one_look(bad, calls, limit, triggers.confidence);
+        RateEvidence {
+            success: look(async_failures, 1.0 - triggers.rollback_success_below),
+            errors: look(window.user_errors, triggers.rollback_error_above),
+            band: look(async_failures, 1.0 - triggers.review_success_below),
+        }
     }
 }
 
@@ -148,14 +153,16 @@ mod tests {
     }
 
     #[test]
-    fn the_same_calls_as_one_look_give_the_same_since_start_evidence() {
-        let mut monitors = RateMonitors::new(&Triggers::DEFAULT);
-        monitors.observe(&health(100, 90, 4));
-        monitors.observe(&health(300, 270, 12));
-        let one = RateEvidence::of(&health(300, 270, 12), &Triggers::DEFAULT);
-        let two = monitors.evidence();
-        assert!((one.success.since_start - two.success.since_start).abs() < 1e-9);
-        assert!((one.errors.since_start - two.errors.since_start).abs() < 1e-9);
+    fn one_look_agrees_with_the_sequential_test_on_clear_cases() {
+        for (enrolled, ok, errors, fired) in [(40, 37, 0, false), (1000, 800, 0, true)] {
+            let once = RateEvidence::one_look(&health(enrolled, ok, errors), &Triggers::DEFAULT);
+            let mut monitors = RateMonitors::new(&Triggers::DEFAULT);
+            monitors.observe(&health(enrolled, ok, errors));
+            let ticked = monitors.evidence();
+            assert_eq!(once.success.fired(), fired);
+            assert_eq!(ticked.success.fired(), fired);
+            assert!(!once.errors.fired() && !ticked.errors.fired());
+        }
     }
 
     #[test]

@@ -200,6 +200,7 @@ fn site_report(
         memory: None,
         success_band_for: Duration::ZERO,
         complaints: None,
+        rates: None,
     };
     let mut evaluation = evaluate(stage, &options.triggers, &observation);
     // A rollback in the log stays in force until the log shows it cleared.
@@ -215,14 +216,13 @@ fn site_report(
                 .and_then(|t| serde_json::from_value::<TriggerKind>(t.clone()).ok())
                 .unwrap_or(TriggerKind::Manual);
             evaluation.verdict = Verdict::Rollback {
-                triggers: vec![Trigger {
+                triggers: vec![Trigger::new(
                     kind,
-                    criterion: None,
-                    measured: event.f64("measured").unwrap_or(f64::NAN),
-                    threshold: event.f64("threshold").unwrap_or(f64::NAN),
-                    calls: 0,
-                    window: Duration::ZERO,
-                }],
+                    event.f64("measured").unwrap_or(f64::NAN),
+                    event.f64("threshold").unwrap_or(f64::NAN),
+                    0,
+                    Duration::ZERO,
+                )],
             };
         }
         latched_rollback = true;
@@ -317,10 +317,11 @@ fn render_site(out: &mut String, site: &SiteReport) {
             ""
         }
     );
+    let confidence = format!("{}% interval", e.thresholds.confidence.level() * 100.0);
     let _ = writeln!(
         out,
-        "    {:<14} {:>12} {:>14}  status",
-        "criterion", "measured", "threshold"
+        "    {:<14} {:>12} {:>22} {:>14}  status",
+        "criterion", "measured", confidence, "threshold"
     );
     for check in &e.checks {
         let show = |v: f64| match check.criterion {
@@ -346,11 +347,17 @@ fn render_site(out: &mut String, site: &SiteReport) {
             Status::Fail => "FAIL",
             Status::Pending => "pending",
         };
+        let bound = |v: f64| if v.is_finite() { show(v) } else { "∞".into() };
+        let interval = check.interval.map_or_else(
+            || "-".into(),
+            |i| format!("[{}, {}]", bound(i.low), bound(i.high)),
+        );
         let _ = writeln!(
             out,
-            "    {:<14} {:>12} {:>14}  {status}",
+            "    {:<14} {:>12} {:>22} {:>14}  {status}",
             check.criterion.label(),
             check.measured.map_or_else(|| "-".into(), show),
+            interval,
             format!("{} {}", check.op, show(check.threshold)),
         );
     }
