@@ -13,14 +13,12 @@
 use super::evaluate::Memory;
 
 /// The memory baseline of one stage.
-#[allow(dead_code)] // the controller takes it up once the stages refactor has landed
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct MemoryBaseline {
     /// Resident bytes and enrolled calls when the baseline was taken.
     taken: Option<(u64, u64)>,
 }
 
-#[allow(dead_code)]
 impl MemoryBaseline {
     /// Takes the stage's enrolled calls and the resident bytes now; returns
     /// the measurement to judge, once there is one worth judging.
@@ -44,7 +42,8 @@ impl MemoryBaseline {
     }
 
     /// Resident bytes of the baseline, once taken.
-    pub(crate) fn bytes(&self) -> Option<u64> {
+    #[cfg(test)]
+    fn bytes(&self) -> Option<u64> {
         self.taken.map(|(bytes, _)| bytes)
     }
 }
