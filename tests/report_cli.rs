@@ -225,7 +225,7 @@ fn a_latched_rollback_from_the_controller_exits_4_until_cleared() {
     use std::sync::{Arc, Mutex};
 
     use async_upload::metrics::SiteSnapshot;
-    use async_upload::stages::{Controller, ManualClock};
+    use async_upload::stages::{Controller, HealthSource, ManualClock};
 
     const SITE: &str = "report_latched";
     let dir = dir("latched");
@@ -241,19 +241,25 @@ fn a_latched_rollback_from_the_controller_exits_4_until_cleared() {
         ],
     );
     // ... but the controller saw a panic in the async path and rolled back.
-    let counters = Arc::new(Mutex::new(SiteSnapshot::empty(SITE)));
-    let source = Arc::clone(&counters);
+    /// The controller's counters, set by hand.
+    struct Counters(Mutex<SiteSnapshot>);
+    impl HealthSource for Counters {
+        fn snapshot(&self, _site: &str) -> Option<SiteSnapshot> {
+            Some(self.0.lock().unwrap().clone())
+        }
+    }
+    let counters = Arc::new(Counters(Mutex::new(SiteSnapshot::empty(SITE))));
     let clock = ManualClock::new();
     let log = JsonlLog::open(&path).unwrap();
     let mut controller = Controller::builder(SITE)
         .clock(clock.clone())
         .memory(|| None)
-        .source(move |_| source.lock().unwrap().clone())
+        .health(Arc::clone(&counters))
         .log(log.clone())
         .start();
     let mut panicked = UploadRecord::new(SITE, ExecutionType::SyncFallback, true, 5.0, 1);
     panicked.error_type = Some(async_upload::metrics::PANIC.into());
-    counters.lock().unwrap().record(&panicked);
+    counters.0.lock().unwrap().record(&panicked);
     clock.advance(Duration::from_secs(30));
     assert_eq!(controller.tick().verdict.name(), "rollback");
     assert!(log.flush());

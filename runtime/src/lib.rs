@@ -13,6 +13,7 @@
 //! - [`log`]: the JSONL sink and reader, CSV export;
 //! - [`stages`]: stage definitions, verdicts, rollback triggers, the controller.
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::pedantic)]
 #![allow(clippy::module_name_repetitions)]
 

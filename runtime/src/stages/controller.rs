@@ -1,7 +1,6 @@
 //! The [`Controller`]: applies stages to a site, evaluates them on a clock,
 //! rolls back on a breach and writes every decision to the log.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -9,15 +8,17 @@ use serde::Serialize;
 
 use super::clock::{Clock, SystemClock};
 use super::evaluate::{
-    evaluate, Baseline, Complaints, Evaluation, Health, Observation, Trigger, TriggerKind, Verdict,
+    evaluate, Baseline, Complaints, Evaluation, Health, Missing, Observation, Trigger, TriggerKind,
+    Verdict,
 };
 use super::memory::{MemoryProbe, ProcStatm};
 use super::rates::RateMonitors;
+use super::seams::{Actuator, HealthSource, LocalActuator};
 use super::stage::{Stage, Triggers, DEFAULT_STAGES};
 use super::warmup::MemoryBaseline;
-use crate::config::{handle, SiteOverrides};
+use super::window::{Observed, Windows};
 use crate::log::JsonlLog;
-use crate::metrics::{self, ExecutionType, SiteSnapshot};
+use crate::metrics::{self, ExecutionType};
 
 /// Default span of the recent window the rate triggers look at. With ticks
 /// every 30 s, a sustained breach is acted on within 4.5 minutes: inside
@@ -26,8 +27,6 @@ pub const DEFAULT_RECENT_WINDOW: Duration = Duration::from_secs(4 * 60);
 
 /// Default interval between evaluations for [`drive`].
 pub const DEFAULT_TICK: Duration = Duration::from_secs(30);
-
-type Source = Box<dyn Fn(&str) -> SiteSnapshot + Send + Sync>;
 
 /// Builds a [`Controller`]; every setting has a default.
 #[must_use = "a builder does nothing until `start`"]
@@ -46,7 +45,8 @@ struct Setup {
     auto_advance: bool,
     clock: Arc<dyn Clock>,
     memory: Arc<dyn MemoryProbe>,
-    source: Source,
+    actuator: Arc<dyn Actuator>,
+    health: Arc<dyn HealthSource>,
     log: Option<JsonlLog>,
 }
 
@@ -100,9 +100,18 @@ impl ControllerBuilder {
         self
     }
 
-    /// Where the site's counters come from (default the global aggregator).
-    pub fn source(mut self, source: impl Fn(&str) -> SiteSnapshot + Send + Sync + 'static) -> Self {
-        self.setup.source = Box::new(source);
+    /// Where the controller's decisions take effect: the site's rollout and
+    /// its kill switch (default [`LocalActuator`], this process's
+    /// configuration handle).
+    pub fn actuator(mut self, actuator: impl Actuator + 'static) -> Self {
+        self.setup.actuator = Arc::new(actuator);
+        self
+    }
+
+    /// Where the site's counters come from (default the global aggregator,
+    /// [`metrics::global`](crate::metrics::global)).
+    pub fn health(mut self, health: impl HealthSource + 'static) -> Self {
+        self.setup.health = Arc::new(health);
         self
     }
 
@@ -125,17 +134,16 @@ impl ControllerBuilder {
     #[must_use = "the controller acts only when ticked"]
     pub fn start(self) -> Controller {
         let now = self.setup.clock.now();
+        let windows = Windows::new(self.setup.recent_window, now, None);
         let mut controller = Controller {
             site: self.site,
             setup: self.setup,
             index: self.first_stage,
-            started: now,
-            start_snapshot: SiteSnapshot::empty(""),
+            windows,
             memory_start: None,
             memory_baseline: MemoryBaseline::default(),
             rates: RateMonitors::new(&Triggers::DEFAULT),
             warned_idle: false,
-            history: VecDeque::new(),
             band_since: None,
             complaints: None,
             baseline: None,
@@ -151,15 +159,19 @@ impl ControllerBuilder {
 ///
 /// Call [`Controller::tick`] periodically (or hand it to [`drive`]): each
 /// tick evaluates the stage and recent windows, writes the verdict, and on
-/// a rollback verdict forces the site onto the sync path through the kill
-/// switch ([`ConfigHandle::roll_back`](crate::config::ConfigHandle::roll_back)).
+/// a rollback verdict latches the site's kill switch.
 /// A rollback is latched: only [`Controller::clear_rollback`] (or an
 /// operator clearing the kill switch) lifts it, and the stage then starts
 /// over. Advancing is explicit ([`Controller::advance`]) unless built with
 /// `auto_advance(true)`.
 ///
-/// The controller sets only the site's rollout; the async path must be
-/// enabled (`ASYNC_UPLOAD_ENABLED=true`) for it to run.
+/// The controller acts and reads only through its two seams: an
+/// [`Actuator`] (the rollout and the kill switch; by default
+/// [`LocalActuator`], this process's configuration handle) and a
+/// [`HealthSource`] (the site's counters; by default the global
+/// aggregator). When the source has no fresh counters the controller
+/// holds. It sets only the site's rollout; the async path must be enabled
+/// (`ASYNC_UPLOAD_ENABLED=true`) for it to run.
 ///
 /// ```
 /// use std::time::Duration;
@@ -175,8 +187,7 @@ pub struct Controller {
     site: String,
     setup: Setup,
     index: usize,
-    started: Instant,
-    start_snapshot: SiteSnapshot,
+    windows: Windows,
     /// Resident bytes when the stage was entered (logged, not judged on).
     memory_start: Option<u64>,
     /// The baseline the memory trigger judges on, taken after warm-up.
@@ -185,8 +196,6 @@ pub struct Controller {
     rates: RateMonitors,
     /// Whether the "this site was never called" warning was given.
     warned_idle: bool,
-    /// Snapshots of recent ticks, oldest first, for the recent window.
-    history: VecDeque<(Instant, SiteSnapshot)>,
     band_since: Option<Instant>,
     complaints: Option<Complaints>,
     baseline: Option<Baseline>,
@@ -282,11 +291,8 @@ impl Controller {
                 auto_advance: false,
                 clock: Arc::new(SystemClock),
                 memory: Arc::new(ProcStatm),
-                source: Box::new(|site| {
-                    metrics::global()
-                        .snapshot(site)
-                        .unwrap_or_else(|| SiteSnapshot::empty(site))
-                }),
+                actuator: Arc::new(LocalActuator),
+                health: Arc::new(metrics::global()),
                 log: None,
             },
             first_stage: 0,
@@ -344,29 +350,26 @@ impl Controller {
     /// Evaluates the stage now, acts on the verdict and writes it to the log.
     pub fn tick(&mut self) -> &Evaluation {
         let now = self.setup.clock.now();
-        let external = handle().rollback_reason(&self.site);
+        let external = self.setup.actuator.rollback_reason(&self.site);
         if self.rolled_back.is_some() && external.is_none() {
             // An operator lifted the kill switch by hand: start the stage over.
             self.clear_rollback();
         }
-        let snapshot = (self.setup.source)(&self.site);
-        let stage_window = snapshot.since(&self.start_snapshot);
-        let cutoff = now
-            .checked_sub(self.setup.recent_window)
-            .unwrap_or(self.started);
-        while self.history.len() > 1 && self.history[1].0 <= cutoff {
-            self.history.pop_front();
-        }
-        let recent_base = match self.history.front() {
-            Some((at, base)) if *at <= cutoff => (*at, base),
-            _ => (self.started, &self.start_snapshot),
+        let fresh = self.setup.health.snapshot(&self.site);
+        let stale = fresh.is_none();
+        let never_called = fresh.as_ref().is_some_and(|counters| {
+            ExecutionType::ALL
+                .iter()
+                .all(|&path| counters.path(path).count == 0)
+        });
+        let Observed {
+            stage: stage_window,
+            recent: recent_window,
+            recent_span,
+        } = match fresh {
+            Some(counters) => self.windows.observe(now, counters),
+            None => self.windows.stale(&self.site),
         };
-        let recent_span = now.saturating_duration_since(recent_base.0);
-        let recent_window = snapshot.since(recent_base.1);
-        let never_called = ExecutionType::ALL
-            .iter()
-            .all(|&path| snapshot.path(path).count == 0);
-        self.history.push_back((now, snapshot));
 
         let health = Health::of(&stage_window);
         self.warn_if_idle(never_called, now);
@@ -390,7 +393,7 @@ impl Controller {
             stage_window: &stage_window,
             recent_window: &recent_window,
             recent_span,
-            elapsed: now.saturating_duration_since(self.started),
+            elapsed: now.saturating_duration_since(self.windows.started()),
             baseline: self.baseline,
             memory,
             success_band_for: self.band_since.map_or(Duration::ZERO, |since| now - since),
@@ -413,6 +416,12 @@ impl Controller {
             };
             tracing::warn!(site = %self.site, %reason, "site rolled back outside the controller");
             self.rolled_back = Some(evaluation.clone());
+        } else if stale && !matches!(evaluation.verdict, Verdict::Rollback { .. }) {
+            // Without fresh counters the controller holds, whatever the
+            // stale window would say.
+            evaluation.verdict = Verdict::Hold {
+                missing: vec![Missing::FreshHealth],
+            };
         }
         self.write_event(
             "stage",
@@ -448,8 +457,12 @@ impl Controller {
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("; ");
-        handle().roll_back(&self.site, format!("stage {}: {reason}", evaluation.stage));
-        if let Some(first) = triggers.first() {
+        let latched = self
+            .setup
+            .actuator
+            .roll_back(&self.site, &format!("stage {}: {reason}", evaluation.stage));
+        // Another decider may have latched the same breach first: it wrote the event.
+        if let (true, Some(first)) = (latched, triggers.first()) {
             self.write_event(
                 "rollback",
                 &RollbackEvent {
@@ -507,7 +520,7 @@ impl Controller {
     /// Lifts the rollback (the kill switch too) and starts the current stage
     /// over with a fresh window.
     pub fn clear_rollback(&mut self) {
-        handle().clear_rollback(&self.site);
+        self.setup.actuator.clear_rollback(&self.site);
         if self.rolled_back.take().is_some() {
             self.write_event("stage", &self.stage_event("rollback_cleared"));
         }
@@ -515,9 +528,15 @@ impl Controller {
     }
 
     fn freeze_baseline(&mut self) {
-        let window = (self.setup.source)(&self.site).since(&self.start_snapshot);
-        if let Some(baseline) =
-            Baseline::of(&window).filter(|b| b.calls >= self.setup.triggers.min_calls)
+        let window = self
+            .setup
+            .health
+            .snapshot(&self.site)
+            .and_then(|counters| self.windows.stage_until(&counters));
+        if let Some(baseline) = window
+            .as_ref()
+            .and_then(Baseline::of)
+            .filter(|b| b.calls >= self.setup.triggers.min_calls)
         {
             self.baseline = Some(baseline);
         }
@@ -527,7 +546,8 @@ impl Controller {
     /// more likely a mistyped name than a quiet service: say so, once, since
     /// the verdict alone (hold, no samples) looks like patience.
     fn warn_if_idle(&mut self, never_called: bool, now: Instant) {
-        let waited = now.saturating_duration_since(self.started) >= self.setup.recent_window;
+        let waited =
+            now.saturating_duration_since(self.windows.started()) >= self.setup.recent_window;
         if never_called && waited && !self.warned_idle {
             self.warned_idle = true;
             tracing::warn!(
@@ -541,20 +561,13 @@ impl Controller {
 
     fn enter(&mut self, index: usize) {
         self.index = index;
-        let rollout = self.stage().rollout;
-        let overrides = SiteOverrides {
-            rollout: Some(rollout),
-            ..handle().site_overrides(&self.site)
-        };
-        if let Err(error) = handle().set_site(&self.site, overrides) {
-            tracing::error!(site = %self.site, %error, "cannot set the stage's rollout");
-        }
-        self.started = self.setup.clock.now();
-        self.start_snapshot = (self.setup.source)(&self.site);
+        let (number, rollout) = (self.stage().number, self.stage().rollout);
+        self.setup.actuator.enter_stage(&self.site, number, rollout);
+        let counters = self.setup.health.snapshot(&self.site);
+        self.windows.restart(self.setup.clock.now(), counters);
         self.memory_start = self.setup.memory.resident_bytes();
         self.memory_baseline = MemoryBaseline::default();
         self.rates = RateMonitors::new(&self.setup.triggers);
-        self.history.clear();
         self.band_since = None;
         self.complaints = None;
         self.last = None;

@@ -368,7 +368,11 @@ impl core::fmt::Display for Trigger {
 /// What is still short before a stage can pass.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "what", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Missing {
+    /// The health source had no fresh counters at this tick: the controller
+    /// holds until it has.
+    FreshHealth,
     /// Too few enrolled calls.
     Samples {
         /// Calls so far.

@@ -39,8 +39,10 @@ mod judge;
 mod memory;
 mod rates;
 mod report;
+mod seams;
 mod stage;
 mod warmup;
+mod window;
 
 pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use controller::{
@@ -57,4 +59,5 @@ pub use judge::{
 pub use memory::{MemoryProbe, ProcStatm};
 pub use rates::RateEvidence;
 pub use report::{Report, ReportOptions, SiteReport};
+pub use seams::{Actuator, HealthSource, LocalActuator};
 pub use stage::{Stage, Triggers, DEFAULT_STAGES};
