@@ -257,8 +257,8 @@ fn a_latched_rollback_from_the_controller_exits_4_until_cleared() {
         .health(Arc::clone(&counters))
         .log(log.clone())
         .start();
-    let mut panicked = UploadRecord::new(SITE, ExecutionType::SyncFallback, true, 5.0, 1);
-    panicked.error_type = Some(async_upload::metrics::PANIC.into());
+    let panicked = UploadRecord::new(SITE, ExecutionType::SyncFallback, true, 5.0, 1)
+        .with_fault(async_upload::metrics::RuntimeFault::Panic);
     counters.0.lock().unwrap().record(&panicked);
     clock.advance(Duration::from_secs(30));
     assert_eq!(controller.tick().verdict.name(), "rollback");

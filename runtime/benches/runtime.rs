@@ -9,10 +9,9 @@
 //! - `sync_path/execute` against `sync_path/spawn_blocking`: the sync path
 //!   through the state machine, against `spawn_blocking` on the same closure.
 
-use std::borrow::Cow;
 use std::hint::black_box;
 use std::sync::Barrier;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use async_upload_runtime::config::{handle, SiteOverrides};
 use async_upload_runtime::execute::execute;
@@ -70,16 +69,8 @@ fn benches(c: &mut Criterion) {
 
     let aggregator = Aggregator::new();
     let stats = aggregator.site("bench");
-    let record = UploadRecord {
-        ts: SystemTime::now(),
-        site: Cow::Borrowed("bench"),
-        execution_type: ExecutionType::Async,
-        success: true,
-        duration_ms: 12.5,
-        attempts: 1,
-        error_type: None,
-        bytes: Some(4096),
-    };
+    let mut record = UploadRecord::new("bench", ExecutionType::Async, true, 12.5, 1);
+    record.bytes = Some(4096);
     c.bench_function("record/one_thread", |b| {
         b.iter(|| stats.record(black_box(&record)))
     });

@@ -13,8 +13,11 @@
 //! ```
 //!
 //! Every call leaves exactly one record, also when the caller drops the
-//! future mid-call (`error_type = "cancelled"`; the fallback never runs for
-//! a dropped call).
+//! future mid-call (fault [`RuntimeFault::Cancelled`]; the fallback never
+//! runs for a dropped call).
+//!
+//! A runtime fault is recorded by its [`RuntimeFault`], a user error by its
+//! [`Classify::error_type`], qualified when it picked a reserved name.
 //!
 //! # The sync path and the executor
 //!
@@ -53,7 +56,7 @@ use tracing::Instrument;
 pub use crate::lend::{Lend, Lent};
 
 use crate::config::Settings;
-use crate::metrics::{self, ExecutionType, UploadRecord, CANCELLED, SYNC_PANIC};
+use crate::metrics::{self, user_error_name, ExecutionType, RuntimeFault, UploadRecord};
 use crate::policy::{Classify, ErrorClass, Fault};
 use crate::site::{Call, Path};
 
@@ -187,6 +190,9 @@ where
         };
 
         recorder.cause = Some(give_up.error_type());
+        if let Some(fault) = give_up.fault() {
+            recorder.note(fault);
+        }
         if !settings.fallback {
             tracing::error!(
                 error_type = give_up.error_type(),
@@ -234,7 +240,7 @@ where
             Ok(Ok(Err(error))) => match error.classify() {
                 ErrorClass::Fail => {
                     tracing::error!(
-                        error_type = error.error_type(),
+                        error_type = error_name(&error),
                         "async upload failed; not retried"
                     );
                     return Ok(recorder.finish(Err(error)));
@@ -265,6 +271,9 @@ where
     }
 }
 
+// Errors are named for records in one place: `GiveUp::error_type` and
+// `error_name` below.
+
 /// Why the async path gave up.
 enum GiveUp<E> {
     /// An error the async body returned.
@@ -276,8 +285,16 @@ enum GiveUp<E> {
 impl<E: Classify> GiveUp<E> {
     fn error_type(&self) -> &'static str {
         match self {
-            GiveUp::Error(error) => error.error_type(),
-            GiveUp::Fault(fault) => fault.error_type(),
+            GiveUp::Error(error) => error_name(error),
+            GiveUp::Fault(fault) => fault.runtime_fault().as_str(),
+        }
+    }
+
+    /// The runtime's own fault, decided by type, never by a name.
+    fn fault(&self) -> Option<RuntimeFault> {
+        match self {
+            GiveUp::Error(_) => None,
+            GiveUp::Fault(fault) => Some(fault.runtime_fault()),
         }
     }
 
@@ -287,6 +304,12 @@ impl<E: Classify> GiveUp<E> {
             GiveUp::Fault(fault) => E::from_fault(fault),
         }
     }
+}
+
+/// The `error_type` of a user error: its own name, qualified when it is
+/// one of the runtime's reserved names, so it never reads as a fault.
+fn error_name<E: Classify>(error: &E) -> &'static str {
+    user_error_name(error.error_type())
 }
 
 /// Runs the sync path on Tokio's blocking pool (inline without a runtime).
@@ -378,6 +401,8 @@ struct Recorder {
     attempts: u32,
     /// The async error that sent the call to the fallback.
     cause: Option<&'static str>,
+    /// The runtime's own fault in this call (see [`Recorder::note`]).
+    fault: Option<RuntimeFault>,
     recorded: bool,
 }
 
@@ -395,6 +420,7 @@ impl Recorder {
             execution_type: ExecutionType::Sync,
             attempts: 0,
             cause: None,
+            fault: None,
             recorded: false,
         }
     }
@@ -407,7 +433,7 @@ impl Recorder {
     fn finish<T, E: Classify>(&mut self, result: Result<T, E>) -> Result<T, E> {
         let error_type = match &result {
             Ok(_) => self.cause,
-            Err(error) => Some(self.cause.unwrap_or_else(|| error.error_type())),
+            Err(error) => Some(self.cause.unwrap_or_else(|| error_name(error))),
         };
         self.emit(result.is_ok(), error_type);
         result
@@ -426,9 +452,18 @@ impl Recorder {
                 self.finish(Err(error))
             }
             Err(panic) => {
-                self.emit(false, Some(SYNC_PANIC));
+                self.note(RuntimeFault::SyncPanic);
+                self.emit(false, Some(RuntimeFault::SyncPanic.as_str()));
                 std::panic::resume_unwind(panic)
             }
+        }
+    }
+
+    /// Notes a runtime fault; an async panic is kept over any later one,
+    /// because it is what makes the call critical.
+    fn note(&mut self, fault: RuntimeFault) {
+        if !self.fault.is_some_and(RuntimeFault::is_critical) {
+            self.fault = Some(fault);
         }
     }
 
@@ -444,6 +479,7 @@ impl Recorder {
             attempts: self.attempts,
             error_type: error_type.map(Into::into),
             bytes: self.call.bytes,
+            fault: self.fault,
         };
         site.stats().record(&record);
         metrics::dispatch(&record);
@@ -452,6 +488,7 @@ impl Recorder {
             duration_ms = record.duration_ms,
             attempts = record.attempts,
             error_type,
+            fault = self.fault.map(RuntimeFault::as_str),
             "async upload call recorded",
         );
     }
@@ -461,7 +498,8 @@ impl Drop for Recorder {
     fn drop(&mut self) {
         if !self.recorded {
             tracing::info!("async upload call cancelled by its caller");
-            self.emit(false, Some(CANCELLED));
+            self.note(RuntimeFault::Cancelled);
+            self.emit(false, Some(RuntimeFault::Cancelled.as_str()));
         }
     }
 }

@@ -11,6 +11,8 @@ use core::fmt;
 use std::io;
 use std::time::Duration;
 
+use crate::metrics::RuntimeFault;
+
 /// What the runtime does with an error of the async path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorClass {
@@ -40,9 +42,14 @@ impl Fault {
     /// The `error_type` this fault is recorded with: `"timeout"` or `"panic"`.
     #[must_use]
     pub const fn error_type(&self) -> &'static str {
+        self.runtime_fault().as_str()
+    }
+
+    /// The fault as the record carries it.
+    pub(crate) const fn runtime_fault(&self) -> RuntimeFault {
         match self {
-            Fault::Timeout(_) => "timeout",
-            Fault::Panic(_) => "panic",
+            Fault::Timeout(_) => RuntimeFault::Timeout,
+            Fault::Panic(_) => RuntimeFault::Panic,
         }
     }
 }
@@ -112,7 +119,13 @@ pub trait Classify {
     /// A short, stable name for the `error_type` field of records
     /// (`"connection_reset"`, `"unavailable"`). Defaults to the type's name.
     ///
-    /// The names `"timeout"`, `"panic"` and `"cancelled"` are the runtime's own.
+    /// The names of [`RuntimeFault`]s (`"panic"`, `"timeout"`, `"cancelled"`,
+    /// `"sync_panic"`) are the runtime's own: a user error returning one is
+    /// recorded as `"user:"` and the name (`"user:timeout"`), and it never
+    /// counts as the runtime's fault (a user error named `"panic"` is not
+    /// critical and never rolls a site back). Whether a call was critical is
+    /// decided by the record's typed [`fault`](crate::metrics::UploadRecord::fault),
+    /// not by this name.
     fn error_type(&self) -> &'static str {
         short_type_name::<Self>()
     }

@@ -1,11 +1,11 @@
 //! The static descriptor of an annotated function ([`Site`]) and the
 //! per-call routing decision ([`Call`]).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::config::{live, AttributeOverrides, Settings};
+use crate::config::{handle, AttributeOverrides, Origins, Settings};
 use crate::metrics::{self, SiteStats};
 use crate::policy::Backoff;
 use crate::rollout::{self, Rollout, RolloutKey};
@@ -50,6 +50,8 @@ struct Cache {
     backoff_base_ns: AtomicU64,
     backoff_cap_ns: AtomicU64,
     stats: OnceLock<Arc<SiteStats>>,
+    /// Whether the effective settings were logged (once, at first use).
+    announced: AtomicBool,
 }
 
 const UNRESOLVED: u64 = u64::MAX;
@@ -79,6 +81,7 @@ impl Site {
                 backoff_base_ns: AtomicU64::new(0),
                 backoff_cap_ns: AtomicU64::new(0),
                 stats: OnceLock::new(),
+                announced: AtomicBool::new(false),
             },
         }
     }
@@ -186,14 +189,16 @@ impl Site {
     }
 
     fn refresh_if_stale(&self) {
-        let live = live();
-        if self.cache.generation.load(Ordering::Acquire) != live.generation() {
+        if self.cache.generation.load(Ordering::Acquire) != handle().generation() {
             self.resolve_now();
         }
     }
 
     fn resolve_now(&self) {
-        let (settings, generation) = live().resolve(self.name, self.attribute);
+        let (settings, origins, generation) = handle().resolve(self.name, self.attribute);
+        if !self.cache.announced.swap(true, Ordering::Relaxed) {
+            self.announce(&settings, origins);
+        }
         let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         let flag = |on: bool, bit: u64| if on { bit } else { 0 };
         let route = u64::from(settings.rollout.threshold())
@@ -214,6 +219,28 @@ impl Site {
             .store(nanos(settings.backoff.cap()), Ordering::Relaxed);
         cache.route.store(route, Ordering::Release);
         cache.generation.store(generation, Ordering::Release);
+    }
+
+    /// The one line a site logs at first use: what it runs with, and which
+    /// level of the precedence each setting came from.
+    fn announce(&self, settings: &Settings, origins: Origins) {
+        tracing::info!(
+            site = self.name,
+            enabled = settings.enabled,
+            enabled_from = origins.enabled.as_str(),
+            rolled_back = settings.rolled_back,
+            rollout = settings.rollout.percent(),
+            rollout_from = origins.rollout.as_str(),
+            fallback = settings.fallback,
+            fallback_from = origins.fallback.as_str(),
+            max_retries = settings.max_retries,
+            max_retries_from = origins.max_retries.as_str(),
+            timeout_ms = settings.timeout.as_secs_f64() * 1000.0,
+            timeout_from = origins.timeout.as_str(),
+            backoff_base_ms = settings.backoff.base().as_secs_f64() * 1000.0,
+            backoff_from = origins.backoff.as_str(),
+            "async-upload site settings",
+        );
     }
 
     /// The settings packed by `resolve_now`, around the `route` word already loaded.

@@ -1,8 +1,5 @@
 //! The aggregator's memory does not grow with the number of calls.
 
-use std::borrow::Cow;
-use std::time::SystemTime;
-
 use async_upload_runtime::metrics::{Aggregator, ExecutionType, MetricsSink, UploadRecord};
 
 /// Resident set size in bytes, from /proc/self/statm.
@@ -15,16 +12,8 @@ fn resident_bytes() -> u64 {
 #[test]
 fn ten_million_records_grow_resident_memory_by_less_than_10_mib() {
     let aggregator = Aggregator::new();
-    let mut record = UploadRecord {
-        ts: SystemTime::now(),
-        site: Cow::Borrowed("memory"),
-        execution_type: ExecutionType::Async,
-        success: true,
-        duration_ms: 1.0,
-        attempts: 1,
-        error_type: None,
-        bytes: Some(1024),
-    };
+    let mut record = UploadRecord::new("memory", ExecutionType::Async, true, 1.0, 1);
+    record.bytes = Some(1024);
     // The first records create the site's fixed-size counters.
     aggregator.record(&record);
     let before = resident_bytes();

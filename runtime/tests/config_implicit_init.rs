@@ -105,3 +105,78 @@ fn async_upload_log_writes_every_record_with_no_code() {
         .iter()
         .all(|r| r.success && r.execution_type == ExecutionType::Async));
 }
+
+/// A typo in `ASYNC_UPLOAD_ENABLED` sends routing to the safe default but
+/// keeps the valid `ASYNC_UPLOAD_LOG`: the misconfigured run still leaves a
+/// log. The error is logged once, and the site's settings once.
+#[test]
+fn a_routing_typo_keeps_the_valid_log_path() {
+    if is_child() {
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        static TYPO: Site = Site::new("env_typo");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for i in 0..3_u32 {
+            assert_eq!(TYPO.call(&i).path(), Path::Sync(SyncReason::Disabled));
+            let result = runtime.block_on(execute(
+                TYPO.call(&i),
+                (i,),
+                |(i,)| std::future::ready(Ok::<u32, std::io::Error>(*i)),
+                |(i,)| Ok(i),
+            ));
+            assert_eq!(result.unwrap(), i);
+        }
+        assert_eq!(
+            handle().init_error().map(|e| e.variable()),
+            Some("ASYNC_UPLOAD_ENABLED")
+        );
+        assert_eq!(handle().config().max_retries, 4, "valid settings are kept");
+        assert!(async_upload_runtime::log::flush());
+        return;
+    }
+    let path = std::env::temp_dir().join(format!("au-env-typo-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let stderr = run_child(
+        "a_routing_typo_keeps_the_valid_log_path",
+        &[
+            ("ASYNC_UPLOAD_LOG", path.to_str().unwrap()),
+            ("ASYNC_UPLOAD_ENABLED", "ture"),
+            ("ASYNC_UPLOAD_ROLLOUT", "100"),
+            ("ASYNC_UPLOAD_MAX_RETRIES", "4"),
+        ],
+    );
+    let log = async_upload_runtime::log::read_file(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(
+        stderr
+            .matches("ASYNC_UPLOAD_ENABLED=\"ture\" is not accepted")
+            .count(),
+        1,
+        "the error is logged once:\n{stderr}"
+    );
+    let settings_lines: Vec<_> = stderr
+        .lines()
+        .filter(|l| l.contains("async-upload site settings") && l.contains("env_typo"))
+        .collect();
+    assert_eq!(settings_lines.len(), 1, "logged once:\n{stderr}");
+    assert!(
+        settings_lines[0].contains("enabled=false") && settings_lines[0].contains("max_retries=4"),
+        "{}",
+        settings_lines[0]
+    );
+    let ours: Vec<_> = log
+        .uploads
+        .iter()
+        .filter(|r| r.site == "env_typo")
+        .collect();
+    assert_eq!(ours.len(), 3, "{:?}", log.uploads);
+    assert!(ours
+        .iter()
+        .all(|r| r.success && r.execution_type == ExecutionType::Sync));
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_upload_runtime::config::handle;
 use async_upload_runtime::log::{read_file, JsonlLog};
-use async_upload_runtime::metrics::{self, ExecutionType, UploadRecord};
+use async_upload_runtime::metrics::{self, ExecutionType, RuntimeFault, UploadRecord};
 use async_upload_runtime::stages::{
     drive, AdvanceError, Controller, ManualClock, TokioClock, TriggerKind, Verdict,
 };
@@ -170,8 +170,8 @@ fn a_panic_rolls_back_on_the_next_tick() {
         .clock(clock.clone())
         .memory(|| None)
         .start();
-    let mut record = UploadRecord::new(site, ExecutionType::SyncFallback, true, 1.0, 1);
-    record.error_type = Some("panic".into());
+    let record = UploadRecord::new(site, ExecutionType::SyncFallback, true, 1.0, 1)
+        .with_fault(RuntimeFault::Panic);
     metrics::global().site(site).record(&record);
     clock.advance(Duration::from_secs(30));
     let Verdict::Rollback { triggers } = &controller.tick().verdict else {

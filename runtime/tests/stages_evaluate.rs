@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use async_upload_runtime::metrics::{ExecutionType, SiteSnapshot, UploadRecord};
+use async_upload_runtime::metrics::{ExecutionType, RuntimeFault, SiteSnapshot, UploadRecord};
 use async_upload_runtime::stages::{
     evaluate, Baseline, BaselineSource, Complaints, Criterion, Evaluation, Memory, Missing,
     Observation, Stage, Status, TriggerKind, Triggers, Verdict, DEFAULT_STAGES,
@@ -34,8 +34,8 @@ impl Window {
     }
 
     fn panic(mut self) -> Self {
-        let mut record = UploadRecord::new("eval", SyncFallback, true, 0.02, 1);
-        record.error_type = Some("panic".into());
+        let record =
+            UploadRecord::new("eval", SyncFallback, true, 0.02, 1).with_fault(RuntimeFault::Panic);
         self.0.record(&record);
         self
     }

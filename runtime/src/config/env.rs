@@ -28,16 +28,38 @@ const LOG_ACCEPTED: &str = "the path of a writable file";
 const TIMEOUT_LIMIT: Duration = Duration::from_secs(365 * 24 * 3600);
 
 pub(crate) fn config_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let (config, mut errors) = config_keeping_valid(lookup);
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(errors.swap_remove(0))
+    }
+}
+
+/// Reads every variable on its own: each valid value is kept, each bad one
+/// is reported (in the order of the table) and left at its default, and
+/// any error sends routing to the safe default, async off. So a typo in
+/// `ASYNC_UPLOAD_ENABLED` never discards a valid `ASYNC_UPLOAD_LOG`.
+pub(crate) fn config_keeping_valid(
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> (Config, Vec<ConfigError>) {
     let defaults = Config::default();
-    Ok(Config {
-        enabled: read(lookup, ENABLED, parse_bool)?.unwrap_or(defaults.enabled),
-        rollout: read(lookup, ROLLOUT, parse_rollout)?.unwrap_or(defaults.rollout),
-        fallback: read(lookup, FALLBACK, parse_bool)?.unwrap_or(defaults.fallback),
-        max_retries: read(lookup, MAX_RETRIES, parse_retries)?.unwrap_or(defaults.max_retries),
-        timeout: read(lookup, TIMEOUT, parse_timeout)?.unwrap_or(defaults.timeout),
-        log_path: read(lookup, LOG, parse_path)?.or(defaults.log_path),
+    let mut errors = Vec::new();
+    let config = Config {
+        enabled: keep_valid(&mut errors, lookup, ENABLED, parse_bool).unwrap_or(defaults.enabled),
+        rollout: keep_valid(&mut errors, lookup, ROLLOUT, parse_rollout)
+            .unwrap_or(defaults.rollout),
+        fallback: keep_valid(&mut errors, lookup, FALLBACK, parse_bool)
+            .unwrap_or(defaults.fallback),
+        max_retries: keep_valid(&mut errors, lookup, MAX_RETRIES, parse_retries)
+            .unwrap_or(defaults.max_retries),
+        timeout: keep_valid(&mut errors, lookup, TIMEOUT, parse_timeout)
+            .unwrap_or(defaults.timeout),
+        log_path: keep_valid(&mut errors, lookup, LOG, parse_path).or(defaults.log_path),
         ..defaults
-    })
+    };
+    let enabled = config.enabled && errors.is_empty();
+    (Config { enabled, ..config }, errors)
 }
 
 /// The per-site operator overrides `ASYNC_UPLOAD_<VAR>__<SITE>`.
@@ -68,6 +90,20 @@ pub(crate) fn site_suffix(site: &str) -> String {
             }
         })
         .collect()
+}
+
+/// The parsed value of `name`, `None` when it is unset or bad; a bad value
+/// is added to `errors`.
+fn keep_valid<T>(
+    errors: &mut Vec<ConfigError>,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+    parse: fn(&str, &str) -> Result<T, ConfigError>,
+) -> Option<T> {
+    read(lookup, name, parse).unwrap_or_else(|error| {
+        errors.push(error);
+        None
+    })
 }
 
 /// The parsed value of `name`, `None` when it is unset.
@@ -272,6 +308,36 @@ mod tests {
             assert!(message.starts_with(&format!("{name}=")), "{message}");
             assert!(message.contains("expected"), "{message}");
         }
+    }
+
+    #[test]
+    fn a_bad_value_turns_routing_off_and_keeps_every_valid_setting() {
+        let map: HashMap<String, String> = [
+            (ENABLED, "ture"),
+            (ROLLOUT, "100"),
+            (TIMEOUT, "-1"),
+            (MAX_RETRIES, "4"),
+            (LOG, "/tmp/kept.jsonl"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect();
+        let (config, errors) = config_keeping_valid(&|n| map.get(n).cloned());
+        let named: Vec<_> = errors.iter().map(ConfigError::variable).collect();
+        assert_eq!(named, [ENABLED, TIMEOUT]);
+        assert!(!config.enabled);
+        assert_eq!(config.log_path, Some(PathBuf::from("/tmp/kept.jsonl")));
+        assert_eq!(config.max_retries, 4);
+        assert!((config.rollout - 100.0).abs() < f64::EPSILON);
+        assert_eq!(config.timeout, Config::default().timeout);
+        // A valid `enabled = true` is still overruled by any other error.
+        let (config, errors) = config_keeping_valid(&|n| match n {
+            ENABLED => Some("1".into()),
+            MAX_RETRIES => Some("99".into()),
+            _ => None,
+        });
+        assert_eq!(errors.len(), 1);
+        assert!(!config.enabled);
     }
 
     #[test]

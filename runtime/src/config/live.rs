@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use super::env::site_overrides_from;
+use super::env::{config_keeping_valid, site_overrides_from};
 use super::{Config, ConfigError, SiteOverrides};
 use crate::policy::Backoff;
 use crate::rollout::Rollout;
@@ -29,6 +29,7 @@ use crate::rollout::Rollout;
 /// assert_eq!(settings.max_retries, 4); // the attribute beats the global default
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Settings {
     /// The async path may run (global `enabled` and the site's own).
     pub enabled: bool,
@@ -54,44 +55,103 @@ pub(crate) struct AttributeOverrides {
     pub(crate) backoff: Option<Duration>,
 }
 
+/// Which level of the precedence a setting came from, for the line a site
+/// logs at first use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// The global configuration: default, environment or `ConfigHandle::replace`.
+    Global,
+    /// The attribute on the function.
+    Attribute,
+    /// `ASYNC_UPLOAD_<VAR>__<SITE>`.
+    SiteEnv,
+    /// `ConfigHandle::set_site`.
+    Operator,
+}
+
+impl Origin {
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Origin::Global => "global",
+            Origin::Attribute => "attribute",
+            Origin::SiteEnv => "site_env",
+            Origin::Operator => "operator",
+        }
+    }
+}
+
+/// Where each resolved setting of a site came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Origins {
+    pub(crate) enabled: Origin,
+    pub(crate) rollout: Origin,
+    pub(crate) fallback: Origin,
+    pub(crate) max_retries: Origin,
+    pub(crate) timeout: Origin,
+    pub(crate) backoff: Origin,
+}
+
+/// The highest level that sets a value, lowest level `global` last.
+fn pick<T>(operator: Option<T>, env: Option<T>, attribute: Option<T>, global: T) -> (T, Origin) {
+    operator
+        .map(|v| (v, Origin::Operator))
+        .or_else(|| env.map(|v| (v, Origin::SiteEnv)))
+        .or_else(|| attribute.map(|v| (v, Origin::Attribute)))
+        .unwrap_or((global, Origin::Global))
+}
+
 impl Settings {
     /// Applies the precedence of the module docs, lowest level first.
     pub(crate) fn resolve(
         global: &Config,
         attribute: AttributeOverrides,
         control: &SiteControl,
-    ) -> Self {
+    ) -> (Self, Origins) {
         // A bad per-site environment value turns the site off: never a
         // half-applied override, and the safe path is today's behaviour.
         let env = control.env.as_ref().ok();
-        let site = control
-            .operator
-            .or(env.unwrap_or(&SiteOverrides::default()));
-        let backoff_base = site
-            .backoff_base
-            .or(attribute.backoff)
-            .unwrap_or(global.backoff_base);
-        Settings {
-            enabled: global.enabled && env.is_some() && site.enabled.unwrap_or(true),
+        let none = SiteOverrides::default();
+        let (op, site_env) = (&control.operator, env.unwrap_or(&none));
+        let (site_enabled, enabled) = pick(op.enabled, site_env.enabled, None, true);
+        let (rollout, rollout_origin) = pick(op.rollout, site_env.rollout, None, global.rollout);
+        let (fallback, fallback_origin) =
+            pick(op.fallback, site_env.fallback, None, global.fallback);
+        let (max_retries, retries_origin) = pick(
+            op.max_retries,
+            site_env.max_retries,
+            attribute.retries,
+            global.max_retries,
+        );
+        let (timeout, timeout_origin) = pick(
+            op.timeout,
+            site_env.timeout,
+            attribute.timeout,
+            global.timeout,
+        );
+        let (backoff_base, backoff_origin) = pick(
+            op.backoff_base,
+            site_env.backoff_base,
+            attribute.backoff,
+            global.backoff_base,
+        );
+        let settings = Settings {
+            enabled: global.enabled && env.is_some() && site_enabled,
             rolled_back: control.rollback.is_some(),
-            rollout: site.rollout.map_or_else(
-                || global.rollout_threshold(),
-                |p| Rollout::from_percent(p).unwrap_or(Rollout::NONE),
-            ),
-            fallback: site.fallback.unwrap_or(global.fallback),
-            max_retries: site
-                .max_retries
-                .or(attribute.retries)
-                .unwrap_or(global.max_retries),
-            timeout: site.timeout.or(attribute.timeout).unwrap_or(global.timeout),
+            rollout: Rollout::from_percent(rollout).unwrap_or(Rollout::NONE),
+            fallback,
+            max_retries,
+            timeout,
             backoff: Backoff::new(backoff_base, global.backoff_cap.max(backoff_base)),
-        }
-    }
-
-    /// Whether a call in `bucket` may take the async path.
-    #[must_use]
-    pub fn runs_async(&self, bucket: u16) -> bool {
-        self.enabled && !self.rolled_back && self.rollout.enrolls(bucket)
+        };
+        let origins = Origins {
+            enabled,
+            rollout: rollout_origin,
+            fallback: fallback_origin,
+            max_retries: retries_origin,
+            timeout: timeout_origin,
+            backoff: backoff_origin,
+        };
+        (settings, origins)
     }
 }
 
@@ -149,26 +209,24 @@ static LIVE: LazyLock<ConfigHandle> = LazyLock::new(ConfigHandle::from_process_e
 /// The process-wide configuration handle.
 ///
 /// The first use reads the environment. A bad value never panics: the error
-/// is logged through `tracing` (and kept in [`ConfigHandle::init_error`])
-/// and the process runs with the safe default, async disabled.
+/// is logged through `tracing` (and kept in [`ConfigHandle::init_error`]),
+/// routing takes the safe default (async disabled) and every valid setting
+/// that is not routing (the log path, retries, timeout) is kept.
 #[must_use]
 pub fn handle() -> &'static ConfigHandle {
     &LIVE
 }
 
-pub(crate) fn live() -> &'static ConfigHandle {
-    &LIVE
-}
-
 impl ConfigHandle {
     fn from_process_env() -> Self {
-        let (config, init_error) = match Config::from_env() {
-            Ok(config) => (config, None),
-            Err(error) => {
-                tracing::error!(%error, "invalid async-upload configuration; running with async disabled");
-                (Config::default(), Some(error))
-            }
-        };
+        let (config, errors) = config_keeping_valid(&|name| std::env::var(name).ok());
+        for error in &errors {
+            tracing::error!(
+                %error,
+                "invalid async-upload configuration; running with async disabled, valid settings kept"
+            );
+        }
+        let init_error = errors.into_iter().next();
         // ASYNC_UPLOAD_LOG with no code; must not touch `handle()` (we are its initialiser).
         crate::log::install_global(config.log_path.as_deref());
         ConfigHandle {
@@ -185,8 +243,8 @@ impl ConfigHandle {
         self.config.load_full()
     }
 
-    /// The error that made the implicit initialisation fall back to the safe
-    /// default, if any.
+    /// The first bad environment value that made the implicit
+    /// initialisation turn async off, if any (every one is logged).
     #[must_use]
     pub fn init_error(&self) -> Option<&ConfigError> {
         self.init_error.as_ref()
@@ -302,16 +360,18 @@ impl ConfigHandle {
 
     /// Resolves a site's settings under the lock, so a concurrent change
     /// cannot interleave with it.
-    pub(crate) fn resolve(&self, site: &str, attribute: AttributeOverrides) -> (Settings, u64) {
+    pub(crate) fn resolve(
+        &self,
+        site: &str,
+        attribute: AttributeOverrides,
+    ) -> (Settings, Origins, u64) {
         let mut sites = self.lock_sites();
         let generation = self.generation();
         let control = sites
             .entry(site.to_owned())
             .or_insert_with(|| SiteControl::from_env(site));
-        (
-            Settings::resolve(&self.config.load(), attribute, control),
-            generation,
-        )
+        let (settings, origins) = Settings::resolve(&self.config.load(), attribute, control);
+        (settings, origins, generation)
     }
 
     fn with_control(&self, site: &str, change: impl FnOnce(&mut SiteControl)) {

@@ -38,7 +38,7 @@ use std::time::Duration;
 
 pub use error::ConfigError;
 pub use live::{handle, ConfigHandle, Settings};
-pub(crate) use live::{live, AttributeOverrides};
+pub(crate) use live::{AttributeOverrides, Origins};
 
 use crate::rollout::Rollout;
 

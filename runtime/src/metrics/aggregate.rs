@@ -191,31 +191,30 @@ impl PathStats {
     }
 
     fn record(&self, record: &UploadRecord) {
-        let outcome = if record.success {
-            &self.successes
-        } else if record.is_cancelled() {
-            &self.cancelled
-        } else {
-            &self.failures
+        let tally = Tally::of(record);
+        let add = |counter: &AtomicU64, n: u64| {
+            // Skipping zero adds keeps uncontended calls off shared cache lines.
+            if n > 0 {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }
         };
-        outcome.fetch_add(1, Ordering::Relaxed);
-        if record.is_critical() {
-            self.critical.fetch_add(1, Ordering::Relaxed);
-        }
-        if record.attempts > 0 {
-            self.attempts
-                .fetch_add(u64::from(record.attempts), Ordering::Relaxed);
-        }
-        if let Some(bytes) = record.bytes {
-            self.bytes.fetch_add(bytes, Ordering::Relaxed);
-        }
-        let micros = record.duration_micros();
-        self.duration_sum_us.fetch_add(micros, Ordering::Relaxed);
+        add(
+            match tally.outcome {
+                Outcome::Success => &self.successes,
+                Outcome::Failure => &self.failures,
+                Outcome::Cancelled => &self.cancelled,
+            },
+            1,
+        );
+        add(&self.critical, tally.critical);
+        add(&self.attempts, tally.attempts);
+        add(&self.bytes, tally.bytes);
+        add(&self.duration_sum_us, tally.micros);
         // Most calls are not the slowest: a plain load avoids a contended RMW.
-        if micros > self.max_us.load(Ordering::Relaxed) {
-            self.max_us.fetch_max(micros, Ordering::Relaxed);
+        if tally.micros > self.max_us.load(Ordering::Relaxed) {
+            self.max_us.fetch_max(tally.micros, Ordering::Relaxed);
         }
-        self.latency.record(micros);
+        self.latency.record(tally.micros);
     }
 
     fn snapshot(&self) -> PathSnapshot {
@@ -323,21 +322,19 @@ pub struct PathSnapshot {
 
 impl PathSnapshot {
     fn record(&mut self, record: &UploadRecord) {
+        let tally = Tally::of(record);
         self.count += 1;
-        if record.success {
-            self.successes += 1;
-        } else if record.is_cancelled() {
-            self.cancelled += 1;
-        } else {
-            self.failures += 1;
-        }
-        self.critical += u64::from(record.is_critical());
-        self.attempts += u64::from(record.attempts);
-        self.bytes += record.bytes.unwrap_or(0);
-        let micros = record.duration_micros();
-        self.duration_sum_us += micros;
-        self.max_us = self.max_us.max(micros);
-        self.latency.record(micros);
+        *match tally.outcome {
+            Outcome::Success => &mut self.successes,
+            Outcome::Failure => &mut self.failures,
+            Outcome::Cancelled => &mut self.cancelled,
+        } += 1;
+        self.critical += tally.critical;
+        self.attempts += tally.attempts;
+        self.bytes += tally.bytes;
+        self.duration_sum_us += tally.micros;
+        self.max_us = self.max_us.max(tally.micros);
+        self.latency.record(tally.micros);
     }
 
     fn since(&self, earlier: &PathSnapshot) -> PathSnapshot {
@@ -356,6 +353,43 @@ impl PathSnapshot {
                 .upper_bound()
                 .map_or(0, |bound| bound.min(self.max_us)),
             latency,
+        }
+    }
+}
+
+/// How a call ended, as the counters split them.
+#[derive(Clone, Copy)]
+enum Outcome {
+    Success,
+    Failure,
+    Cancelled,
+}
+
+/// What one record adds to the counters of its execution type: the one
+/// definition shared by the live counters and by snapshots built from
+/// records read back from a log.
+struct Tally {
+    outcome: Outcome,
+    critical: u64,
+    attempts: u64,
+    bytes: u64,
+    micros: u64,
+}
+
+impl Tally {
+    fn of(record: &UploadRecord) -> Self {
+        Tally {
+            outcome: if record.success {
+                Outcome::Success
+            } else if record.is_cancelled() {
+                Outcome::Cancelled
+            } else {
+                Outcome::Failure
+            },
+            critical: u64::from(record.is_critical()),
+            attempts: u64::from(record.attempts),
+            bytes: record.bytes.unwrap_or(0),
+            micros: record.duration_micros(),
         }
     }
 }

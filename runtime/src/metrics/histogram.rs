@@ -183,8 +183,10 @@ impl Histogram {
         }
     }
 
-    /// Adds `other`'s counts to this one.
-    pub fn merge(&mut self, other: &Histogram) {
+    /// Adds `other`'s counts to this one (replicas' histograms merge into
+    /// a fleet's; the fleet module is its user).
+    #[allow(dead_code)]
+    pub(crate) fn merge(&mut self, other: &Histogram) {
         for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
             *mine += theirs;
         }
@@ -219,6 +221,18 @@ mod tests {
             assert!((got - want).abs() / want < 0.03, "q{q}: {got} vs {want}");
         }
         assert_eq!(h.len(), 100_000);
+    }
+
+    #[test]
+    fn merged_histograms_count_both() {
+        let mut a = Histogram::default();
+        a.record(10);
+        let mut b = Histogram::default();
+        b.record(2000);
+        b.record(3000);
+        a.merge(&b);
+        assert_eq!(a.len(), 3);
+        assert!(a.quantile(0.9).unwrap() > 1900.0);
     }
 
     #[test]

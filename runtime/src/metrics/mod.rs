@@ -21,7 +21,8 @@ pub use aggregate::{global, Aggregator, PathSnapshot, SiteSnapshot, SiteStats};
 #[cfg(feature = "metrics")]
 pub use facade::MetricsFacadeSink;
 pub use histogram::Histogram;
-pub use record::{ExecutionType, UploadRecord, CANCELLED, PANIC, SYNC_PANIC, TIMEOUT};
+pub(crate) use record::user_error_name;
+pub use record::{ExecutionType, RuntimeFault, UploadRecord};
 pub use sink::{add_sink, remove_sink, FanOut, MetricsSink, SinkId};
 pub use summary::{Comparison, Summary};
 

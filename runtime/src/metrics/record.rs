@@ -46,24 +46,104 @@ impl core::fmt::Display for ExecutionType {
     }
 }
 
-/// `error_type` of a call whose caller dropped its future before it finished.
-pub const CANCELLED: &str = "cancelled";
-/// `error_type` of a call whose async body panicked: a critical error.
-pub const PANIC: &str = "panic";
-/// `error_type` of a call whose last async attempt timed out.
-pub const TIMEOUT: &str = "timeout";
-/// `error_type` of a call whose sync path panicked (the panic is then
-/// resumed on the caller). Not critical: the old code panicked too.
-pub const SYNC_PANIC: &str = "sync_panic";
+/// A fault the runtime observed itself, as opposed to an error the user's
+/// code returned: what decides whether a call was critical, cancelled or
+/// timed out. Its name is reserved: a user error named like one is recorded
+/// qualified (see [`Classify::error_type`](crate::Classify::error_type)).
+///
+/// ```
+/// use async_upload_runtime::metrics::{ExecutionType, RuntimeFault, UploadRecord};
+///
+/// let record = UploadRecord::new("upload", ExecutionType::SyncFallback, true, 8.0, 1)
+///     .with_fault(RuntimeFault::Panic);
+/// assert!(record.is_critical());
+/// assert_eq!(record.error_type.as_deref(), Some("panic"));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RuntimeFault {
+    /// The async body panicked: a critical error, the site rolls back.
+    Panic,
+    /// The last async attempt ran into the per-attempt timeout.
+    Timeout,
+    /// The caller dropped the call's future before it finished.
+    Cancelled,
+    /// The sync path panicked (the panic is then resumed on the caller).
+    /// Not critical: the old code panicked too.
+    SyncPanic,
+}
+
+impl RuntimeFault {
+    /// Every fault, i.e. every reserved name.
+    pub const ALL: [RuntimeFault; 4] = [
+        RuntimeFault::Panic,
+        RuntimeFault::Timeout,
+        RuntimeFault::Cancelled,
+        RuntimeFault::SyncPanic,
+    ];
+
+    /// The reserved `error_type` this fault is recorded with: `panic`,
+    /// `timeout`, `cancelled` or `sync_panic`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RuntimeFault::Panic => "panic",
+            RuntimeFault::Timeout => "timeout",
+            RuntimeFault::Cancelled => "cancelled",
+            RuntimeFault::SyncPanic => "sync_panic",
+        }
+    }
+
+    /// The name a user error that picked this fault's name is recorded
+    /// with: `user:` and the name, so it can never read as the fault.
+    const fn qualified(self) -> &'static str {
+        match self {
+            RuntimeFault::Panic => "user:panic",
+            RuntimeFault::Timeout => "user:timeout",
+            RuntimeFault::Cancelled => "user:cancelled",
+            RuntimeFault::SyncPanic => "user:sync_panic",
+        }
+    }
+
+    /// Whether a call with this fault counts as critical.
+    #[must_use]
+    pub const fn is_critical(self) -> bool {
+        matches!(self, RuntimeFault::Panic)
+    }
+
+    /// The fault with this reserved name.
+    fn named(name: &str) -> Option<RuntimeFault> {
+        RuntimeFault::ALL.into_iter().find(|f| f.as_str() == name)
+    }
+}
+
+impl core::fmt::Display for RuntimeFault {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The `error_type` recorded for a user error named `name`: the name
+/// itself, or, when it is reserved for a [`RuntimeFault`], its `user:`
+/// qualified form (a static string: no allocation).
+#[must_use]
+pub(crate) fn user_error_name(name: &'static str) -> &'static str {
+    RuntimeFault::named(name).map_or(name, RuntimeFault::qualified)
+}
 
 /// What happened in one call of an annotated function.
 ///
 /// Every call produces exactly one record, also when its future is dropped
-/// (`error_type = "cancelled"`). Its JSON form is the `upload` line of the
-/// JSONL log.
+/// (fault [`RuntimeFault::Cancelled`]). Its JSON form is the `upload` line
+/// of the JSONL log, which states `"critical"` and `"fault"` explicitly;
+/// lines written before those fields existed still read, their fault
+/// inferred from the reserved `error_type` names.
 ///
 /// `error_type` names the error that ended a failed call; on a successful
 /// `sync_fallback` call it names the async error that caused the fallback.
+/// Whether the call was critical, cancelled or timed out is decided by
+/// [`UploadRecord::fault`], never by the name.
 ///
 /// ```
 /// use async_upload_runtime::metrics::{ExecutionType, UploadRecord};
@@ -73,9 +153,10 @@ pub const SYNC_PANIC: &str = "sync_panic";
 /// assert!(!record.is_critical());
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(into = "wire::Upload", try_from = "wire::Upload")]
+#[non_exhaustive]
 pub struct UploadRecord {
     /// When the call ended (RFC 3339, UTC, in JSON).
-    #[serde(with = "rfc3339")]
     pub ts: SystemTime,
     /// The site's name.
     pub site: Cow<'static, str>,
@@ -91,10 +172,14 @@ pub struct UploadRecord {
     pub error_type: Option<Cow<'static, str>>,
     /// Size of the upload, when the site declares one.
     pub bytes: Option<u64>,
+    /// The runtime's own fault in this call, if any. An async panic is kept
+    /// over any later fault (a fallback that then fails or is cancelled),
+    /// because it is what makes the call critical.
+    pub fault: Option<RuntimeFault>,
 }
 
 impl UploadRecord {
-    /// A record stamped now, with no error and no size.
+    /// A record stamped now, with no error, no fault and no size.
     #[must_use]
     pub fn new(
         site: impl Into<Cow<'static, str>>,
@@ -112,19 +197,28 @@ impl UploadRecord {
             attempts,
             error_type: None,
             bytes: None,
+            fault: None,
         }
+    }
+
+    /// Sets [`UploadRecord::fault`] and names it in `error_type`.
+    #[must_use]
+    pub fn with_fault(mut self, fault: RuntimeFault) -> Self {
+        self.fault = Some(fault);
+        self.error_type = Some(Cow::Borrowed(fault.as_str()));
+        self
     }
 
     /// A critical error: the async body panicked.
     #[must_use]
     pub fn is_critical(&self) -> bool {
-        self.error_type.as_deref() == Some(PANIC)
+        self.fault.is_some_and(RuntimeFault::is_critical)
     }
 
     /// The caller dropped the call's future before it finished.
     #[must_use]
     pub fn is_cancelled(&self) -> bool {
-        self.error_type.as_deref() == Some(CANCELLED)
+        self.fault == Some(RuntimeFault::Cancelled)
     }
 
     /// The duration in whole microseconds, as the aggregator counts it.
@@ -134,6 +228,83 @@ impl UploadRecord {
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let micros = (self.duration_ms * 1000.0).round() as u64;
         micros
+    }
+}
+
+/// The JSON shape of a record: the DESIGN fields plus the explicit
+/// `critical` and `fault`, both optional on reading for old lines.
+mod wire {
+    use std::borrow::Cow;
+    use std::time::SystemTime;
+
+    use serde::{Deserialize, Serialize};
+
+    use super::{ExecutionType, RuntimeFault, UploadRecord};
+
+    #[derive(Serialize, Deserialize)]
+    pub(super) struct Upload {
+        #[serde(with = "super::rfc3339")]
+        ts: SystemTime,
+        site: Cow<'static, str>,
+        execution_type: ExecutionType,
+        success: bool,
+        duration_ms: f64,
+        attempts: u32,
+        error_type: Option<Cow<'static, str>>,
+        bytes: Option<u64>,
+        #[serde(default)]
+        critical: Option<bool>,
+        #[serde(default)]
+        fault: Option<RuntimeFault>,
+    }
+
+    impl From<UploadRecord> for Upload {
+        fn from(r: UploadRecord) -> Self {
+            Upload {
+                critical: Some(r.is_critical()),
+                ts: r.ts,
+                site: r.site,
+                execution_type: r.execution_type,
+                success: r.success,
+                duration_ms: r.duration_ms,
+                attempts: r.attempts,
+                error_type: r.error_type,
+                bytes: r.bytes,
+                fault: r.fault,
+            }
+        }
+    }
+
+    impl TryFrom<Upload> for UploadRecord {
+        type Error = String;
+
+        fn try_from(w: Upload) -> Result<Self, String> {
+            let fault = match (w.critical, w.fault) {
+                // A line of a version before `critical`: only there is the
+                // fault read from the reserved names.
+                (None, None) => w.error_type.as_deref().and_then(RuntimeFault::named),
+                (_, fault) => fault,
+            };
+            let critical = fault.is_some_and(RuntimeFault::is_critical);
+            if w.critical.is_some_and(|said| said != critical) {
+                return Err(format!(
+                    "`critical` is {} but `fault` is {}: only fault \"panic\" is critical",
+                    !critical,
+                    fault.map_or("null", RuntimeFault::as_str),
+                ));
+            }
+            Ok(UploadRecord {
+                ts: w.ts,
+                site: w.site,
+                execution_type: w.execution_type,
+                success: w.success,
+                duration_ms: w.duration_ms,
+                attempts: w.attempts,
+                error_type: w.error_type,
+                bytes: w.bytes,
+                fault,
+            })
+        }
     }
 }
 
@@ -159,5 +330,76 @@ pub(crate) mod rfc3339 {
                 "`ts` {text:?} is not an RFC 3339 UTC time: {e}"
             ))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(record: &UploadRecord) -> serde_json::Value {
+        serde_json::to_value(record).unwrap()
+    }
+
+    #[test]
+    fn the_json_line_says_critical_and_fault_explicitly() {
+        let mut plain = UploadRecord::new("s", ExecutionType::Async, true, 1.0, 1);
+        // Whole microseconds, as the line keeps them.
+        plain.ts = SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(1_796_019_205_420_726);
+        assert_eq!(line(&plain)["critical"], false);
+        assert!(line(&plain)["fault"].is_null());
+        let panicked = plain.clone().with_fault(RuntimeFault::Panic);
+        assert_eq!(line(&panicked)["critical"], true);
+        assert_eq!(line(&panicked)["fault"], "panic");
+        assert_eq!(line(&panicked)["error_type"], "panic");
+        for record in [plain, panicked] {
+            let back: UploadRecord = serde_json::from_value(line(&record)).unwrap();
+            assert_eq!(back, record);
+        }
+    }
+
+    #[test]
+    fn old_lines_infer_the_fault_from_reserved_names_only() {
+        let old = |error_type: &str| {
+            serde_json::from_value::<UploadRecord>(serde_json::json!({
+                "ts": "2026-11-30T01:25:18Z", "site": "s", "execution_type": "sync_fallback",
+                "success": true, "duration_ms": 1.0, "attempts": 1,
+                "error_type": error_type, "bytes": null,
+            }))
+            .unwrap()
+        };
+        assert!(old("panic").is_critical());
+        assert!(old("cancelled").is_cancelled());
+        assert_eq!(old("timeout").fault, Some(RuntimeFault::Timeout));
+        assert_eq!(old("connection_reset").fault, None);
+        // A new line says it: a user's "panic" there is only a name.
+        let new: UploadRecord = serde_json::from_value(serde_json::json!({
+            "ts": "2026-11-30T01:25:18Z", "site": "s", "execution_type": "sync_fallback",
+            "success": true, "duration_ms": 1.0, "attempts": 1,
+            "error_type": "panic", "bytes": null, "critical": false, "fault": null,
+        }))
+        .unwrap();
+        assert!(!new.is_critical());
+    }
+
+    #[test]
+    fn a_line_whose_critical_contradicts_its_fault_is_rejected() {
+        let error = serde_json::from_value::<UploadRecord>(serde_json::json!({
+            "ts": "2026-11-30T01:25:18Z", "site": "s", "execution_type": "async",
+            "success": false, "duration_ms": 1.0, "attempts": 1,
+            "error_type": "io", "bytes": null, "critical": true, "fault": null,
+        }))
+        .unwrap_err();
+        assert!(error.to_string().contains("critical"), "{error}");
+    }
+
+    #[test]
+    fn reserved_user_names_are_qualified_statically() {
+        for fault in RuntimeFault::ALL {
+            let qualified = user_error_name(fault.as_str());
+            assert_eq!(qualified, format!("user:{}", fault.as_str()));
+            assert_eq!(RuntimeFault::named(qualified), None);
+        }
+        assert_eq!(user_error_name("connection_reset"), "connection_reset");
     }
 }
