@@ -60,6 +60,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use async_upload_macros::async_upload;
+/// Fleet mode (cargo feature `redis`): shared flags, stage and rollback in Redis.
+#[cfg(feature = "redis")]
+pub use async_upload_runtime::fleet;
 pub use async_upload_runtime::{config, execute, log, metrics, policy, rollout, stages};
 pub use async_upload_runtime::{
     ByteCount, Call, Classify, ErrorClass, Fault, Path, Site, SyncReason,

@@ -11,7 +11,8 @@
 //! - [`execute`]: the per-call state machine;
 //! - [`metrics`]: records, sinks, the bounded aggregator and summaries;
 //! - [`log`]: the JSONL sink and reader, CSV export;
-//! - [`stages`]: stage definitions, verdicts, rollback triggers, the controller.
+//! - [`stages`]: stage definitions, verdicts, rollback triggers, the controller;
+//! - `fleet` (cargo feature `redis`): the shared state of a fleet of replicas in Redis.
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::pedantic)]
@@ -19,6 +20,8 @@
 
 pub mod config;
 pub mod execute;
+#[cfg(feature = "redis")]
+pub mod fleet;
 mod lend;
 pub mod log;
 pub mod metrics;

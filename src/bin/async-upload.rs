@@ -10,6 +10,9 @@ use async_upload::log::{read_file, write_csv, Log};
 use async_upload::stages::{Report, ReportOptions};
 use clap::{Parser, Subcommand};
 
+#[cfg(feature = "redis")]
+mod fleet;
+
 /// Exit status for bad input: missing or unreadable file, nothing parseable.
 const BAD_INPUT: u8 = 2;
 
@@ -46,22 +49,29 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Operate a fleet's shared state in Redis (built with the `redis` feature).
+    /// Exit status: 0 success, 2 bad input or Redis unreachable.
+    #[cfg(feature = "redis")]
+    Fleet(fleet::FleetArgs),
 }
 
 fn main() -> ExitCode {
-    let Command::Report {
-        files,
-        site,
-        stage,
-        csv,
-        json,
-    } = Cli::parse().command;
-    match report(&files, site, stage, csv, json) {
-        Ok(code) => ExitCode::from(code),
-        Err(message) => {
-            eprintln!("async-upload report: {message}");
-            ExitCode::from(BAD_INPUT)
-        }
+    match Cli::parse().command {
+        Command::Report {
+            files,
+            site,
+            stage,
+            csv,
+            json,
+        } => match report(&files, site, stage, csv, json) {
+            Ok(code) => ExitCode::from(code),
+            Err(message) => {
+                eprintln!("async-upload report: {message}");
+                ExitCode::from(BAD_INPUT)
+            }
+        },
+        #[cfg(feature = "redis")]
+        Command::Fleet(args) => fleet::run(args),
     }
 }
 

@@ -122,7 +122,7 @@ fn parse_path(name: &str, raw: &str) -> Result<PathBuf, ConfigError> {
     Ok(PathBuf::from(raw))
 }
 
-fn parse_bool(name: &str, raw: &str) -> Result<bool, ConfigError> {
+pub(crate) fn parse_bool(name: &str, raw: &str) -> Result<bool, ConfigError> {
     match raw.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" => Ok(false),
@@ -132,7 +132,7 @@ fn parse_bool(name: &str, raw: &str) -> Result<bool, ConfigError> {
 
 /// Decimal text only (`12`, `0.5`, `99.99`): no exponent, sign, `NaN` or
 /// `inf`, and no third significant decimal, which would silently round.
-fn parse_rollout(name: &str, raw: &str) -> Result<f64, ConfigError> {
+pub(crate) fn parse_rollout(name: &str, raw: &str) -> Result<f64, ConfigError> {
     let reject = || ConfigError::new(name, raw, ROLLOUT_ACCEPTED);
     let text = raw.trim();
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
@@ -152,7 +152,7 @@ fn parse_rollout(name: &str, raw: &str) -> Result<f64, ConfigError> {
     Ok(percent)
 }
 
-fn parse_retries(name: &str, raw: &str) -> Result<u32, ConfigError> {
+pub(crate) fn parse_retries(name: &str, raw: &str) -> Result<u32, ConfigError> {
     let retries: u32 = raw
         .trim()
         .parse()
@@ -161,7 +161,7 @@ fn parse_retries(name: &str, raw: &str) -> Result<u32, ConfigError> {
     Ok(retries)
 }
 
-fn parse_timeout(name: &str, raw: &str) -> Result<Duration, ConfigError> {
+pub(crate) fn parse_timeout(name: &str, raw: &str) -> Result<Duration, ConfigError> {
     let reject = || ConfigError::new(name, raw, TIMEOUT_ACCEPTED);
     let secs: f64 = raw.trim().parse().map_err(|_| reject())?;
     if !secs.is_finite() || secs <= 0.0 {

@@ -229,6 +229,9 @@ impl ConfigHandle {
         let init_error = errors.into_iter().next();
         // ASYNC_UPLOAD_LOG with no code; must not touch `handle()` (we are its initialiser).
         crate::log::install_global(config.log_path.as_deref());
+        // ASYNC_UPLOAD_REDIS_URL with no code: the sync path until the shared state is read.
+        #[cfg(feature = "redis")]
+        let config = crate::fleet::start_from_env(config);
         ConfigHandle {
             config: ArcSwap::from_pointee(config),
             generation: AtomicU64::new(0),

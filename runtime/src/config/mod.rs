@@ -29,7 +29,7 @@
 //! | `ASYNC_UPLOAD_TIMEOUT` | seconds per async attempt | `30` | > 0, decimals allowed |
 //! | `ASYNC_UPLOAD_LOG` | JSONL file receiving every record and event | unset | a writable path |
 
-mod env;
+pub(crate) mod env;
 mod error;
 mod live;
 

@@ -258,6 +258,21 @@ impl SiteSnapshot {
         }
     }
 
+    /// The counters of every execution type, in [`ExecutionType::ALL`]'s order.
+    #[cfg(feature = "redis")]
+    pub(crate) fn paths(&self) -> &[PathSnapshot; 3] {
+        &self.paths
+    }
+
+    /// A snapshot of `paths`, in [`ExecutionType::ALL`]'s order (the fleet merges replicas').
+    #[cfg(feature = "redis")]
+    pub(crate) fn from_paths(site: &str, paths: [PathSnapshot; 3]) -> Self {
+        SiteSnapshot {
+            site: site.to_owned(),
+            paths,
+        }
+    }
+
     /// The counters of one execution type.
     #[must_use]
     pub fn path(&self, execution_type: ExecutionType) -> &PathSnapshot {

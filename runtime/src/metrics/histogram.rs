@@ -183,9 +183,29 @@ impl Histogram {
         }
     }
 
+    /// The non-empty buckets as `(index, count)`: the fleet's wire form.
+    #[cfg(feature = "redis")]
+    pub(crate) fn buckets(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, &count)| count > 0)
+            .map(|(index, &count)| (index, count))
+    }
+
+    /// The histogram of `(index, count)` pairs; `None` if an index is out of range.
+    #[cfg(feature = "redis")]
+    pub(crate) fn from_buckets(buckets: impl IntoIterator<Item = (usize, u64)>) -> Option<Self> {
+        let mut histogram = Histogram::default();
+        for (index, count) in buckets {
+            *histogram.counts.get_mut(index)? += count;
+        }
+        Some(histogram)
+    }
+
     /// Adds `other`'s counts to this one (replicas' histograms merge into
     /// a fleet's; the fleet module is its user).
-    #[allow(dead_code)]
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn merge(&mut self, other: &Histogram) {
         for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
             *mine += theirs;

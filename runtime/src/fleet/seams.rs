@@ -1,0 +1,166 @@
+//! The fleet behind the controller's two seams: [`Fleet`] is an
+//! [`Actuator`] (stage and latch shared through Redis) and a
+//! [`HealthSource`] (the merged numbers of every live replica).
+
+use std::time::Duration;
+
+use crate::metrics::SiteSnapshot;
+use crate::stages::{Actuator, Controller, ControllerBuilder, HealthSource};
+
+use super::{validate_site, Fleet, FleetError};
+
+impl Actuator for Fleet {
+    fn enter_stage(&self, site: &str, stage: u32, rollout: f64) {
+        Fleet::enter_stage(self, site, stage, rollout);
+    }
+
+    fn roll_back(&self, site: &str, reason: &str) -> bool {
+        Fleet::roll_back(self, site, reason)
+    }
+
+    fn clear_rollback(&self, site: &str) {
+        Fleet::clear_rollback(self, site);
+    }
+
+    fn rollback_reason(&self, site: &str) -> Option<String> {
+        Fleet::rollback_reason(self, site)
+    }
+}
+
+impl HealthSource for Fleet {
+    fn snapshot(&self, site: &str) -> Option<SiteSnapshot> {
+        self.health(site)
+    }
+}
+
+/// A replica's own immediate trigger: decides on its own counters (always
+/// fresh) and latches through the fleet, so the first replica to see a
+/// breach rolls back every replica and writes the one `rollback` event,
+/// and a replica cut off from Redis still throws its own kill switch.
+/// Stages are the leader's business: entering one here changes nothing.
+#[derive(Clone, Debug)]
+pub struct LocalGuard {
+    fleet: Fleet,
+}
+
+impl LocalGuard {
+    /// The guard of this replica in `fleet`.
+    #[must_use]
+    pub fn new(fleet: Fleet) -> Self {
+        LocalGuard { fleet }
+    }
+}
+
+impl Actuator for LocalGuard {
+    fn enter_stage(&self, _site: &str, _stage: u32, _rollout: f64) {
+        // The leader's controller owns the stage; the guard only watches.
+    }
+
+    fn roll_back(&self, site: &str, reason: &str) -> bool {
+        self.fleet.roll_back(site, reason)
+    }
+
+    fn clear_rollback(&self, _site: &str) {
+        // The guard's controller calls this only once the latch is already
+        // gone; writing the clear again could lift a newer latch.
+    }
+
+    fn rollback_reason(&self, site: &str) -> Option<String> {
+        self.fleet.rollback_reason(site)
+    }
+}
+
+impl Fleet {
+    /// Runs the rollout controller of `site` across the fleet, ticking every
+    /// `every` on a thread of its own, with controllers from `build`
+    /// (`Controller::builder(site)` plus your stages, triggers and log).
+    ///
+    /// This replica asks for the site's lease. While it holds it, it runs
+    /// the site's one controller on the fleet's merged health, resuming the
+    /// shared stage and following an operator's `fleet advance`; otherwise
+    /// it runs a [`LocalGuard`] controller on its own counters, its
+    /// immediate trigger.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use async_upload_runtime::fleet::Fleet;
+    /// use async_upload_runtime::stages::Controller;
+    ///
+    /// let fleet = Fleet::builder("redis://127.0.0.1:6379").start()?;
+    /// fleet.drive("upload_file", Duration::from_secs(30), || {
+    ///     Controller::builder("upload_file").auto_advance(true)
+    /// })?;
+    /// # Ok::<(), async_upload_runtime::fleet::FleetError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// A bad site name, or the thread could not be started.
+    pub fn drive(
+        &self,
+        site: &str,
+        every: Duration,
+        build: impl Fn() -> ControllerBuilder + Send + 'static,
+    ) -> Result<(), FleetError> {
+        validate_site(site)?;
+        self.lead(site)?;
+        let fleet = self.clone();
+        let site = site.to_owned();
+        std::thread::Builder::new()
+            .name(format!("async-upload-fleet-{site}"))
+            .spawn(move || {
+                let mut role: Option<(bool, Controller)> = None;
+                while !fleet.inner.stopped() {
+                    let leading = fleet.is_leader(&site);
+                    if role.as_ref().is_none_or(|(was, _)| *was != leading) {
+                        role = Some((leading, fleet.controller(&site, leading, &build)));
+                    }
+                    if let Some((_, controller)) = role.as_mut() {
+                        fleet.follow_shared_stage(&site, controller);
+                        controller.tick();
+                    }
+                    std::thread::sleep(every);
+                }
+            })
+            .map_err(|error| FleetError::Redis {
+                url: super::store::redacted(&self.inner.url),
+                detail: format!("cannot start the controller thread: {error}"),
+            })?;
+        Ok(())
+    }
+
+    /// The leader's controller (fleet health, shared stage) or the guard.
+    fn controller(
+        &self,
+        site: &str,
+        leading: bool,
+        build: &impl Fn() -> ControllerBuilder,
+    ) -> Controller {
+        let builder = match self.shared_stage(site) {
+            Some(stage) => build().starting_at(stage),
+            None => build(),
+        };
+        if leading {
+            tracing::info!(site, instance = %self.instance(), "async-upload fleet: this replica runs the site's controller");
+            builder.actuator(self.clone()).health(self.clone()).start()
+        } else {
+            builder
+                .actuator(LocalGuard::new(self.clone()))
+                .health(crate::metrics::global())
+                .start()
+        }
+    }
+
+    /// An operator moved the shared stage (`fleet advance`): follow it.
+    fn follow_shared_stage(&self, site: &str, controller: &mut Controller) {
+        if let Some(stage) = self.shared_stage(site) {
+            if stage != controller.stage().number && controller.set_stage(stage).is_none() {
+                tracing::error!(
+                    site,
+                    stage,
+                    "async-upload fleet: the shared stage is not one of the controller's"
+                );
+            }
+        }
+    }
+}

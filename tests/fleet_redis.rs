@@ -1,0 +1,487 @@
+//! Fleet mode against a real Redis (feature `redis`; needs `redis-server`
+//! and `redis-cli` on the PATH, which `.ci/run` installs when missing).
+//!
+//! Each test starts its own `redis-server` on a free loopback port with no
+//! persistence and runs replicas as separate processes: this test binary
+//! re-run as `replica_process`, configured by environment variables only
+//! (`ASYNC_UPLOAD_REDIS_URL`, no code), uploading in a loop and printing
+//! every change of its local state with a wall-clock timestamp.
+//!
+//! Run: `cargo test -p async-upload --features redis --test fleet_redis -- --nocapture`
+//! (the figures are printed).
+
+mod fleet_support;
+
+use std::io::BufRead;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::channel;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_upload::async_upload;
+use async_upload::config::SiteOverrides;
+use async_upload::fleet::{Defaults, Store};
+use async_upload::stages::Controller;
+
+use fleet_support::{eventually, now_us, quantile, wait_for, Line, RedisServer, Replica};
+
+const SITE: &str = "fleet_upload";
+
+static PANIC_IN_ASYNC: AtomicBool = AtomicBool::new(false);
+
+fn upload_blocking(key: String) -> Result<usize, std::io::Error> {
+    Ok(key.len())
+}
+
+#[async_upload(name = "fleet_upload", retries = 0, fallback = upload_blocking, key = key.as_str())]
+async fn upload(key: String) -> Result<usize, std::io::Error> {
+    assert!(
+        !PANIC_IN_ASYNC.load(Ordering::Relaxed),
+        "injected panic in the async path"
+    );
+    tokio::task::yield_now().await;
+    Ok(key.len())
+}
+
+/// The replica: not a test of its own (returns at once unless started by
+/// [`Replica::start`]).
+#[test]
+fn replica_process() {
+    if std::env::var_os("FLEET_TEST_REPLICA").is_none() {
+        return;
+    }
+    replica::run();
+}
+
+mod replica {
+    use super::*;
+
+    fn say(text: &str) {
+        println!("FLEET {} {text}", now_us());
+    }
+
+    pub fn run() {
+        let panic_mode = std::env::var("FLEET_TEST_MODE").as_deref() == Ok("panic");
+        if panic_mode {
+            // Hundreds of injected panics a second: keep stderr readable.
+            std::panic::set_hook(Box::new(|_| {}));
+        }
+        PANIC_IN_ASYNC.store(panic_mode, Ordering::Relaxed);
+        let config = async_upload::config::handle(); // starts the fleet from the environment
+        let fleet = async_upload::fleet::global().expect("ASYNC_UPLOAD_REDIS_URL starts the fleet");
+        if std::env::var_os("FLEET_TEST_LEAD").is_some() {
+            fleet.lead(SITE).unwrap();
+        }
+        if std::env::var_os("FLEET_TEST_DRIVE").is_some() {
+            // The site's controller: the leader's on fleet health, a guard elsewhere.
+            fleet
+                .drive(SITE, Duration::from_millis(100), || {
+                    Controller::builder(SITE)
+                })
+                .unwrap();
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let calls = Arc::new(AtomicU64::new(0));
+        let errors = Arc::new(AtomicU64::new(0));
+        {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+                    if line.trim() == "stop" {
+                        break;
+                    }
+                }
+                stop.store(true, Ordering::Release);
+            });
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let load = {
+            let (stop, calls, errors) =
+                (Arc::clone(&stop), Arc::clone(&calls), Arc::clone(&errors));
+            runtime.spawn(async move {
+                let mut i = 0u64;
+                while !stop.load(Ordering::Acquire) {
+                    i += 1;
+                    if upload(format!("key-{i}")).await.is_err() {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    calls.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            })
+        };
+        say("ready");
+        let mut last_state = String::new();
+        let mut last_leader = None;
+        let mut ticks = 0u64;
+        while !stop.load(Ordering::Acquire) {
+            let global = config.config();
+            let state = format!(
+                "state enabled={} default_rollout={} rollout={} rolled_back={} connected={}",
+                global.enabled,
+                global.rollout,
+                config
+                    .site_overrides(SITE)
+                    .rollout
+                    .map_or("none".to_owned(), |r| r.to_string()),
+                config.rollback_reason(SITE).is_some(),
+                fleet.connected(),
+            );
+            if state != last_state {
+                say(&format!("{state} version={}", fleet.applied_version()));
+                last_state = state;
+            }
+            let leader = fleet.is_leader(SITE);
+            if last_leader != Some(leader) {
+                say(&format!("leader={leader}"));
+                last_leader = Some(leader);
+            }
+            ticks += 1;
+            if ticks % 200 == 0 {
+                say(&format!(
+                    "load calls={} errors={}",
+                    calls.load(Ordering::Relaxed),
+                    errors.load(Ordering::Relaxed)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        runtime.block_on(load).unwrap();
+        let flushed = async_upload::log::flush();
+        let dropped = async_upload::log::global().map_or(0, |log| log.stats().dropped());
+        say(&format!(
+            "done calls={} errors={} flushed={flushed} dropped={dropped}",
+            calls.load(Ordering::Relaxed),
+            errors.load(Ordering::Relaxed)
+        ));
+    }
+}
+
+/// Waits until every replica in `of` printed a line `accept` accepts;
+/// returns each replica's first such line.
+fn wait_all(
+    lines: &std::sync::mpsc::Receiver<Line>,
+    of: usize,
+    what: &str,
+    accept: impl Fn(&Line) -> bool,
+) -> Vec<Line> {
+    let mut seen: Vec<Option<Line>> = vec![None; of];
+    while seen.iter().any(Option::is_none) {
+        let line = wait_for(lines, what, |l| accept(l) && seen[l.replica].is_none());
+        let index = line.replica;
+        seen[index] = Some(line);
+    }
+    seen.into_iter().flatten().collect()
+}
+
+fn state_line(line: &Line) -> bool {
+    line.words.first().map(String::as_str) == Some("state")
+}
+
+fn summary(name: &str, mut micros: Vec<u64>) -> String {
+    micros.sort_unstable();
+    format!(
+        "{name}: {} arrivals, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        micros.len(),
+        quantile(&micros, 0.50) as f64 / 1000.0,
+        quantile(&micros, 0.99) as f64 / 1000.0,
+        micros.last().copied().unwrap_or(0) as f64 / 1000.0,
+    )
+}
+
+fn start_fleet(
+    redis: &RedisServer,
+    count: usize,
+    env: &[(&str, &str)],
+) -> (
+    tempfile::TempDir,
+    Vec<Replica>,
+    std::sync::mpsc::Receiver<Line>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let (sender, lines) = channel();
+    let replicas = (0..count)
+        .map(|i| Replica::start(i, &redis.url(), dir.path(), env, &sender))
+        .collect();
+    (dir, replicas, lines)
+}
+
+#[test]
+fn rollout_and_rollback_changes_reach_three_replicas() {
+    let redis = RedisServer::start();
+    let store = Store::open(&redis.url()).unwrap();
+    store
+        .set_defaults(Defaults {
+            enabled: true,
+            rollout: 0.0,
+        })
+        .unwrap();
+    let (_dir, replicas, lines) = start_fleet(&redis, 3, &[]);
+    wait_all(&lines, 3, "the shared defaults", |l| {
+        state_line(l) && l.get("enabled") == Some("true")
+    });
+
+    let mut rollout_us = Vec::new();
+    for i in 0..100u32 {
+        let percent = 1.0 + f64::from(i) * 0.5;
+        let sent = now_us();
+        store
+            .update_site(
+                SITE,
+                &SiteOverrides {
+                    rollout: Some(percent),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let text = percent.to_string();
+        for line in wait_all(&lines, 3, &format!("rollout={text}"), |l| {
+            state_line(l) && l.get("rollout") == Some(text.as_str())
+        }) {
+            rollout_us.push(line.at_us.saturating_sub(sent));
+        }
+    }
+    let mut rollback_us = Vec::new();
+    for i in 0..50 {
+        for latched in [true, false] {
+            let sent = now_us();
+            if latched {
+                assert!(store.roll_back(SITE, &format!("drill {i}")).unwrap());
+            } else {
+                store.clear_rollback(SITE).unwrap();
+            }
+            let want = latched.to_string();
+            for line in wait_all(&lines, 3, &format!("rolled_back={want}"), |l| {
+                state_line(l) && l.get("rolled_back") == Some(want.as_str())
+            }) {
+                rollback_us.push(line.at_us.saturating_sub(sent));
+            }
+        }
+    }
+    assert_eq!(rollout_us.len(), 300);
+    assert_eq!(rollback_us.len(), 300);
+    println!(
+        "{}",
+        summary("rollout changes (100 × 3 replicas)", rollout_us)
+    );
+    println!(
+        "{}",
+        summary("rollback latch/clear (100 × 3 replicas)", rollback_us)
+    );
+
+    // Cost of an idle fleet: commands per second per replica.
+    let before = redis.commands_processed();
+    std::thread::sleep(Duration::from_secs(5));
+    let after = redis.commands_processed();
+    #[allow(clippy::cast_precision_loss)]
+    let per_replica = (after - before - 1) as f64 / 5.0 / 3.0;
+    println!("Redis commands per second per replica (idle, not leading): {per_replica:.1}");
+    let size = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port().to_string(),
+            "strlen",
+            "async-upload:v1:replica:replica-0",
+        ])
+        .output()
+        .unwrap();
+    println!(
+        "report size of one replica with one busy site: {} bytes",
+        String::from_utf8_lossy(&size.stdout).trim()
+    );
+    drop(replicas);
+}
+
+#[test]
+fn redis_killed_mid_load_and_restarted() {
+    let mut redis = RedisServer::start();
+    let port = redis.port();
+    let store = Store::open(&redis.url()).unwrap();
+    store
+        .set_defaults(Defaults {
+            enabled: true,
+            rollout: 50.0,
+        })
+        .unwrap();
+    let (_dir, replicas, lines) = start_fleet(&redis, 3, &[]);
+    wait_all(&lines, 3, "the shared defaults", |l| {
+        state_line(l) && l.get("default_rollout") == Some("50")
+    });
+    let before: Vec<u64> = wait_all(&lines, 3, "load", |l| l.words[0] == "load")
+        .iter()
+        .map(|l| l.get("calls").unwrap().parse().unwrap())
+        .collect();
+
+    redis.kill();
+    wait_all(&lines, 3, "connected=false", |l| {
+        // The last known state is kept while Redis is away.
+        state_line(l) && l.get("connected") == Some("false") && l.get("enabled") == Some("true")
+    });
+    let during = wait_all(&lines, 3, "uploads going on without Redis", |l| {
+        l.words[0] == "load"
+            && l.get("calls").unwrap().parse::<u64>().unwrap() > before[l.replica] + 100
+    });
+    assert_eq!(during.len(), 3);
+
+    let redis = RedisServer::start_on(port);
+    // An empty Redis (no persistence): the operator sets the state again;
+    // every replica resyncs after its reconnection.
+    let store = Store::open(&redis.url()).unwrap();
+    wait_all(&lines, 3, "connected=true", |l| {
+        state_line(l) && l.get("connected") == Some("true")
+    });
+    store
+        .set_defaults(Defaults {
+            enabled: true,
+            rollout: 25.0,
+        })
+        .unwrap();
+    wait_all(&lines, 3, "the new defaults after the restart", |l| {
+        state_line(l) && l.get("default_rollout") == Some("25")
+    });
+
+    for replica in replicas {
+        let log = replica.log.clone();
+        let index: usize = replica
+            .instance
+            .trim_start_matches("replica-")
+            .parse()
+            .unwrap();
+        assert!(
+            replica.finish().success(),
+            "replica {index} exited with an error (a panic?)"
+        );
+        let done = wait_for(&lines, "done", |l| {
+            l.replica == index && l.words[0] == "done"
+        });
+        assert_eq!(done.get("errors"), Some("0"), "{done:?}");
+        assert_eq!(done.get("dropped"), Some("0"), "{done:?}");
+        assert_eq!(done.get("flushed"), Some("true"), "{done:?}");
+        let text = std::fs::read_to_string(&log).unwrap();
+        let records = text
+            .lines()
+            .filter(|l| l.contains(r#""kind":"upload""#))
+            .count();
+        assert_eq!(
+            records.to_string(),
+            done.get("calls").unwrap(),
+            "every call of replica {index} left one record"
+        );
+    }
+}
+
+#[test]
+fn the_lease_fails_over_after_kill_9_of_the_leader() {
+    let redis = RedisServer::start();
+    let store = Store::open(&redis.url()).unwrap();
+    store
+        .set_defaults(Defaults {
+            enabled: true,
+            rollout: 10.0,
+        })
+        .unwrap();
+    let (_dir, replicas, lines) = start_fleet(&redis, 3, &[("FLEET_TEST_LEAD", "1")]);
+    let first = wait_for(&lines, "a leader", |l| l.words[0] == "leader=true");
+    let leader = &replicas[first.replica];
+    assert_eq!(
+        store.leader(SITE).unwrap().as_deref(),
+        Some(leader.instance.as_str())
+    );
+
+    let killed = now_us();
+    leader.signal("-9");
+    let next = wait_for(&lines, "a new leader", |l| {
+        l.words[0] == "leader=true" && l.replica != first.replica
+    });
+    println!(
+        "failover after kill -9 of the leader: {:.2} s",
+        next.at_us.saturating_sub(killed) as f64 / 1e6
+    );
+    assert_eq!(
+        store.leader(SITE).unwrap().as_deref(),
+        Some(replicas[next.replica].instance.as_str())
+    );
+}
+
+#[test]
+fn a_replica_that_stops_publishing_drops_out_of_fleet_health() {
+    let redis = RedisServer::start();
+    let store = Store::open(&redis.url()).unwrap();
+    store
+        .set_defaults(Defaults {
+            enabled: true,
+            rollout: 100.0,
+        })
+        .unwrap();
+    let (_dir, replicas, _lines) = start_fleet(&redis, 3, &[]);
+    eventually("3 live replicas", || store.replicas().unwrap().len() == 3);
+
+    replicas[1].signal("-STOP");
+    eventually("replica-1 out of the live replicas", || {
+        let live = store.replicas().unwrap();
+        live.len() == 2 && live.iter().all(|r| r.instance != "replica-1")
+    });
+    let live = store.replicas().unwrap();
+    let health = async_upload::fleet::merge_reports(&live, SITE);
+    let counted: u64 = live
+        .iter()
+        .map(|r| {
+            r.sites[SITE]
+                .path(async_upload::metrics::ExecutionType::Async)
+                .count
+        })
+        .sum();
+    assert_eq!(
+        health
+            .path(async_upload::metrics::ExecutionType::Async)
+            .count,
+        counted
+    );
+
+    replicas[1].signal("-CONT");
+    eventually("replica-1 back", || store.replicas().unwrap().len() == 3);
+}
+
+#[test]
+fn one_breach_seen_by_three_replicas_is_one_rollback_event() {
+    let redis = RedisServer::start();
+    let store = Store::open(&redis.url()).unwrap();
+    store
+        .set_defaults(Defaults {
+            enabled: true,
+            rollout: 100.0,
+        })
+        .unwrap();
+    // Every enrolled call panics in the async path: a critical error, seen
+    // by every replica's controller at once.
+    let (_dir, replicas, lines) = start_fleet(
+        &redis,
+        3,
+        &[("FLEET_TEST_MODE", "panic"), ("FLEET_TEST_DRIVE", "1")],
+    );
+    wait_all(&lines, 3, "rolled_back=true", |l| {
+        state_line(l) && l.get("rolled_back") == Some("true")
+    });
+    let state = store.state().unwrap();
+    let reason = state.sites[SITE].rollback.clone().unwrap();
+    // The triggers the first decider saw (critical errors, and the success
+    // rate once 20 calls are in): any of them, latched once.
+    assert!(reason.starts_with("stage 1: "), "{reason}");
+    println!("latched once: {reason}");
+
+    let mut events = 0;
+    for replica in replicas {
+        let log = replica.log.clone();
+        assert!(replica.finish().success());
+        let text = std::fs::read_to_string(&log).unwrap();
+        events += text
+            .lines()
+            .filter(|l| l.contains(r#""kind":"rollback""#))
+            .count();
+    }
+    assert_eq!(events, 1, "one rollback event across the fleet's logs");
+}
