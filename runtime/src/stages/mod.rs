@@ -24,13 +24,17 @@
 //!
 //! # Triggers
 //!
-//! Immediate rollback (the controller applies the kill switch): success
-//! below 95 % or errors above 5 % in the recent window (at least 20
-//! enrolled calls in it), a critical error (panic in the async path; no
-//! minimum), resident memory more than 20 % above the stage's start.
-//! Review (logged, no action): success in 95–97 % for 30 minutes, async
-//! latency above 1.2 × the baseline, a rising complaint rate, or a
-//! criterion missed once the stage has its time and samples.
+//! Immediate rollback (the controller applies the kill switch): the data
+//! show at 99 % confidence (sequential tests, valid under a look every
+//! tick; at least 20 enrolled calls) a true success rate below 95 % or a
+//! true error rate above 5 %; a critical error (panic in the async path; no
+//! statistics, no minimum); resident memory more than 20 % and 32 MiB above
+//! its baseline taken after warm-up. Review (logged, no action): success
+//! shown below 97 % for 30 minutes, the interval of the async latency ratio
+//! wholly above the larger of 1.2 and the stage's own ratio, a rising
+//! complaint rate, or a criterion missed once the stage has its time and
+//! samples. The statistics are in `judge.rs`; every check and trigger
+//! carries its confidence interval.
 
 mod clock;
 mod controller;

@@ -129,15 +129,16 @@ pub const DEFAULT_STAGES: [Stage; 4] = [
 /// The thresholds of the immediate (rollback) and gradual (review)
 /// triggers, which apply in every stage.
 ///
-/// Rate triggers look at the controller's recent window (last 4 minutes by
-/// default) and need at least [`Triggers::min_calls`] enrolled calls in it:
-/// fewer is too little data, never a trigger by itself. A critical error
-/// (a panic in the async path) needs no minimum.
+/// Rate triggers fire when a sequential test shows, at
+/// [`Triggers::confidence`], that the true rate is past the threshold, and
+/// need at least [`Triggers::min_calls`] enrolled calls besides: fewer is
+/// too little data, never a trigger by itself. A critical error (a panic in
+/// the async path) needs no minimum.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Triggers {
     /// Enrolled calls a rate trigger needs in its window (default 20).
     pub min_calls: u64,
-    /// Roll back when the async success rate is below this (default 0.95).
+    /// Roll back when the true async success rate is shown below this (default 0.95).
     pub rollback_success_below: f64,
     /// Roll back when the user-visible error rate is above this (default 0.05).
     pub rollback_error_above: f64,
@@ -155,7 +156,9 @@ pub struct Triggers {
     /// How long the success rate must stay in that band (default 30 min).
     #[serde(rename = "review_sustained_s", serialize_with = "seconds")]
     pub review_sustained: Duration,
-    /// Review when the async p50 or p95 exceeds the baseline × this (default 1.2).
+    /// Review when the interval of the async p50 or p95 ratio to the baseline
+    /// lies wholly above this, or above the stage's own ratio when that is
+    /// larger (default 1.2).
     pub review_latency_ratio: f64,
     /// Review when the application's complaint rate exceeds its value at the
     /// stage's start × (1 + this) (default 0.5).
