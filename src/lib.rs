@@ -71,6 +71,9 @@ pub use async_upload_runtime::{
 /// Generated code reaches the runtime through here; not a public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use async_upload_runtime::classify_fn::{
+        attempt as classify_attempt, sync as classify_sync, Classified,
+    };
     pub use async_upload_runtime::execute::{execute, execute_in_place, Lend};
     pub use async_upload_runtime::{ByteCount, Site};
 }

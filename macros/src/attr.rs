@@ -11,7 +11,7 @@ use syn::{Error, Expr, ExprPath, Ident, Lit, LitStr, Path, Result, Token};
 
 /// Every key the attribute accepts, in the order the README lists them.
 pub(crate) const KEYS: &[&str] = &[
-    "fallback", "retries", "timeout", "backoff", "key", "size", "name", "salt", "crate",
+    "fallback", "retries", "timeout", "backoff", "key", "size", "name", "salt", "classify", "crate",
 ];
 
 /// The parsed arguments; `None` for a key that was not written.
@@ -25,6 +25,7 @@ pub(crate) struct Args {
     pub size: Option<Expr>,
     pub name: Option<LitStr>,
     pub salt: Option<LitStr>,
+    pub classify: Option<ExprPath>,
     pub krate: Option<Path>,
 }
 
@@ -76,6 +77,7 @@ impl Parse for Args {
                 "size" => set(&mut args.size, &key, input.parse()?)?,
                 "name" => set(&mut args.name, &key, parse_str(input, "name")?)?,
                 "salt" => set(&mut args.salt, &key, parse_str(input, "salt")?)?,
+                "classify" => set(&mut args.classify, &key, parse_classify(input)?)?,
                 "crate" => set(&mut args.krate, &key, parse_crate(input)?)?,
                 _ => unreachable!("every entry of KEYS has an arm"),
             }
@@ -121,6 +123,15 @@ fn parse_fallback(input: ParseStream) -> Result<ExprPath> {
         Error::new(
             e.span(),
             "expected a path to the sync function, e.g. `fallback = upload_blocking` or `fallback = Self::upload_blocking`",
+        )
+    })
+}
+
+fn parse_classify(input: ParseStream) -> Result<ExprPath> {
+    input.parse().map_err(|e| {
+        Error::new(
+            e.span(),
+            "expected a path to a `fn(&E) -> async_upload::ErrorClass`, e.g. `classify = classify_upload_error`",
         )
     })
 }
@@ -315,6 +326,7 @@ fn example(key: &str) -> &'static str {
         "size" => "req.bytes.len()",
         "name" => "\"upload\"",
         "salt" => "\"upload-v2\"",
+        "classify" => "classify_upload_error",
         _ => "::async_upload",
     }
 }

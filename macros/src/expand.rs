@@ -1,49 +1,61 @@
-//! Generates the code of an annotated function: the user's function, renamed
-//! and private, and a wrapper with the original name that routes each call
-//! through the runtime's `execute`.
+//! Generates the code of an annotated function: the same function, whose
+//! body now routes each call through the runtime's `execute`, with the
+//! user's body inside, run once per async attempt.
 //!
 //! ```text
-//! #[doc(hidden)] async fn __async_upload_upload(req: Req) -> Result<R, E> { BODY }   // verbatim, once
-//! pub async fn upload(req: Req) -> Result<R, E> {
+//! pub async fn upload(req: Req, dest: &str) -> Result<R, E> {
 //!     static __ASYNC_UPLOAD_SITE: Site = Site::new("upload").with_retries(2);
 //!     let __call = __ASYNC_UPLOAD_SITE.call(&(req.id)).with_bytes(req.len);
-//!     execute(
+//!     execute_in_place(
 //!         __call,
-//!         (req,),
-//!         |(req,)| __async_upload_upload(Clone::clone(&*req)),
-//!         |(req,)| -> Result<R, E> { upload_blocking(req) },
+//!         (req, dest),
+//!         |(__a0, __a1)| {
+//!             let __a0 = Clone::clone(&*__a0);            // each attempt owns its clones
+//!             let __a1 = Clone::clone(&*__a1);
+//!             async move {
+//!                 let mut req = __a0;                     // the user's patterns, as written
+//!                 let dest = __a1;
+//!                 let __ret: Result<R, E> = { BODY };     // verbatim, once
+//!                 __ret
+//!             }
+//!         },
+//!         |(__a0, __a1)| -> Result<R, E> { upload_blocking(__a0, __a1) },
 //!     )
 //!     .await
 //! }
 //! ```
+//!
+//! One design for every shape (`shape`): free functions, inherent and trait
+//! impl methods, trait default methods, and `#[async_trait]` methods, where
+//! the same code goes inside `#[async_trait]`'s `Box::pin(async move { .. })`.
+//! As in async-trait and tracing-attributes, the body is emitted once, in an
+//! `async move` block of the function itself, so `?`, `return`, lints and
+//! spans behave as written and no sibling function is needed (a trait impl
+//! could not hold one).
 
-use proc_macro2::{Ident, Literal, Span, TokenStream, TokenTree};
-use quote::{format_ident, quote, quote_spanned, ToTokens};
-use syn::ext::IdentExt;
+use proc_macro2::{Ident, Literal, Span, TokenStream};
+use quote::{quote, quote_spanned, ToTokens};
+use std::collections::HashSet;
 use syn::spanned::Spanned;
 use syn::visit::{self, Visit};
-use syn::{
-    Attribute, Error, FnArg, GenericParam, ItemFn, Lifetime, Pat, PatIdent, ReturnType, Type,
-};
+use syn::visit_mut::{self, VisitMut};
+use syn::{Block, Error, FnArg, Lifetime, Pat, PatIdent, ReturnType, Signature, Stmt, Type};
 
 use crate::attr::Args;
+use crate::receiver;
+use crate::shape::{Shape, Target};
 use crate::valid::{self, Site};
 
 /// Parse → validate → expand. On any error the user's function is emitted
 /// unchanged beside the `compile_error!`, so the rest of their crate keeps
 /// type-checking and one mistake gives one error.
 pub(crate) fn entry(args: TokenStream, item: TokenStream) -> TokenStream {
-    let Ok(func) = syn::parse2::<ItemFn>(item.clone()) else {
-        let error = Error::new(
-            Span::call_site(),
-            "`#[async_upload]` goes on an `async fn` with a body: a free function or a \
-             method of an inherent `impl`",
-        );
-        return with_error(&error, item);
-    };
-    let checked = syn::parse2::<Args>(args).and_then(|args| valid::validate(args, &func));
-    match checked {
-        Ok(site) => expand(&site, &func),
+    let checked = Target::parse(item.clone()).and_then(|target| {
+        let site = syn::parse2::<Args>(args).and_then(|args| valid::validate(args, &target.sig))?;
+        Ok((site, target))
+    });
+    match checked.and_then(|(site, target)| expand(&site, target)) {
+        Ok(tokens) => tokens,
         Err(error) => with_error(&error, item),
     }
 }
@@ -56,41 +68,40 @@ fn with_error(error: &Error, item: TokenStream) -> TokenStream {
 
 /// One argument of the function, as the generated code handles it.
 struct Param {
-    /// How the wrapper passes it into the argument tuple (`req`, `self`).
+    /// How the function passes it into the argument tuple (`req`, `self`).
     value: TokenStream,
-    /// Its name in the closures' tuple pattern (`req`, `__self`).
+    /// Its name in the closures' tuple pattern (`__a0`).
     binding: Ident,
+    /// What the attempt binds it to, as the user wrote it (`mut req`,
+    /// `(bucket, object)`, `__self` for the receiver).
+    pattern: TokenStream,
     /// Its type.
     ty: Type,
     /// A `&mut` borrow (`retries = 0` only): kept in a `Lend` outside the
     /// argument tuple, lent to the attempt, then handed to the fallback.
     lent: bool,
+    /// Named by `key` or `size`: used even when the body ignores it.
+    routes: bool,
 }
 
-pub(crate) fn expand(site: &Site, func: &ItemFn) -> TokenStream {
+pub(crate) fn expand(site: &Site, target: Target) -> syn::Result<TokenStream> {
     let private = {
         let krate = &site.krate;
         quote!(#krate::__private)
     };
-    let inner_ident = format_ident!("__async_upload_{}", func.sig.ident.unraw());
-    let (wrapper_attrs, inner_attrs) = split_attrs(&func.attrs);
+    let mut sig = target.sig.clone();
+    let routing = routing_names(site);
+    let params = params(&mut sig, &routing);
 
-    // The body is emitted once, verbatim, in a function of its own: `?`,
-    // `return` and the user's lints behave exactly as they wrote them.
-    let mut inner_sig = func.sig.clone();
-    inner_sig.ident = inner_ident.clone();
-    let block = &func.block;
-    let inner = quote! {
-        #(#inner_attrs)*
-        #[doc(hidden)]
-        #inner_sig #block
-    };
+    let mut body = target.body.clone();
+    if sig.receiver().is_some() {
+        receiver::rename_self(&mut body);
+    }
+    let attempt = attempt(&target, &params, body, site, &private);
+    let fallback = fallback(site, &target.sig.output, &params, &private);
 
-    let mut wrapper_sig = func.sig.clone();
-    let params = wrapper_params(&mut wrapper_sig);
     let site_static = site_static(site, &private);
     let call = call(site);
-    let Closures { attempt, fallback } = closures(site, func, &params, &inner_ident);
     // `&mut` arguments wait in a `Lend` beside the tuple, which holds `&Lend`.
     let lends = params.iter().filter(|p| p.lent).map(|p| {
         let (lend, value) = (lend_ident(&p.binding), &p.value);
@@ -104,93 +115,88 @@ pub(crate) fn expand(site: &Site, func: &ItemFn) -> TokenStream {
             p.value.clone()
         }
     });
+    // With `classify = path` both paths' errors travel wrapped with the
+    // function; the caller gets its own error back (a fault through
+    // `From<Fault>`, which the compiler asks for at the path).
+    let unwrap = site.classify.as_ref().map(
+        |classify| quote_spanned!(classify.span()=> .map_err(#private::Classified::into_error)),
+    );
     let call_ident = local("__call");
-    let execute = if sync_path_can_move(func) {
+    let execute = if sync_path_can_move(&target.sig) {
         quote!(execute)
     } else {
         quote!(execute_in_place)
     };
-    let vis = &func.vis;
-    // The wrapper passes every argument on, also those named `_x` because
-    // the body ignores them; that use is ours, not the user's.
-    let wrapper = quote! {
-        #(#wrapper_attrs)*
-        #[allow(clippy::used_underscore_binding)]
-        #vis #wrapper_sig {
-            #site_static
-            let #call_ident = #call;
-            #(#lends)*
-            #private::#execute(#call_ident, (#(#values,)*), #attempt, #fallback).await
-        }
-    };
-    quote!(#inner #wrapper)
+    let block: Block = syn::parse2(quote! {{
+        #site_static
+        let #call_ident = #call;
+        #(#lends)*
+        #private::#execute(#call_ident, (#(#values,)*), #attempt, #fallback).await #unwrap
+    }})?;
+    Ok(target.with_body(sig, block).into_token_stream())
 }
 
-/// Docs and attributes such as `#[tracing::instrument]` or `#[must_use]`
-/// describe the function callers see, the wrapper; lint levels also apply
-/// to the body, so they go on both (`expect` only where the body is, or the
-/// wrapper's copy would be unfulfilled); `cfg` on both, so both vanish together.
-fn split_attrs(attrs: &[Attribute]) -> (Vec<&Attribute>, Vec<&Attribute>) {
-    let mut wrapper = Vec::new();
-    let mut inner = Vec::new();
-    for attr in attrs {
-        let path = attr.path();
-        if path.is_ident("cfg")
-            || ["allow", "warn", "deny", "forbid"]
-                .iter()
-                .any(|lint| path.is_ident(lint))
-        {
-            wrapper.push(attr);
-            inner.push(attr);
-        } else if path.is_ident("expect") {
-            inner.push(attr);
-        } else {
-            wrapper.push(attr);
-        }
-    }
-    (wrapper, inner)
-}
-
-/// Makes the wrapper's parameters plain names (dropping `mut`, naming
+/// Makes the function's parameters plain names (dropping `mut`, naming
 /// patterns such as `(a, b): (A, B)`), and describes each for the closures.
-fn wrapper_params(sig: &mut syn::Signature) -> Vec<Param> {
+///
+/// A name the user wrote stays (rustdoc shows it, `key` and `size` use it),
+/// except `_name`, which the user marked unused: the generated code's use of
+/// it would trip `clippy::used_underscore_binding`, so it is hygienic then.
+fn params(sig: &mut Signature, routing: &HashSet<String>) -> Vec<Param> {
     let mut params = Vec::new();
     for (index, arg) in sig.inputs.iter_mut().enumerate() {
+        let binding = local(&format!("__a{index}"));
         match arg {
             FnArg::Receiver(receiver) => {
                 let lent = receiver.reference.is_some() && receiver.mutability.is_some();
+                let name = receiver::self_ident(receiver.self_token.span);
+                let pattern = match receiver.mutability {
+                    Some(mutability) if receiver.reference.is_none() => quote!(#mutability #name),
+                    _ => name.to_token_stream(),
+                };
                 if receiver.reference.is_none() {
-                    // `mut self` is the body's business; the wrapper only moves it.
+                    // `mut self` is the body's business; the function only moves it.
                     receiver.mutability = None;
                 }
                 params.push(Param {
                     value: quote!(self),
-                    binding: local("__self"),
+                    binding,
+                    pattern,
                     ty: (*receiver.ty).clone(),
                     lent,
+                    routes: false,
                 });
             }
             FnArg::Typed(typed) => {
-                let binding = match &*typed.pat {
+                let pattern = (*typed.pat).clone();
+                let name = match &pattern {
                     Pat::Ident(PatIdent {
                         by_ref: None,
                         subpat: None,
                         ident,
                         ..
-                    }) => ident.clone(),
+                    }) if !ident.to_string().starts_with('_') => ident.clone(),
+                    Pat::Ident(PatIdent {
+                        by_ref: None,
+                        subpat: None,
+                        ident,
+                        ..
+                    }) => Ident::new(&ident.to_string(), Span::mixed_site()),
                     _ => local(&format!("__arg{index}")),
                 };
                 *typed.pat = Pat::Ident(PatIdent {
                     attrs: Vec::new(),
                     by_ref: None,
                     mutability: None,
-                    ident: binding.clone(),
+                    ident: name.clone(),
                     subpat: None,
                 });
                 let lent = matches!(&*typed.ty, Type::Reference(r) if r.mutability.is_some());
                 params.push(Param {
-                    value: binding.to_token_stream(),
+                    value: name.to_token_stream(),
                     binding,
+                    routes: binds_any(&pattern, routing),
+                    pattern: pattern.into_token_stream(),
                     ty: (*typed.ty).clone(),
                     lent,
                 });
@@ -198,6 +204,247 @@ fn wrapper_params(sig: &mut syn::Signature) -> Vec<Param> {
         }
     }
     params
+}
+
+/// The names `key` and `size` read: a variable alone in a path (`req` in
+/// `req.id.as_str()`), and every identifier inside a macro call, also those
+/// a format string captures (`format!("t-{tenant}")`).
+fn routing_names(site: &Site) -> HashSet<String> {
+    struct Names(HashSet<String>);
+    impl Visit<'_> for Names {
+        fn visit_expr_path(&mut self, path: &syn::ExprPath) {
+            if let Some(ident) = path.path.get_ident() {
+                self.0.insert(ident.to_string());
+            }
+        }
+        fn visit_macro(&mut self, mac: &syn::Macro) {
+            fn idents(tokens: TokenStream, names: &mut HashSet<String>) {
+                for tree in tokens {
+                    match tree {
+                        proc_macro2::TokenTree::Ident(ident) => {
+                            names.insert(ident.to_string());
+                        }
+                        proc_macro2::TokenTree::Group(group) => idents(group.stream(), names),
+                        proc_macro2::TokenTree::Literal(literal) => {
+                            names.extend(captured(&literal.to_string()));
+                        }
+                        proc_macro2::TokenTree::Punct(_) => {}
+                    }
+                }
+            }
+            idents(mac.tokens.clone(), &mut self.0);
+        }
+    }
+    let mut names = Names(HashSet::new());
+    for expr in site.key.iter().chain(&site.size) {
+        names.visit_expr(expr);
+    }
+    names.0
+}
+
+/// The names a format string captures: `name` in `{name}` and `{name:?}`.
+fn captured(literal: &str) -> Vec<String> {
+    literal
+        .split('{')
+        .skip(1)
+        .filter_map(|rest| {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            let after = rest[name.len()..].chars().next();
+            let first = name.chars().next()?;
+            (!first.is_ascii_digit() && matches!(after, Some('}' | ':'))).then_some(name)
+        })
+        .collect()
+}
+
+/// Whether `pattern` binds a name in `names`.
+fn binds_any(pattern: &Pat, names: &HashSet<String>) -> bool {
+    struct Binds<'a>(&'a HashSet<String>, bool);
+    impl Visit<'_> for Binds<'_> {
+        fn visit_pat_ident(&mut self, pat: &PatIdent) {
+            self.1 |= self.0.contains(&pat.ident.to_string());
+            visit::visit_pat_ident(self, pat);
+        }
+    }
+    let mut binds = Binds(names, false);
+    binds.visit_pat(pattern);
+    binds.1
+}
+
+/// The async path: a closure the runtime calls once per attempt with the
+/// argument tuple, which it keeps for the next attempt and the fallback.
+///
+/// The closure clones every argument out of the tuple (spanned at the
+/// argument's type, so a type that is not `Clone` is reported there) and
+/// returns an `async move` block that owns the clones, binds them to the
+/// user's patterns and runs the body. The closure is written inline, with
+/// no parameter types, so its signature comes from `execute`'s bounds; that
+/// keeps the function's future `Send` over borrowed arguments (see the
+/// runtime's `execute`).
+fn attempt(
+    target: &Target,
+    params: &[Param],
+    body: Block,
+    site: &Site,
+    private: &TokenStream,
+) -> TokenStream {
+    let bindings = params.iter().map(|p| &p.binding);
+    let take = params.iter().map(|p| {
+        let binding = &p.binding;
+        if p.lent {
+            // The `&Lend` itself; the borrow is lent inside the future.
+            quote!(let #binding = *#binding;)
+        } else {
+            // Through the user's type where it can be named, so "`Req: Clone`
+            // is not satisfied" points at the argument's type.
+            let ty = &p.ty;
+            if contains_impl_trait(ty) {
+                quote_spanned!(ty.span()=> let #binding = ::core::clone::Clone::clone(&*#binding);)
+            } else {
+                quote_spanned!(ty.span()=> let #binding = <#ty as ::core::clone::Clone>::clone(&*#binding);)
+            }
+        }
+    });
+    let rebind = params.iter().map(|p| {
+        let (binding, pattern) = (&p.binding, &p.pattern);
+        // An argument that only `key` or `size` reads is used, by the
+        // routing; any other unused argument still gets rustc's warning here,
+        // at the user's name.
+        let mut allow = p.routes.then(|| quote!(#[allow(unused_variables)]));
+        // `_name` is the user's "unused"; binding it is ours, and has no effect.
+        if p.pattern.to_string().starts_with('_') && p.value.to_string() != "self" {
+            allow = Some(quote!(#allow #[allow(clippy::no_effect_underscore_binding)]));
+        }
+        if p.lent {
+            // The future holds the `Lent` guard: when it ends or is dropped
+            // (a timeout, a panic) the borrow comes back for the fallback.
+            let lent = local(&format!("{binding}_lent"));
+            quote! {
+                let mut #lent = #binding.lend();
+                #allow
+                let #pattern = &mut *#lent;
+            }
+        } else {
+            quote! {
+                #allow
+                let #pattern = #binding;
+            }
+        }
+    });
+    let routed: HashSet<String> = params
+        .iter()
+        .filter(|p| p.routes)
+        .map(|p| p.pattern.to_string())
+        .collect();
+    let run = match target.shape {
+        Shape::Native => returning(&target.sig.output, &body),
+        Shape::AsyncTrait => {
+            // `#[async_trait]`'s block: its own `let name = name;` re-bindings,
+            // then the body (already returning through `__ret`).
+            let mut stmts = body.stmts;
+            allow_unused_rebindings(&mut stmts, &routed);
+            quote!(#(#stmts)*)
+        }
+    };
+    let async_token = target
+        .sig
+        .asyncness
+        .map_or_else(Span::call_site, |a| a.span);
+    let mut future = quote_spanned! {async_token=>
+        async move {
+            #(#rebind)*
+            #run
+        }
+    };
+    if let Some(classify) = &site.classify {
+        future = quote_spanned!(classify.span()=> #private::classify_attempt(#future, #classify));
+    }
+    quote! {
+        |(#(#bindings,)*)| {
+            #(#take)*
+            #future
+        }
+    }
+}
+
+/// The body as the value of the attempt's block. Its type is stated first,
+/// as async-trait does, so `?` and `return` in the body know the error type
+/// to convert to (`impl Trait` in it is left to inference).
+fn returning(output: &ReturnType, body: &Block) -> TokenStream {
+    let ret = local("__ret");
+    match output {
+        ReturnType::Type(_, ty) => {
+            let ty = infer_impl_trait((**ty).clone());
+            quote! {
+                if let ::core::option::Option::Some(#ret) = ::core::option::Option::None::<#ty> {
+                    #[allow(unreachable_code)]
+                    return #ret;
+                }
+                let #ret: #ty = #body;
+                #[allow(unreachable_code)]
+                #ret
+            }
+        }
+        ReturnType::Default => quote!(#body),
+    }
+}
+
+/// `#[allow(unused_variables)]` on `#[async_trait]`'s `let name = name;` of
+/// an argument that only `key` or `size` reads.
+fn allow_unused_rebindings(stmts: &mut [Stmt], routed: &HashSet<String>) {
+    for stmt in stmts {
+        if let Stmt::Local(local) = stmt {
+            let names: HashSet<String> = std::iter::once(&local.pat)
+                .filter_map(|pat| match pat {
+                    Pat::Ident(ident) => Some(ident.ident.to_string()),
+                    _ => None,
+                })
+                .collect();
+            if names.iter().any(|name| routed.contains(name)) {
+                local
+                    .attrs
+                    .push(syn::parse_quote!(#[allow(unused_variables)]));
+            }
+        }
+    }
+}
+
+/// The sync path: a closure that calls `fallback` with the tuple's values.
+///
+/// Spanned at the `fallback` path: a wrong arity or argument type, or a
+/// return type other than the function's, is reported there. The arguments
+/// too, located there but resolved as before, so an argument of the wrong
+/// type is also reported at the path.
+fn fallback(
+    site: &Site,
+    output: &ReturnType,
+    params: &[Param],
+    private: &TokenStream,
+) -> TokenStream {
+    let bindings = params.iter().map(|p| &p.binding);
+    let fallback = &site.fallback;
+    let fallback_span = fallback.span();
+    let located = params.iter().map(|p| {
+        let mut binding = p.binding.clone();
+        binding.set_span(binding.span().located_at(fallback_span));
+        if p.lent {
+            quote!(#binding.take())
+        } else {
+            binding.to_token_stream()
+        }
+    });
+    let fallback_call = quote_spanned!(fallback_span=> #fallback(#(#located),*));
+    match (&site.classify, output) {
+        (Some(classify), _) => {
+            quote!(|(#(#bindings,)*)| #private::classify_sync(#fallback_call, #classify))
+        }
+        (None, ReturnType::Type(_, ty)) if !contains_impl_trait(ty) => {
+            quote!(|(#(#bindings,)*)| -> #ty { #fallback_call })
+        }
+        (None, _) => quote!(|(#(#bindings,)*)| #fallback_call),
+    }
 }
 
 /// The site's `static`: one per function, so its resolved configuration is
@@ -259,7 +506,7 @@ fn call(site: &Site) -> TokenStream {
 
 /// The local holding the `Lend` of a `&mut` argument.
 fn lend_ident(binding: &Ident) -> Ident {
-    local(&format!("__lend_{}", binding.unraw()))
+    local(&format!("{binding}_lend"))
 }
 
 /// A name for a local of the generated code, with `macro_rules!`-like
@@ -268,142 +515,29 @@ fn local(name: &str) -> Ident {
     Ident::new(name, Span::mixed_site())
 }
 
-/// The two paths as closures over the argument tuple, passed to `execute`.
-struct Closures {
-    attempt: TokenStream,
-    fallback: TokenStream,
-}
-
-/// The attempt clones every argument out of the tuple, which the runtime
-/// keeps for the next attempt and for the fallback, and returns the renamed
-/// function's future, which owns its clones. The clone is spanned at the
-/// argument's type, so a type that is not `Clone` is reported there.
-///
-/// The closures are written inline, with no parameter types, so their
-/// signatures come from `execute`'s bounds; that keeps the wrapper's future
-/// `Send` over borrowed arguments (see the runtime's `execute`).
-fn closures(site: &Site, func: &ItemFn, params: &[Param], inner: &Ident) -> Closures {
-    let bindings: Vec<&Ident> = params.iter().map(|p| &p.binding).collect();
-
-    let self_prefix = if uses_self(func, site) {
-        quote!(Self::)
-    } else {
-        TokenStream::new()
-    };
-    let turbofish = turbofish(func);
-    let clone = |p: &Param| {
-        let binding = &p.binding;
-        quote_spanned!(p.ty.span()=> ::core::clone::Clone::clone(&*#binding))
-    };
-    let attempt = if params.iter().any(|p| p.lent) {
-        // The attempt's future borrows the lent value, so it is an async
-        // block holding the `Lent` guard: when the future ends or is dropped
-        // (a timeout, a panic) the guard gives the borrow back for the fallback.
-        let take = params.iter().map(|p| {
-            let binding = &p.binding;
-            if p.lent {
-                quote!(let #binding = *#binding;)
+/// `ty` with each `impl Trait` replaced by `_`, for a `let` annotation.
+fn infer_impl_trait(mut ty: Type) -> Type {
+    struct Infer;
+    impl VisitMut for Infer {
+        fn visit_type_mut(&mut self, ty: &mut Type) {
+            if let Type::ImplTrait(impl_trait) = ty {
+                *ty = Type::Infer(syn::TypeInfer {
+                    underscore_token: syn::Token![_](impl_trait.impl_token.span),
+                });
             } else {
-                let clone = clone(p);
-                quote!(let #binding = #clone;)
-            }
-        });
-        let lend = params.iter().filter(|p| p.lent).map(|p| {
-            let binding = &p.binding;
-            quote!(let mut #binding = #binding.lend();)
-        });
-        let args = params.iter().map(|p| {
-            let binding = &p.binding;
-            if p.lent {
-                quote!(&mut *#binding)
-            } else {
-                quote!(#binding)
-            }
-        });
-        quote! {
-            |(#(#bindings,)*)| {
-                #(#take)*
-                async move {
-                    #(#lend)*
-                    #self_prefix #inner #turbofish(#(#args),*).await
-                }
+                visit_mut::visit_type_mut(self, ty);
             }
         }
-    } else {
-        let per_attempt = params.iter().map(clone);
-        quote! {
-            |(#(#bindings,)*)| #self_prefix #inner #turbofish(#(#per_attempt),*)
-        }
-    };
-
-    // Spanned at the `fallback` path: a wrong arity or argument type, or a
-    // return type other than the function's, is reported there.
-    // The arguments too, located there but resolved as before, so an
-    // argument of the wrong type is also reported at the path.
-    let fallback = &site.fallback;
-    let fallback_span = fallback.span();
-    let located = params.iter().map(|p| {
-        let mut binding = p.binding.clone();
-        binding.set_span(binding.span().located_at(fallback_span));
-        if p.lent {
-            quote!(#binding.take())
-        } else {
-            binding.to_token_stream()
-        }
-    });
-    let fallback_call = quote_spanned!(fallback_span=> #fallback(#(#located),*));
-    let fallback = match &func.sig.output {
-        ReturnType::Type(_, ty) if !contains_impl_trait(ty) => {
-            quote!(|(#(#bindings,)*)| -> #ty { #fallback_call })
-        }
-        _ => quote!(|(#(#bindings,)*)| #fallback_call),
-    };
-    Closures { attempt, fallback }
-}
-
-/// The renamed function is a sibling of the wrapper: in an `impl` it is an
-/// associated function and must be reached through `Self::`. A macro cannot
-/// see the `impl`, so a receiver, `Self` in the signature or a `Self::`
-/// fallback is taken as the sign.
-fn uses_self(func: &ItemFn, site: &Site) -> bool {
-    fn mentions_self(tokens: TokenStream) -> bool {
-        tokens.into_iter().any(|tree| match tree {
-            TokenTree::Ident(ident) => ident == "Self",
-            TokenTree::Group(group) => mentions_self(group.stream()),
-            _ => false,
-        })
     }
-    func.sig.receiver().is_some()
-        || mentions_self(func.sig.to_token_stream())
-        || mentions_self(site.fallback.to_token_stream())
-}
-
-/// Type and const parameters passed explicitly to the renamed function, so
-/// a parameter that appears only in the return type is still inferred.
-fn turbofish(func: &ItemFn) -> TokenStream {
-    let names: Vec<&Ident> = func
-        .sig
-        .generics
-        .params
-        .iter()
-        .filter_map(|param| match param {
-            GenericParam::Type(ty) => Some(&ty.ident),
-            GenericParam::Const(constant) => Some(&constant.ident),
-            GenericParam::Lifetime(_) => None,
-        })
-        .collect();
-    if names.is_empty() {
-        TokenStream::new()
-    } else {
-        quote!(::<#(#names),*>)
-    }
+    Infer.visit_type_mut(&mut ty);
+    ty
 }
 
 /// Whether the sync path may move to Tokio's blocking pool (`execute`, which
 /// needs `Send + 'static` arguments and result) rather than run in place.
 /// Decided on syntax alone: no generics, no receiver, and no type that
 /// borrows, is `impl Trait`, `dyn Trait`, `Self` or a raw pointer.
-fn sync_path_can_move(func: &ItemFn) -> bool {
+fn sync_path_can_move(sig: &Signature) -> bool {
     struct Owned(bool);
     impl Visit<'_> for Owned {
         fn visit_type(&mut self, ty: &Type) {
@@ -431,7 +565,6 @@ fn sync_path_can_move(func: &ItemFn) -> bool {
             }
         }
     }
-    let sig = &func.sig;
     if !sig.generics.params.is_empty() || sig.receiver().is_some() {
         return false;
     }

@@ -11,6 +11,8 @@
 
 mod attr;
 mod expand;
+mod receiver;
+mod shape;
 mod valid;
 
 #[cfg(test)]
@@ -33,7 +35,7 @@ use proc_macro::TokenStream;
 /// ```
 ///
 /// Keys: `fallback` (required), `retries`, `timeout`, `backoff`, `key`,
-/// `size`, `name`, `salt`, `crate`. The README's section "The attribute"
+/// `size`, `name`, `salt`, `classify`, `crate`. The README's section "The attribute"
 /// documents each key, the precedence of configuration and the generated
 /// code; the `async-upload` crate's tests compile the example above.
 #[proc_macro_attribute]

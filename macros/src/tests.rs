@@ -69,6 +69,69 @@ fn expansion_of_a_method_with_a_pattern_argument() {
 }
 
 #[test]
+fn expansion_of_a_trait_impl_method() {
+    let args = quote!(
+        fallback = Self::put_blocking,
+        key = tenant.as_str(),
+        retries = 1
+    );
+    let item = quote! {
+        async fn put(&self, tenant: String, mut body: Vec<u8>) -> Result<usize, StoreError> {
+            body.push(b'\n');
+            self.client.put(&body).await
+        }
+    };
+    let expanded = pretty(&crate::expand::entry(args, item));
+    assert_snapshot("trait_impl_method.expanded.rs", &expanded);
+}
+
+/// The input is what `#[async_trait]` 0.1 makes of
+/// `async fn put(&self, tenant: String, mut body: Vec<u8>) -> Result<usize, StoreError>`
+/// before the attribute on the method expands.
+#[test]
+fn expansion_of_an_async_trait_method() {
+    let args = quote!(
+        fallback = Self::put_blocking,
+        key = tenant.as_str(),
+        retries = 1
+    );
+    let item = quote! {
+        fn put<'life0, 'async_trait>(
+            &'life0 self,
+            tenant: String,
+            body: Vec<u8>,
+        ) -> ::core::pin::Pin<Box<
+            dyn ::core::future::Future<Output = Result<usize, StoreError>>
+                + ::core::marker::Send + 'async_trait,
+        >>
+        where
+            'life0: 'async_trait,
+            Self: 'async_trait,
+        {
+            Box::pin(async move {
+                if let ::core::option::Option::Some(__ret) =
+                    ::core::option::Option::None::<Result<usize, StoreError>>
+                {
+                    #[allow(unreachable_code)]
+                    return __ret;
+                }
+                let __self = self;
+                let tenant = tenant;
+                let mut body = body;
+                let __ret: Result<usize, StoreError> = {
+                    body.push(b'\n');
+                    __self.client.put(&body).await
+                };
+                #[allow(unreachable_code)]
+                __ret
+            })
+        }
+    };
+    let expanded = pretty(&crate::expand::entry(args, item));
+    assert_snapshot("async_trait_method.expanded.rs", &expanded);
+}
+
+#[test]
 fn a_rejected_attribute_still_emits_the_function_unchanged() {
     let item = quote! {
         async fn upload(req: Req) -> Result<(), E> { send(req).await }

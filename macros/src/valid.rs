@@ -8,8 +8,8 @@ use proc_macro2::Span;
 use quote::ToTokens;
 use syn::spanned::Spanned;
 use syn::{
-    Error, Expr, ExprPath, FnArg, GenericArgument, ItemFn, LitStr, Path, PathArguments, Result,
-    ReturnType, Type,
+    Error, Expr, ExprPath, FnArg, GenericArgument, LitStr, Path, PathArguments, Result, ReturnType,
+    Signature, Type,
 };
 
 use crate::attr::{Args, Seconds};
@@ -28,13 +28,14 @@ pub(crate) struct Site {
     pub backoff: Option<u64>,
     pub key: Option<Expr>,
     pub size: Option<Expr>,
+    /// `classify = path`: decides each error's class instead of `Classify`.
+    pub classify: Option<ExprPath>,
     /// The facade crate; `::async_upload` unless `crate = ...` was written.
     pub krate: Path,
 }
 
-pub(crate) fn validate(args: Args, func: &ItemFn) -> Result<Site> {
+pub(crate) fn validate(args: Args, sig: &Signature) -> Result<Site> {
     let mut errors = Errors::default();
-    let sig = &func.sig;
 
     if sig.asyncness.is_none() {
         errors.push(Error::new(
@@ -85,7 +86,7 @@ pub(crate) fn validate(args: Args, func: &ItemFn) -> Result<Site> {
         Some(r) => Some(r.value as u32),
         None => None,
     };
-    check_mut_borrows(func, retries, &mut errors);
+    check_mut_borrows(sig, retries, &mut errors);
 
     let timeout = args.timeout.as_ref().and_then(|t| {
         if t.nanos == 0 {
@@ -134,6 +135,7 @@ pub(crate) fn validate(args: Args, func: &ItemFn) -> Result<Site> {
         backoff,
         key: args.key,
         size: args.size,
+        classify: args.classify,
         krate: args
             .krate
             .unwrap_or_else(|| syn::parse_quote!(::async_upload)),
@@ -146,7 +148,8 @@ pub(crate) fn validate(args: Args, func: &ItemFn) -> Result<Site> {
 fn check_output(output: &ReturnType, after_args: Span, errors: &mut Errors) {
     const MESSAGE: &str = "`#[async_upload]` needs a function returning `Result<T, E>`: \
         the error decides whether to retry, fall back or fail (its type implements \
-        `async_upload::Classify`, as `std::io::Error` does)";
+        `async_upload::Classify`, as `std::io::Error` does, or `classify = path` names a \
+        `fn(&E) -> ErrorClass`)";
     match output {
         ReturnType::Default => errors.push(Error::new(after_args, MESSAGE)),
         ReturnType::Type(_, ty) if !is_result(ty) => errors.push(Error::new_spanned(ty, MESSAGE)),
@@ -177,11 +180,11 @@ fn is_result(ty: &Type) -> bool {
 /// cloned: with `retries = 0` it is lent to the one attempt and then handed
 /// to the fallback; with retries a second attempt would start from whatever
 /// the failed one left behind, so it is refused.
-fn check_mut_borrows(func: &ItemFn, retries: Option<u32>, errors: &mut Errors) {
+fn check_mut_borrows(sig: &Signature, retries: Option<u32>, errors: &mut Errors) {
     if retries == Some(0) {
         return;
     }
-    for arg in &func.sig.inputs {
+    for arg in &sig.inputs {
         let (what, span) = match arg {
             FnArg::Receiver(receiver) => match (&receiver.reference, &receiver.mutability) {
                 (Some(_), Some(_)) => ("`&mut self`".to_owned(), receiver.to_token_stream()),
@@ -248,10 +251,8 @@ mod tests {
     use super::*;
 
     fn check(args: &str, func: &str) -> Result<Site> {
-        validate(
-            syn::parse_str(args).unwrap(),
-            &syn::parse_str(func).unwrap(),
-        )
+        let func: syn::ItemFn = syn::parse_str(func).unwrap();
+        validate(syn::parse_str(args).unwrap(), &func.sig)
     }
 
     fn error(args: &str, func: &str) -> String {

@@ -18,7 +18,10 @@
 #![warn(clippy::pedantic)]
 #![allow(clippy::module_name_repetitions)]
 
+#[doc(hidden)]
+pub mod classify_fn;
 pub mod config;
+mod dyn_error;
 pub mod execute;
 #[cfg(feature = "redis")]
 pub mod fleet;

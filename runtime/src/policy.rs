@@ -110,7 +110,9 @@ impl std::error::Error for Fault {}
 #[diagnostic::on_unimplemented(
     message = "the error type `{Self}` does not say which failures to retry, fall back on, or return",
     label = "needs `async_upload::Classify`",
-    note = "implement `async_upload::Classify` for `{Self}`: `classify` (Retry / Fallback / Fail) and `from_fault` (a timeout or panic as `{Self}`); `std::io::Error` already implements it"
+    note = "`std::io::Error`, `Box<dyn std::error::Error + Send + Sync>` and `anyhow::Error` (cargo feature `anyhow`) work as they are",
+    note = "for any other error type, name a `fn(&{Self}) -> async_upload::ErrorClass` in the attribute: `classify = my_classify` (a timeout or panic then reaches the caller through `From<async_upload::Fault>`)",
+    note = "or, for a type of your own, implement `async_upload::Classify` for it: `classify` (Retry / Fallback / Fail) and `from_fault` (a timeout or panic as `{Self}`); a type from another crate can be wrapped in a newtype of yours"
 )]
 pub trait Classify {
     /// Whether to retry, fall back or fail on this error.
@@ -138,7 +140,7 @@ pub trait Classify {
 }
 
 /// `core::any::type_name` without the module path: `my_crate::UploadError` → `UploadError`.
-fn short_type_name<T: ?Sized>() -> &'static str {
+pub(crate) fn short_type_name<T: ?Sized>() -> &'static str {
     let full = core::any::type_name::<T>();
     let before_generics = full.split('<').next().unwrap_or(full);
     before_generics

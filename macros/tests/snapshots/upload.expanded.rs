@@ -1,14 +1,4 @@
-#[doc(hidden)]
-async fn __async_upload_upload(
-    mut req: UploadRequest,
-    dest: &str,
-) -> Result<Receipt, UploadError> {
-    req.attempt += 1;
-    let receipt = client().put(dest, &req.bytes).await?;
-    Ok(receipt)
-}
 /// Uploads a file.
-#[allow(clippy::used_underscore_binding)]
 pub async fn upload(req: UploadRequest, dest: &str) -> Result<Receipt, UploadError> {
     static __ASYNC_UPLOAD_SITE: ::async_upload::__private::Site = ::async_upload::__private::Site::new(
             "upload",
@@ -21,11 +11,29 @@ pub async fn upload(req: UploadRequest, dest: &str) -> Result<Receipt, UploadErr
     ::async_upload::__private::execute_in_place(
             __call,
             (req, dest),
-            |(req, dest)| __async_upload_upload(
-                ::core::clone::Clone::clone(&*req),
-                ::core::clone::Clone::clone(&*dest),
-            ),
-            |(req, dest)| -> Result<Receipt, UploadError> { upload_blocking(req, dest) },
+            |(__a0, __a1)| {
+                let __a0 = <UploadRequest as ::core::clone::Clone>::clone(&*__a0);
+                let __a1 = <&str as ::core::clone::Clone>::clone(&*__a1);
+                async move {
+                    #[allow(unused_variables)]
+                    let mut req = __a0;
+                    let dest = __a1;
+                    if let ::core::option::Option::Some(__ret) = ::core::option::Option::None::<
+                        Result<Receipt, UploadError>,
+                    > {
+                        #[allow(unreachable_code)] return __ret;
+                    }
+                    let __ret: Result<Receipt, UploadError> = {
+                        req.attempt += 1;
+                        let receipt = client().put(dest, &req.bytes).await?;
+                        Ok(receipt)
+                    };
+                    #[allow(unreachable_code)] __ret
+                }
+            },
+            |(__a0, __a1)| -> Result<Receipt, UploadError> {
+                upload_blocking(__a0, __a1)
+            },
         )
         .await
 }
