@@ -330,8 +330,7 @@ async fn run(
     }
     let mut log = read_file(&log_path)?;
     log.uploads.retain(|r| r.site == SITE && r.ts >= started_at);
-    log.events
-        .retain(|e| e.ts.is_none_or(|ts| ts >= started_at));
+    log.events.retain(|e| e.ts() >= started_at);
     let rollout = site_settings().rollout.percent();
     let stage = DEFAULT_STAGES
         .iter()

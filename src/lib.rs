@@ -60,13 +60,83 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use async_upload_macros::async_upload;
+pub use async_upload_runtime::{ByteCount, Classify, ErrorClass, Fault};
+
+// The facade shows a card, not the runtime's whole inventory: each module
+// names what a user writes code against. The rest stays reachable (tests,
+// benchmarks and the generated code use it) through hidden glob re-exports,
+// which the named items shadow; it is not part of the documented API.
+
+pub mod config {
+    //! Configuration: the global [`Config`] and its `ASYNC_UPLOAD_*`
+    //! environment variables, per-site [`SiteOverrides`], and the live
+    //! [`ConfigHandle`] ([`handle`]) a running service changes without a
+    //! restart: kill switch, rollout percentage, per-site overrides, rollback.
+    #[doc(hidden)]
+    pub use async_upload_runtime::config::*;
+    pub use async_upload_runtime::config::{
+        handle, Config, ConfigError, ConfigHandle, SiteOverrides,
+    };
+}
+
+pub mod rollout {
+    //! Who takes the async path: `bucket = md5(salt ++ ":" ++ key) % 10000`,
+    //! enrolled when `bucket < round(percent * 100)`. [`bucket`] reproduces
+    //! the formula; [`RolloutKey`] is what a `key = …` expression hashes.
+    #[doc(hidden)]
+    pub use async_upload_runtime::rollout::*;
+    pub use async_upload_runtime::rollout::{bucket, RolloutKey};
+}
+
+pub mod metrics {
+    //! One [`UploadRecord`] per call, the [`MetricsSink`] trait that receives
+    //! every record ([`add_sink`]), and the bounded in-memory [`Aggregator`]
+    //! ([`global`]) with its per-site [`SiteSnapshot`] and [`Summary`].
+    #[doc(hidden)]
+    pub use async_upload_runtime::metrics::*;
+    pub use async_upload_runtime::metrics::{
+        add_sink, global, remove_sink, Aggregator, ExecutionType, MetricsSink, RuntimeFault,
+        SinkId, SiteSnapshot, Summary, UploadRecord,
+    };
+}
+
+pub mod log {
+    //! The JSONL log: one [`Event`] per line (upload records and the
+    //! controller's stage, verdict and rollback events), the [`JsonlLog`]
+    //! sink (`ASYNC_UPLOAD_LOG`, flushed by [`guard`] on exit) and
+    //! [`read_file`], which reads a log back strictly.
+    #[doc(hidden)]
+    pub use async_upload_runtime::log::*;
+    pub use async_upload_runtime::log::{
+        guard, read_file, Event, FlushGuard, JsonlLog, LineError, Log, RollbackEvent, StageEntered,
+        StageEvent, VerdictEvent,
+    };
+}
+
+pub mod stages {
+    //! The staged rollout: [`Stage`]s (1 % → 10 % → 50 % → 100 %,
+    //! [`DEFAULT_STAGES`]) with their criteria, the rollback and review
+    //! [`Triggers`], and the [`Controller`] that evaluates a site on a
+    //! [`Clock`] and acts through an [`Actuator`] on what a [`HealthSource`]
+    //! reports, writing every [`Evaluation`] to the log.
+    #[doc(hidden)]
+    pub use async_upload_runtime::stages::*;
+    pub use async_upload_runtime::stages::{
+        drive, Actuator, AdvanceError, Check, Clock, Controller, ControllerBuilder, Criterion,
+        Evaluation, HealthSource, ManualClock, Stage, Status, Trigger, TriggerKind, Triggers,
+        Verdict, DEFAULT_STAGES,
+    };
+    /// The offline report of a JSONL log (the `async-upload report` command).
+    #[cfg(feature = "cli")]
+    pub use async_upload_runtime::stages::{Report, ReportError, ReportOptions};
+}
+
 /// Fleet mode (cargo feature `redis`): shared flags, stage and rollback in Redis.
 #[cfg(feature = "redis")]
 pub use async_upload_runtime::fleet;
-pub use async_upload_runtime::{config, execute, log, metrics, policy, rollout, stages};
-pub use async_upload_runtime::{
-    ByteCount, Call, Classify, ErrorClass, Fault, Path, Site, SyncReason,
-};
+
+#[doc(hidden)]
+pub use async_upload_runtime::{execute, policy, Call, Path, Site, SyncReason};
 
 /// Generated code reaches the runtime through here; not a public API.
 #[doc(hidden)]

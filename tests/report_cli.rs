@@ -71,6 +71,12 @@ fn a_healthy_young_stage_holds_with_exit_0() {
     assert!(stdout.contains("stage 1 (1% rollout): HOLD"), "{stdout}");
     assert!(stdout.contains("async vs sync: p50"), "{stdout}");
     assert!(stdout.contains("time in stage"), "{stdout}");
+    // No stage event in this log: the report says what it assumed.
+    assert!(
+        stdout.contains("no stage event for site upload in the log: assumed stage 1"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("choose another with --stage N"), "{stdout}");
 }
 
 #[test]
@@ -268,6 +274,10 @@ fn a_latched_rollback_from_the_controller_exits_4_until_cleared() {
     let stdout = text(&output);
     assert_eq!(output.status.code(), Some(4), "{stdout}");
     assert!(stdout.contains("ROLLBACK"), "{stdout}");
+    assert!(
+        stdout.contains("criteria and triggers as the controller recorded them"),
+        "{stdout}"
+    );
 
     controller.clear_rollback();
     assert!(log.flush());

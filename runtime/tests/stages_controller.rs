@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_upload_runtime::config::handle;
-use async_upload_runtime::log::{read_file, JsonlLog};
+use async_upload_runtime::log::{read_file, Event, JsonlLog, RollbackEvent, StageEvent};
 use async_upload_runtime::metrics::{self, ExecutionType, RuntimeFault, UploadRecord};
 use async_upload_runtime::stages::{
     drive, AdvanceError, Controller, ManualClock, TokioClock, TriggerKind, Verdict,
@@ -125,30 +125,34 @@ fn stage_1_to_2_then_failures_roll_back_within_5_minutes() {
     assert!(log.flush());
     let written = read_file(&path).unwrap();
     assert_eq!(written.errors, []);
-    let rollbacks: Vec<_> = written
+    let rollbacks: Vec<&RollbackEvent> = written
         .events
         .iter()
-        .filter(|e| e.kind == "rollback")
+        .filter_map(|e| match e {
+            Event::Rollback(rollback) => Some(rollback),
+            _ => None,
+        })
         .collect();
     assert_eq!(rollbacks.len(), 1);
     let event = rollbacks[0];
-    assert_eq!(event.site.as_deref(), Some(site));
-    assert!(event.ts.is_some());
-    assert_eq!(event.str("trigger"), Some("success_rate"));
-    assert_eq!(event.f64("threshold"), Some(0.95));
-    assert!(event.f64("measured").unwrap() < 0.95);
-    assert_eq!(event.f64("stage"), Some(2.0));
-    let entered: Vec<_> = written
+    assert_eq!(event.site, site);
+    assert_eq!(event.trigger, TriggerKind::SuccessRate);
+    assert_eq!(event.threshold, 0.95);
+    assert!(event.measured < 0.95);
+    assert_eq!(event.stage, 2);
+    let entered: Vec<u32> = written
         .events
         .iter()
-        .filter(|e| e.str("event") == Some("entered"))
-        .filter_map(|e| e.f64("stage"))
+        .filter_map(|e| match e {
+            Event::Stage(StageEvent::Entered(entered)) => Some(entered.stage),
+            _ => None,
+        })
         .collect();
-    assert_eq!(entered, [1.0, 2.0]);
+    assert_eq!(entered, [1, 2]);
     let verdicts = written
         .events
         .iter()
-        .filter(|e| e.str("event") == Some("verdict"))
+        .filter(|e| matches!(e, Event::Stage(StageEvent::Verdict(_))))
         .count();
     assert_eq!(verdicts, 25 + 120 + ticks + 20);
 

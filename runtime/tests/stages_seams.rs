@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_upload_runtime::log::{read_file, JsonlLog};
+use async_upload_runtime::log::{read_file, Event, JsonlLog};
 use async_upload_runtime::metrics::{ExecutionType, SiteSnapshot, UploadRecord};
 use async_upload_runtime::stages::{
     Actuator, Controller, HealthSource, ManualClock, Missing, Stage, Verdict,
@@ -191,7 +191,10 @@ fn one_breach_seen_by_two_deciders_writes_one_rollback_event() {
     assert!(log.flush());
     let written = read_file(&path).unwrap();
     assert_eq!(written.errors, []);
-    let rollbacks = written.events.iter().filter(|e| e.kind == "rollback");
+    let rollbacks = written
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Rollback(_)));
     assert_eq!(rollbacks.count(), 1);
     std::fs::remove_dir_all(&dir).unwrap();
 }

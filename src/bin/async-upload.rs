@@ -98,7 +98,7 @@ fn report(
         stage,
         ..ReportOptions::default()
     };
-    let report = Report::build(&log, &options)?;
+    let report = Report::build(&log, &options).map_err(|error| error.to_string())?;
     if let Some(path) = csv {
         let out = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let records = log

@@ -1,6 +1,6 @@
 //! CSV export of upload records, for spreadsheets and ad-hoc analysis.
 
-use std::io::Write;
+use std::io::{self, Write};
 
 use serde::Serialize;
 
@@ -45,7 +45,7 @@ struct Row<'a> {
 /// let text = String::from_utf8(out).unwrap();
 /// assert!(text.starts_with("ts,site,execution_type,success,duration_ms,attempts,error_type,bytes\n"));
 /// assert!(text.lines().nth(1).unwrap().ends_with(",upload,sync_fallback,true,40.0,3,timeout,"));
-/// # Ok::<(), csv::Error>(())
+/// # Ok::<(), std::io::Error>(())
 /// ```
 ///
 /// # Errors
@@ -54,7 +54,7 @@ struct Row<'a> {
 pub fn write_csv<'a>(
     out: impl Write,
     records: impl IntoIterator<Item = &'a UploadRecord>,
-) -> Result<(), csv::Error> {
+) -> io::Result<()> {
     let mut writer = csv::WriterBuilder::new()
         .has_headers(false)
         .from_writer(out);
@@ -65,7 +65,7 @@ pub fn write_csv<'a>(
             site: &record.site,
             execution_type: record.execution_type.as_str(),
             success: record.success,
-            duration_ms: record.duration_ms,
+            duration_ms: super::line::round_ms(record.duration_ms),
             attempts: record.attempts,
             error_type: record.error_type.as_deref(),
             bytes: record.bytes,

@@ -1,87 +1,101 @@
-//! The line format, both ways: writing `upload` and event lines, and the
-//! [`Reader`] that parses a log back.
+//! The line format, both ways: an [`Event`] framed with the format version
+//! `"v"`, written rounded and read strictly, and the [`Reader`] that parses
+//! a log back.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::path::Path;
-use std::time::SystemTime;
 
-use serde::Serialize;
-use serde_json::{Map, Value};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
 
+use super::event::{Event, StageEvent};
 use crate::metrics::UploadRecord;
 
 /// The `"v"` of every line this version writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// An event as written: its own fields, then `"v"`.
 #[derive(Serialize)]
-struct Line<'a, T: ?Sized> {
-    kind: &'a str,
-    v: u32,
+struct Framed<'a> {
     #[serde(flatten)]
-    body: &'a T,
+    event: &'a Event,
+    v: u32,
 }
 
-/// `{"kind":"upload","v":1,…record…}\n`
-pub(crate) fn upload_line(record: &UploadRecord) -> serde_json::Result<Vec<u8>> {
-    let mut bytes = serde_json::to_vec(&Line {
-        kind: "upload",
+/// A line as read: `"v"` must be [`FORMAT_VERSION`].
+#[derive(Deserialize)]
+struct Frame {
+    #[serde(rename = "v", deserialize_with = "version")]
+    _version: (),
+    #[serde(flatten)]
+    event: Event,
+}
+
+fn version<'de, D: Deserializer<'de>>(deserializer: D) -> Result<(), D::Error> {
+    let v = u64::deserialize(deserializer)?;
+    if v == u64::from(FORMAT_VERSION) {
+        Ok(())
+    } else {
+        Err(D::Error::custom(format_args!(
+            "unsupported format version {v} (this reader reads {FORMAT_VERSION})"
+        )))
+    }
+}
+
+/// `duration_ms` as written: rounded to the microsecond (the aggregator's
+/// unit), so the log says `0.367`, not `0.36667900000000003`.
+pub(crate) fn round_ms(duration_ms: f64) -> f64 {
+    (duration_ms * 1000.0).round() / 1000.0
+}
+
+/// One line, `\n` included, for `event`; an upload's duration is rounded
+/// to the microsecond first.
+pub(crate) fn encode(event: &Event) -> serde_json::Result<Vec<u8>> {
+    let mut bytes = serde_json::to_vec(&Framed {
+        event,
         v: FORMAT_VERSION,
-        body: record,
     })?;
     bytes.push(b'\n');
     Ok(bytes)
 }
 
-/// `{"kind":kind,"v":1,…event…}` (no newline).
-pub(crate) fn event_line<T: Serialize + ?Sized>(
-    kind: &str,
-    event: &T,
-) -> serde_json::Result<Vec<u8>> {
-    serde_json::to_vec(&Line {
-        kind,
-        v: FORMAT_VERSION,
-        body: event,
-    })
+/// One `upload` line for `record`, its duration rounded to the microsecond.
+pub(crate) fn encode_upload(mut record: UploadRecord) -> serde_json::Result<Vec<u8>> {
+    record.duration_ms = round_ms(record.duration_ms);
+    encode(&Event::Upload(record))
 }
 
-/// One parsed line.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Entry {
-    /// An `upload` line.
-    Upload(UploadRecord),
-    /// Any other kind (`stage`, `rollback`, or a kind a newer version writes).
-    Event(Event),
-}
-
-/// A line other than `upload`, kept as its JSON fields.
+/// Parses one line (without its newline) strictly: a field that does not
+/// parse, a missing one, or a value no writer produces is an error naming it.
 ///
-/// The controller's events are typed on the writing side
-/// ([`stages`](crate::stages)); readers pick the fields they need, so a
-/// log written by a newer version with extra fields still reads.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Event {
-    /// The line's `kind`, e.g. `stage` or `rollback`.
-    pub kind: String,
-    /// The line's `site`, when it has one.
-    pub site: Option<String>,
-    /// The line's `ts`, when it has a valid one.
-    pub ts: Option<SystemTime>,
-    /// Every field of the line, `kind`, `v`, `site` and `ts` included.
-    pub fields: Map<String, Value>,
+/// # Errors
+///
+/// What is wrong with the line, for a person.
+pub(crate) fn decode(text: &str) -> Result<Event, String> {
+    let frame: Frame = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    check(&frame.event)?;
+    Ok(frame.event)
 }
 
-impl Event {
-    /// A string field.
-    #[must_use]
-    pub fn str(&self, name: &str) -> Option<&str> {
-        self.fields.get(name).and_then(Value::as_str)
-    }
-
-    /// A number field.
-    #[must_use]
-    pub fn f64(&self, name: &str) -> Option<f64> {
-        self.fields.get(name).and_then(Value::as_f64)
+/// What serde cannot say: values that parse but no writer produces.
+fn check(event: &Event) -> Result<(), String> {
+    match event {
+        Event::Upload(record) if !(record.duration_ms.is_finite() && record.duration_ms >= 0.0) => {
+            Err(format!(
+                "`duration_ms` {} is not a duration: a finite number of milliseconds ≥ 0 is accepted",
+                record.duration_ms
+            ))
+        }
+        Event::Stage(StageEvent::Entered(e) | StageEvent::RollbackCleared(e))
+            if e.stage != e.criteria.number =>
+        {
+            Err(format!(
+                "`stage` {} and `criteria.number` {} disagree",
+                e.stage, e.criteria.number
+            ))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -106,15 +120,15 @@ impl std::error::Error for LineError {}
 /// an `Err` with its line number, and reading goes on.
 ///
 /// ```
-/// use async_upload_runtime::log::{Entry, Reader};
+/// use async_upload_runtime::log::{Event, Reader};
 ///
 /// let text = "{\"kind\":\"upload\",\"v\":1,\"ts\":\"2026-11-30T01:25:18Z\",\"site\":\"upload\",\
 ///             \"execution_type\":\"async\",\"success\":true,\"duration_ms\":12.5,\
 ///             \"attempts\":1,\"error_type\":null,\"bytes\":null}\n\
 ///             not json\n";
-/// let entries: Vec<_> = Reader::new(text.as_bytes()).collect();
-/// assert!(matches!(&entries[0], Ok(Entry::Upload(r)) if r.site == "upload"));
-/// assert_eq!(entries[1].as_ref().unwrap_err().line, 2);
+/// let events: Vec<_> = Reader::new(text.as_bytes()).collect();
+/// assert!(matches!(&events[0], Ok(Event::Upload(r)) if r.site == "upload"));
+/// assert_eq!(events[1].as_ref().unwrap_err().line, 2);
 /// ```
 #[derive(Debug)]
 pub struct Reader<R> {
@@ -140,27 +154,19 @@ impl<R: BufRead> Reader<R> {
     /// # Errors
     ///
     /// Reading failed (the source, not a line's content).
-    pub fn next_entry(&mut self) -> io::Result<Option<Result<Entry, LineError>>> {
+    pub fn next_event(&mut self) -> io::Result<Option<Result<Event, LineError>>> {
         loop {
             self.buffer.clear();
             if self.inner.read_until(b'\n', &mut self.buffer)? == 0 {
                 return Ok(None);
             }
             self.line += 1;
-            let text = match std::str::from_utf8(&self.buffer) {
-                Ok(text) => text.trim(),
-                Err(error) => {
-                    return Ok(Some(Err(self.error(format!("not UTF-8: {error}")))));
-                }
+            let parsed = match std::str::from_utf8(&self.buffer) {
+                Ok(text) if text.trim().is_empty() => continue,
+                Ok(text) => decode(text.trim()),
+                Err(error) => Err(format!("not UTF-8: {error}")),
             };
-            if text.is_empty() {
-                continue;
-            }
-            let parsed = parse_line(text).map_err(|message| LineError {
-                line: self.line,
-                message,
-            });
-            return Ok(Some(parsed));
+            return Ok(Some(parsed.map_err(|message| self.error(message))));
         }
     }
 
@@ -173,17 +179,17 @@ impl<R: BufRead> Reader<R> {
 }
 
 impl<R: BufRead> Iterator for Reader<R> {
-    type Item = Result<Entry, LineError>;
+    type Item = Result<Event, LineError>;
 
     /// A read error of the source ends the iteration with one `Err` naming
-    /// the line it happened after; use [`Reader::next_entry`] to tell the
+    /// the line it happened after; use [`Reader::next_event`] to tell the
     /// two apart.
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed {
             return None;
         }
-        match self.next_entry() {
-            Ok(entry) => entry,
+        match self.next_event() {
+            Ok(event) => event,
             Err(error) => {
                 self.failed = true;
                 Some(Err(self.error(format!("read error: {error}"))))
@@ -192,51 +198,14 @@ impl<R: BufRead> Iterator for Reader<R> {
     }
 }
 
-fn parse_line(text: &str) -> Result<Entry, String> {
-    let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-    let Value::Object(fields) = value else {
-        return Err("not a JSON object".into());
-    };
-    match fields.get("v") {
-        Some(v) if v.as_u64() == Some(u64::from(FORMAT_VERSION)) => {}
-        Some(v) => {
-            return Err(format!(
-                "unsupported format version {v} (this reader reads 1)"
-            ))
-        }
-        None => return Err("no format version `v`".into()),
-    }
-    let kind = match fields.get("kind") {
-        Some(Value::String(kind)) => kind.clone(),
-        _ => return Err("no `kind`".into()),
-    };
-    if kind == "upload" {
-        let record: UploadRecord = serde_json::from_value(Value::Object(fields))
-            .map_err(|e| format!("bad upload line: {e}"))?;
-        return Ok(Entry::Upload(record));
-    }
-    let site = fields
-        .get("site")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let ts = fields
-        .get("ts")
-        .and_then(Value::as_str)
-        .and_then(|ts| humantime::parse_rfc3339_weak(ts).ok());
-    Ok(Entry::Event(Event {
-        kind,
-        site,
-        ts,
-        fields,
-    }))
-}
-
-/// A whole log in memory: records, events, and the lines skipped.
+/// A whole log in memory: the upload records, the controller's events, and
+/// the lines skipped.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Log {
     /// The `upload` lines, in file order.
     pub uploads: Vec<UploadRecord>,
-    /// The other lines, in file order.
+    /// The other lines (the controller's `stage` and `rollback` events), in
+    /// file order.
     pub events: Vec<Event>,
     /// The malformed lines, reported and skipped.
     pub errors: Vec<LineError>,
@@ -252,10 +221,10 @@ impl Log {
     pub fn read(source: impl BufRead) -> io::Result<Log> {
         let mut reader = Reader::new(source);
         let mut log = Log::default();
-        while let Some(entry) = reader.next_entry()? {
-            match entry {
-                Ok(Entry::Upload(record)) => log.uploads.push(record),
-                Ok(Entry::Event(event)) => log.events.push(event),
+        while let Some(event) = reader.next_event()? {
+            match event {
+                Ok(Event::Upload(record)) => log.uploads.push(record),
+                Ok(event) => log.events.push(event),
                 Err(error) => log.errors.push(error),
             }
         }
@@ -275,7 +244,7 @@ impl Log {
         self.events.extend(other.events);
         self.errors.extend(other.errors);
         self.uploads.sort_by_key(|record| record.ts);
-        self.events.sort_by_key(|event| event.ts);
+        self.events.sort_by_key(Event::ts);
     }
 }
 
@@ -286,4 +255,21 @@ impl Log {
 /// The file cannot be opened or read.
 pub fn read_file(path: impl AsRef<Path>) -> io::Result<Log> {
     Log::read(BufReader::new(File::open(path)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_written_to_the_microsecond() {
+        // 366 679 ns measured, as the executor computes it.
+        let measured = 366_679.0 / 1e6;
+        assert_eq!(serde_json::to_string(&round_ms(measured)).unwrap(), "0.367");
+        assert_eq!(
+            serde_json::to_string(&round_ms(12.345_678_9)).unwrap(),
+            "12.346"
+        );
+        assert_eq!(serde_json::to_string(&round_ms(1500.0)).unwrap(), "1500.0");
+    }
 }

@@ -1,22 +1,29 @@
-//! The JSONL log: a [`JsonlLog`] sink that writes every record and event
-//! off the caller's path, a [`Reader`] that parses a log back, and CSV
-//! export ([`write_csv`]).
+//! The JSONL log: one [`Event`] type for every line, a [`JsonlLog`] sink
+//! that writes records and events off the caller's path, a [`Reader`] that
+//! parses a log back, and CSV export ([`write_csv`], with the `report`
+//! feature).
 //!
 //! # Format
 //!
-//! One JSON object per line, each with a `kind` and the format version
-//! `"v": 1`:
+//! One JSON object per line, an [`Event`] tagged by `kind` (and `stage`
+//! lines by `event`), with the format version `"v": 1`:
 //!
 //! ```text
-//! {"kind":"upload","v":1,"ts":"2026-11-30T01:25:18.123456Z","site":"upload","execution_type":"async","success":true,"duration_ms":12.5,"attempts":1,"error_type":null,"bytes":2048}
-//! {"kind":"stage","v":1,"ts":"…","site":"upload","event":"entered","stage":2,"rollout":10.0,…}
-//! {"kind":"stage","v":1,"ts":"…","site":"upload","event":"verdict","stage":2,"verdict":"hold",…}
-//! {"kind":"rollback","v":1,"ts":"…","site":"upload","stage":2,"trigger":"success_rate","measured":0.9,"threshold":0.95,…}
+//! {"kind":"upload","ts":"2026-11-30T01:25:18.123456Z","site":"upload","execution_type":"async","success":true,"duration_ms":12.5,"attempts":1,"error_type":null,"bytes":2048,"v":1}
+//! {"kind":"stage","event":"entered","ts":"…","site":"upload","stage":2,"rollout":10.0,"criteria":{…},"triggers":{…},…,"v":1}
+//! {"kind":"stage","event":"verdict","ts":"…","site":"upload","stage":2,"rollout":10.0,"verdict":"hold",…,"v":1}
+//! {"kind":"stage","event":"rollback_cleared","ts":"…","site":"upload","stage":2,…,"v":1}
+//! {"kind":"rollback","ts":"…","site":"upload","stage":2,"trigger":"success_rate","measured":0.9,"threshold":0.95,…,"v":1}
 //! ```
 //!
 //! `upload` lines are [`UploadRecord`](crate::metrics::UploadRecord)s
 //! (raw rollout keys are never logged); `stage` and `rollback` lines are
-//! written by the [rollout controller](crate::stages::Controller).
+//! written by the [rollout controller](crate::stages::Controller). Fields
+//! may come in any order. Durations are written rounded to the microsecond.
+//! Reading is strict: a line with a field missing or of the wrong type, a
+//! negative or non-finite duration, an impossible timestamp or another
+//! format version is a [`LineError`] naming what is wrong, and reading
+//! goes on with the next line.
 //!
 //! # Enabling it
 //!
@@ -58,22 +65,30 @@
 //!   `tracing`. After a failure the file is reopened on the next write, so
 //!   the log recovers as soon as the path is writable again (also after its
 //!   directory was removed and recreated, or the file rotated away).
-//! - Lines are never torn or interleaved: one thread writes whole lines.
-//!   A line cut short by a failed write is ended before the next one, so a
-//!   reader reports it as one malformed line and reads the rest.
+//! - Lines are never interleaved: one thread writes whole lines. A line cut
+//!   short by a failed write (a full disk) is ended before the next one, in
+//!   a file or any writer, so a reader reports it as one malformed line and
+//!   reads the rest.
 
 // The guard example needs its `main` to show where the guard lives.
 #![allow(clippy::needless_doctest_main)]
 
+#[cfg(feature = "report")]
 mod csv;
+mod event;
 mod line;
+mod output;
 mod sink;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
+#[cfg(feature = "report")]
+#[cfg_attr(docsrs, doc(cfg(feature = "report")))]
 pub use self::csv::{write_csv, CSV_HEADER};
-pub use line::{read_file, Entry, Event, LineError, Log, Reader, FORMAT_VERSION};
+pub(crate) use event::reason;
+pub use event::{Event, RollbackEvent, StageEntered, StageEvent, VerdictEvent};
+pub use line::{read_file, LineError, Log, Reader, FORMAT_VERSION};
 pub use sink::{FlushGuard, JsonlLog, LogStats, DEFAULT_CAPACITY};
 
 use crate::metrics::{add_sink, remove_sink, SinkId};
@@ -148,10 +163,10 @@ pub fn flush() -> bool {
 /// Flushes the global log when dropped: keep one alive in `main` so a
 /// service that exits loses no record.
 ///
-/// It reads the configuration first, so `ASYNC_UPLOAD_LOG` is installed by
-/// the time the guard exists.
+/// The guard looks the global log up when it drops, so a log installed
+/// after the guard was made (`ASYNC_UPLOAD_LOG` is installed when the
+/// configuration is first read, e.g. by the first call) is flushed too.
 #[must_use = "the log is flushed when the guard is dropped"]
 pub fn guard() -> FlushGuard {
-    let _ = crate::config::handle();
     FlushGuard::global()
 }

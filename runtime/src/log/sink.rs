@@ -2,7 +2,6 @@
 //! the other.
 
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -10,9 +9,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
+use super::event::Event;
 use super::line;
+use super::output::{open_log, Output};
 use crate::metrics::{MetricsSink, UploadRecord};
 
 /// Records the queue holds before it drops new ones.
@@ -106,7 +105,7 @@ impl JsonlLogBuilder {
     /// never fails.)
     pub fn open(self) -> io::Result<JsonlLog> {
         if let TargetSpec::Path(path) = &self.target {
-            OpenOptions::new().create(true).append(true).open(path)?;
+            open_log(path)?;
         }
         Ok(self.spawn())
     }
@@ -126,8 +125,8 @@ impl JsonlLogBuilder {
             full_episode: AtomicBool::new(false),
         });
         let output = match self.target {
-            TargetSpec::Path(path) => Output::File(FileOutput::new(path)),
-            TargetSpec::Writer(writer) => Output::Writer(writer),
+            TargetSpec::Path(path) => Output::file(path),
+            TargetSpec::Writer(writer) => Output::writer(writer),
         };
         let writer_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -177,22 +176,20 @@ impl JsonlLog {
         }
     }
 
-    /// Queues an event line: `{"kind": kind, "v": 1, …event's fields}`.
+    /// Queues an event's line; never blocks on I/O.
     ///
-    /// Events may exceed the queue capacity a little (they are rare and
-    /// carry decisions), so a burst of records does not crowd them out.
-    ///
-    /// # Errors
-    ///
-    /// `event` does not serialize to a JSON object.
-    pub fn event<T: Serialize + ?Sized>(&self, kind: &str, event: &T) -> serde_json::Result<()> {
-        let mut bytes = line::event_line(kind, event)?;
-        bytes.push(b'\n');
-        self.handle.shared.push(
-            Item::Line(bytes),
-            self.handle.shared.capacity + EVENT_HEADROOM,
-        );
-        Ok(())
+    /// The controller's events may exceed the queue capacity a little (they
+    /// are rare and carry decisions), so a burst of records does not crowd
+    /// them out; an upload record is queued as [`MetricsSink::record`] does.
+    pub fn event(&self, event: Event) {
+        let shared = &self.handle.shared;
+        match event {
+            Event::Upload(record) => shared.push(Item::Upload(record), shared.capacity),
+            event => shared.push(
+                Item::Event(Box::new(event)),
+                shared.capacity + EVENT_HEADROOM,
+            ),
+        }
     }
 
     /// Waits until every line queued before this call is written (or
@@ -304,9 +301,12 @@ impl Drop for Handle {
     }
 }
 
+/// A queued line, serialized by the writer thread. Records are the common
+/// case and small; the controller's events are boxed so they do not make
+/// every slot of the queue as large as a verdict.
 enum Item {
     Upload(UploadRecord),
-    Line(Vec<u8>),
+    Event(Box<Event>),
 }
 
 #[derive(Default)]
@@ -386,24 +386,22 @@ fn writer_loop(shared: &Shared, mut output: Output) {
         buffer.clear();
         ends.clear();
         let mut unserializable = 0;
-        for item in &batch {
-            match item {
-                Item::Upload(record) => match line::upload_line(record) {
-                    Ok(bytes) => buffer.extend_from_slice(&bytes),
-                    Err(error) => {
-                        unserializable += 1;
-                        tracing::error!(%error, "cannot serialize an upload record; dropped");
-                        continue;
-                    }
-                },
-                Item::Line(bytes) => buffer.extend_from_slice(bytes),
+        for item in batch {
+            let encoded = match item {
+                Item::Upload(record) => line::encode_upload(record),
+                Item::Event(event) => line::encode(&event),
+            };
+            match encoded {
+                Ok(bytes) => {
+                    buffer.extend_from_slice(&bytes);
+                    ends.push(buffer.len());
+                }
+                Err(error) => {
+                    unserializable += 1;
+                    tracing::error!(%error, "cannot serialize a log line; dropped");
+                }
             }
-            if !buffer.ends_with(b"\n") {
-                buffer.push(b'\n');
-            }
-            ends.push(buffer.len());
         }
-        drop(batch);
         let written = output.write(&buffer);
         let complete = ends.iter().take_while(|&&end| end <= written).count();
         shared.written.fetch_add(complete as u64, Ordering::Relaxed);
@@ -423,158 +421,5 @@ fn writer_loop(shared: &Shared, mut output: Output) {
         }
         shared.lock().processed = upto;
         shared.done.notify_all();
-    }
-}
-
-enum Output {
-    File(FileOutput),
-    Writer(Box<dyn Write + Send>),
-}
-
-impl Output {
-    /// Writes `bytes`, returning how many reached the target.
-    fn write(&mut self, bytes: &[u8]) -> usize {
-        match self {
-            Output::File(file) => file.write(bytes),
-            Output::Writer(writer) => {
-                let (written, result) = write_counted(writer, bytes);
-                if let Err(error) = result.and_then(|()| writer.flush()) {
-                    tracing::error!(%error, "async-upload log write failed; lines dropped");
-                }
-                written
-            }
-        }
-    }
-}
-
-/// `write_all` that tells how far it got before an error.
-fn write_counted(writer: &mut (impl Write + ?Sized), bytes: &[u8]) -> (usize, io::Result<()>) {
-    let mut written = 0;
-    while written < bytes.len() {
-        match writer.write(&bytes[written..]) {
-            Ok(0) => return (written, Err(io::ErrorKind::WriteZero.into())),
-            Ok(n) => written += n,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return (written, Err(error)),
-        }
-    }
-    (written, Ok(()))
-}
-
-/// The log file, reopened whenever the path no longer names the file we
-/// hold: a descriptor to a deleted or rotated file would accept writes that
-/// nobody can read, so "the directory was removed" must show as a failure.
-struct FileOutput {
-    path: PathBuf,
-    file: Option<File>,
-    #[cfg(unix)]
-    identity: (u64, u64),
-    /// The last write stopped mid-line: end that line first.
-    torn: bool,
-    /// Since the first failure of the current episode, the lines dropped.
-    failing: Option<u64>,
-}
-
-impl FileOutput {
-    fn new(path: PathBuf) -> Self {
-        FileOutput {
-            path,
-            file: None,
-            #[cfg(unix)]
-            identity: (0, 0),
-            torn: false,
-            failing: None,
-        }
-    }
-
-    fn write(&mut self, bytes: &[u8]) -> usize {
-        let (written, result) = self.try_write(bytes);
-        match result {
-            Ok(()) => {
-                if let Some(dropped) = self.failing.take() {
-                    tracing::info!(
-                        path = %self.path.display(),
-                        dropped,
-                        "async-upload log writable again",
-                    );
-                }
-            }
-            Err(error) => {
-                // Reopen on the next batch: the cause may be gone by then.
-                self.file = None;
-                if written > 0 && !bytes[..written].ends_with(b"\n") {
-                    self.torn = true;
-                }
-                #[allow(clippy::naive_bytecount)] // once per failed batch
-                let lost = bytes[written..].iter().filter(|&&b| b == b'\n').count() as u64;
-                if let Some(dropped) = &mut self.failing {
-                    *dropped += lost;
-                } else {
-                    tracing::error!(
-                        path = %self.path.display(),
-                        %error,
-                        "async-upload log write failed; dropping lines until it recovers",
-                    );
-                    self.failing = Some(lost);
-                }
-            }
-        }
-        written
-    }
-
-    fn try_write(&mut self, bytes: &[u8]) -> (usize, io::Result<()>) {
-        if let Err(error) = self.current() {
-            return (0, Err(error));
-        }
-        let torn = std::mem::take(&mut self.torn);
-        let Some(file) = self.file.as_mut() else {
-            return (0, Err(io::ErrorKind::NotFound.into()));
-        };
-        if torn {
-            if let (_, Err(error)) = write_counted(file, b"\n") {
-                self.torn = true;
-                return (0, Err(error));
-            }
-        }
-        write_counted(file, bytes)
-    }
-
-    /// The open file, (re)opened if the path no longer names it.
-    fn current(&mut self) -> io::Result<&mut File> {
-        #[cfg(unix)]
-        if self.file.is_some() {
-            use std::os::unix::fs::MetadataExt;
-            let same = std::fs::metadata(&self.path)
-                .is_ok_and(|meta| (meta.dev(), meta.ino()) == self.identity);
-            if !same {
-                self.file = None;
-            }
-        }
-        let file = match self.file.take() {
-            Some(file) => file,
-            None => self.reopen()?,
-        };
-        Ok(self.file.insert(file))
-    }
-
-    fn reopen(&mut self) -> io::Result<File> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .open(&self.path)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::{FileExt, MetadataExt};
-            let meta = file.metadata()?;
-            self.identity = (meta.dev(), meta.ino());
-            // A line left unfinished (a crash, a full disk) is ended so
-            // it cannot swallow the next one.
-            let mut last = [0u8; 1];
-            if meta.len() > 0 && file.read_exact_at(&mut last, meta.len() - 1).is_ok() {
-                self.torn |= last[0] != b'\n';
-            }
-        }
-        Ok(file)
     }
 }

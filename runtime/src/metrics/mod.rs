@@ -26,4 +26,5 @@ pub use record::{ExecutionType, RuntimeFault, UploadRecord};
 pub use sink::{add_sink, remove_sink, FanOut, MetricsSink, SinkId};
 pub use summary::{Comparison, Summary};
 
+pub(crate) use record::rfc3339;
 pub(crate) use sink::dispatch;

@@ -2,22 +2,20 @@
 //! rolls back on a breach and writes every decision to the log.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
-
-use serde::Serialize;
+use std::time::{Duration, Instant};
 
 use super::clock::{Clock, SystemClock};
-use super::evaluate::{
-    evaluate, Baseline, Complaints, Evaluation, Health, Missing, Observation, Trigger, TriggerKind,
-    Verdict,
-};
+use super::evaluate::{evaluate, Observation};
 use super::memory::{MemoryProbe, ProcStatm};
 use super::rates::RateMonitors;
 use super::seams::{Actuator, HealthSource, LocalActuator};
 use super::stage::{Stage, Triggers, DEFAULT_STAGES};
+use super::verdict::{
+    Baseline, Complaints, Evaluation, Health, Missing, Trigger, TriggerKind, Verdict,
+};
 use super::warmup::MemoryBaseline;
 use super::window::{Observed, Windows};
-use crate::log::JsonlLog;
+use crate::log::{self, Event, JsonlLog, RollbackEvent, StageEntered, StageEvent, VerdictEvent};
 use crate::metrics::{self, ExecutionType};
 
 /// Default span of the recent window the rate triggers look at. With ticks
@@ -174,7 +172,7 @@ impl ControllerBuilder {
 /// (`ASYNC_UPLOAD_ENABLED=true`) for it to run.
 ///
 /// ```
-/// use std::time::Duration;
+/// use std::time::{Duration, Instant};
 /// use async_upload_runtime::stages::{Controller, ManualClock};
 ///
 /// let clock = ManualClock::new();
@@ -237,47 +235,6 @@ impl core::fmt::Display for AdvanceError {
 }
 
 impl std::error::Error for AdvanceError {}
-
-#[derive(Serialize)]
-struct StageEvent<'a> {
-    ts: String,
-    site: &'a str,
-    event: &'static str,
-    stage: u32,
-    rollout: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    criteria: Option<&'a Stage>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    baseline: Option<Baseline>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    memory_bytes: Option<u64>,
-}
-
-#[derive(Serialize)]
-struct VerdictEvent<'a> {
-    ts: String,
-    site: &'a str,
-    event: &'static str,
-    #[serde(flatten)]
-    evaluation: &'a Evaluation,
-}
-
-#[derive(Serialize)]
-struct RollbackEvent<'a> {
-    ts: String,
-    site: &'a str,
-    stage: u32,
-    rollout: f64,
-    trigger: TriggerKind,
-    measured: f64,
-    threshold: f64,
-    reason: String,
-    triggers: &'a [Trigger],
-}
-
-fn timestamp(wall: SystemTime) -> String {
-    humantime::format_rfc3339_micros(wall).to_string()
-}
 
 impl Controller {
     /// A builder for the controller of `site`.
@@ -423,15 +380,11 @@ impl Controller {
                 missing: vec![Missing::FreshHealth],
             };
         }
-        self.write_event(
-            "stage",
-            &VerdictEvent {
-                ts: timestamp(self.setup.clock.wall()),
-                site: &self.site,
-                event: "verdict",
-                evaluation: &evaluation,
-            },
-        );
+        self.write(StageEvent::Verdict(VerdictEvent::new(
+            self.setup.clock.wall(),
+            &self.site,
+            evaluation.clone(),
+        )));
         let act = self.rolled_back.is_none();
         if let (true, Verdict::Rollback { triggers }) = (act, &evaluation.verdict) {
             self.roll_back(&evaluation, triggers);
@@ -452,31 +405,18 @@ impl Controller {
     }
 
     fn roll_back(&mut self, evaluation: &Evaluation, triggers: &[Trigger]) {
-        let reason = triggers
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ");
-        let latched = self
-            .setup
-            .actuator
-            .roll_back(&self.site, &format!("stage {}: {reason}", evaluation.stage));
+        let reason = format!("stage {}: {}", evaluation.stage, log::reason(triggers));
         // Another decider may have latched the same breach first: it wrote the event.
-        if let (true, Some(first)) = (latched, triggers.first()) {
-            self.write_event(
-                "rollback",
-                &RollbackEvent {
-                    ts: timestamp(self.setup.clock.wall()),
-                    site: &self.site,
-                    stage: evaluation.stage,
-                    rollout: evaluation.rollout,
-                    trigger: first.kind,
-                    measured: first.measured,
-                    threshold: first.threshold,
-                    reason,
-                    triggers,
-                },
+        if self.setup.actuator.roll_back(&self.site, &reason) {
+            let event = RollbackEvent::new(
+                self.setup.clock.wall(),
+                &self.site,
+                (evaluation.stage, evaluation.rollout),
+                triggers.to_vec(),
             );
+            if let Some(event) = event {
+                self.write(event);
+            }
         }
         self.rolled_back = Some(evaluation.clone());
     }
@@ -522,7 +462,7 @@ impl Controller {
     pub fn clear_rollback(&mut self) {
         self.setup.actuator.clear_rollback(&self.site);
         if self.rolled_back.take().is_some() {
-            self.write_event("stage", &self.stage_event("rollback_cleared"));
+            self.write(StageEvent::RollbackCleared(self.entered()));
         }
         self.enter(self.index);
     }
@@ -572,29 +512,25 @@ impl Controller {
         self.complaints = None;
         self.last = None;
         tracing::info!(site = %self.site, stage = self.stage().number, rollout, "rollout stage entered");
-        self.write_event("stage", &self.stage_event("entered"));
+        self.write(StageEvent::Entered(self.entered()));
     }
 
-    fn stage_event(&self, event: &'static str) -> StageEvent<'_> {
-        let stage = self.stage();
-        StageEvent {
-            ts: timestamp(self.setup.clock.wall()),
-            site: &self.site,
-            event,
-            stage: stage.number,
-            rollout: stage.rollout,
-            criteria: Some(stage),
-            baseline: self.baseline,
-            memory_bytes: self.memory_start,
-        }
+    /// The `entered` event of the current stage, as it starts now: what
+    /// the report will judge it by.
+    fn entered(&self) -> StageEntered {
+        StageEntered::new(
+            self.setup.clock.wall(),
+            &self.site,
+            self.stage().clone(),
+            self.setup.triggers.clone(),
+        )
+        .with_baseline(self.baseline)
+        .with_memory_bytes(self.memory_start)
     }
 
-    fn write_event<T: Serialize>(&self, kind: &str, event: &T) {
-        let log = self.setup.log.clone().or_else(crate::log::global);
-        if let Some(log) = log {
-            if let Err(error) = log.event(kind, event) {
-                tracing::error!(%error, kind, "cannot serialize a rollout event");
-            }
+    fn write(&self, event: impl Into<Event>) {
+        if let Some(log) = self.setup.log.clone().or_else(crate::log::global) {
+            log.event(event.into());
         }
     }
 }

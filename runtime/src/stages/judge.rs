@@ -23,7 +23,7 @@
 //! - **Intervals for the report** ([`rate_interval`]): the Wilson score
 //!   interval of a rate.
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::metrics::Histogram;
 
@@ -50,7 +50,7 @@ pub const LOOKS_PER_STAGE: u64 = 2880;
 /// assert!(Confidence::new(0.999).is_ok());
 /// assert!(Confidence::new(1.0).is_err()); // certainty needs infinite data
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug)]
 pub struct Confidence {
     level: f64,
     /// Two-sided standard normal quantile at `level`.
@@ -98,6 +98,15 @@ impl Confidence {
     }
 }
 
+/// Two confidences are equal when their levels are: the quantiles follow
+/// from the level (the constants of [`Confidence::DEFAULT`] and those
+/// [`Confidence::new`] computes may differ in the last bits).
+impl PartialEq for Confidence {
+    fn eq(&self, other: &Self) -> bool {
+        self.level.to_bits() == other.level.to_bits()
+    }
+}
+
 impl Default for Confidence {
     fn default() -> Self {
         Confidence::DEFAULT
@@ -108,6 +117,22 @@ impl Serialize for Confidence {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_f64(self.level)
     }
+}
+
+impl<'de> Deserialize<'de> for Confidence {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Confidence::new(f64::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A bound JSON writes as `null` when it is infinite: read back as `+∞`.
+fn or_infinity<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::INFINITY))
+}
+
+/// A lower bound JSON writes as `null` when it is infinite: read back as `-∞`.
+fn or_neg_infinity<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NEG_INFINITY))
 }
 
 /// A confidence level outside `[0.5, 1)`.
@@ -128,15 +153,27 @@ impl std::error::Error for ConfidenceError {}
 
 /// A confidence interval `[low, high]` beside a point estimate; an
 /// unbounded side is infinite (written `null` in JSON).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Interval {
     /// Lower bound.
+    #[serde(deserialize_with = "or_neg_infinity")]
     pub low: f64,
     /// Upper bound.
+    #[serde(deserialize_with = "or_infinity")]
     pub high: f64,
 }
 
 impl Interval {
+    /// `[0, ∞]`: what is known of a ratio without data (also what a log
+    /// written before intervals were recorded reads as).
+    #[must_use]
+    pub const fn unknown() -> Self {
+        Interval {
+            low: 0.0,
+            high: f64::INFINITY,
+        }
+    }
+
     /// Whether `value` lies inside (bounds included).
     #[must_use]
     pub fn contains(&self, value: f64) -> bool {
@@ -278,7 +315,7 @@ impl core::fmt::Display for LimitError {
 impl std::error::Error for LimitError {}
 
 /// Which test an [`Evidence`] comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum RateMethod {
@@ -291,7 +328,7 @@ pub enum RateMethod {
 
 /// What a rate test shows at one look: log-likelihood ratios against
 /// their thresholds, so a verdict can be replayed from the log.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
     /// The test.
     pub method: RateMethod,
@@ -302,12 +339,16 @@ pub struct Evidence {
     /// Bad calls among them.
     pub bad: u64,
     /// Log-likelihood ratio (mixture SPRT) since the stage started.
+    #[serde(deserialize_with = "or_infinity")]
     pub since_start: f64,
     /// Its threshold: `ln(2 / α)`.
+    #[serde(deserialize_with = "or_infinity")]
     pub start_threshold: f64,
     /// The largest CUSUM statistic (evidence since its last restart).
+    #[serde(deserialize_with = "or_infinity")]
     pub recent: f64,
     /// Its threshold: `ln(2 × ARMS × LOOKS_PER_STAGE / α)`.
+    #[serde(deserialize_with = "or_infinity")]
     pub recent_threshold: f64,
 }
 

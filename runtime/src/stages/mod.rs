@@ -1,7 +1,8 @@
 //! Staged rollout: [`Stage`] definitions as data ([`DEFAULT_STAGES`]), the
 //! pure [`evaluate`] function that turns a window of metrics into a
 //! [`Verdict`], the rollback and review [`Triggers`], and the
-//! [`Controller`] that applies them to a site on an injectable [`Clock`].
+//! [`Controller`] that applies them to a site on an injectable [`Clock`],
+//! through two seams: an [`Actuator`] and a [`HealthSource`].
 //!
 //! # Stages
 //!
@@ -20,11 +21,11 @@
 //! - *latency*: async p50 / sync p50 **and** async p95 / sync p95, both at
 //!   most the ratio, over the same window; at 100 % the sync baseline frozen
 //!   at the end of the previous stage ([`BaselineSource::Frozen`]).
-//! - a value exactly at its threshold passes.
+//! - a value exactly at its threshold passes ([`Bound`]).
 //!
 //! # Triggers
 //!
-//! Immediate rollback (the controller applies the kill switch): the data
+//! Immediate rollback (the controller latches the kill switch): the data
 //! show at 99 % confidence (sequential tests, valid under a look every
 //! tick; at least 20 enrolled calls) a true success rate below 95 % or a
 //! true error rate above 5 %; a critical error (panic in the async path; no
@@ -35,6 +36,15 @@
 //! complaint rate, or a criterion missed once the stage has its time and
 //! samples. The statistics are in `judge.rs`; every check and trigger
 //! carries its confidence interval.
+//!
+//! # Files
+//!
+//! `stage.rs` the table, `verdict.rs` the types of a decision,
+//! `evaluate.rs` the rules, `judge.rs` the statistics, `rates.rs` the
+//! controller's sequential rate tests, `warmup.rs` the memory baseline,
+//! `window.rs` the controller's windows, `seams.rs` the two traits,
+//! `controller.rs` the state machine, `report.rs`/`render.rs` the offline
+//! report (feature `report`).
 
 mod clock;
 mod controller;
@@ -42,9 +52,13 @@ mod evaluate;
 mod judge;
 mod memory;
 mod rates;
+#[cfg(feature = "report")]
+mod render;
+#[cfg(feature = "report")]
 mod report;
 mod seams;
 mod stage;
+mod verdict;
 mod warmup;
 mod window;
 
@@ -52,16 +66,19 @@ pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use controller::{
     drive, AdvanceError, Controller, ControllerBuilder, DEFAULT_RECENT_WINDOW, DEFAULT_TICK,
 };
-pub use evaluate::{
-    evaluate, Baseline, BaselineSource, Check, Complaints, Criterion, Evaluation, Health, Latency,
-    Memory, Missing, Observation, Status, Trigger, TriggerKind, Verdict,
-};
+pub use evaluate::{evaluate, Observation};
 pub use judge::{
     quantile_ratio, quantile_ratio_to, rate_interval, Confidence, ConfidenceError, Evidence,
     Interval, LimitError, RateMethod, RateTest, ARMS, LOOKS_PER_STAGE,
 };
 pub use memory::{MemoryProbe, ProcStatm};
 pub use rates::RateEvidence;
-pub use report::{Report, ReportOptions, SiteReport};
+#[cfg(feature = "report")]
+#[cfg_attr(docsrs, doc(cfg(feature = "report")))]
+pub use report::{Report, ReportError, ReportOptions, SiteReport, StageWindow};
 pub use seams::{Actuator, HealthSource, LocalActuator};
 pub use stage::{Stage, Triggers, DEFAULT_STAGES};
+pub use verdict::{
+    Baseline, BaselineSource, Bound, Check, Complaints, Criterion, Evaluation, Health, Latency,
+    Memory, Missing, Status, Trigger, TriggerKind, Verdict,
+};

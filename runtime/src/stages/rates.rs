@@ -2,11 +2,11 @@
 //! [`RateTest`] per trigger, fed the calls that arrived since the previous
 //! tick, started over with the stage.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::evaluate::Health;
 use super::judge::{Confidence, Evidence, RateTest};
 use super::stage::Triggers;
+use super::verdict::Health;
 
 /// The smallest bad-call limit a test takes: a success floor of 100 % (or an
 /// error ceiling of 0 %) means "any bad call is too many", which this
@@ -14,7 +14,7 @@ use super::stage::Triggers;
 const TIGHTEST_LIMIT: f64 = 1e-6;
 
 /// The evidence of the three rate tests at one look.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RateEvidence {
     /// Async failures (fallbacks included) against `1 - rollback_success_below`.
     pub success: Evidence,
@@ -22,6 +22,13 @@ pub struct RateEvidence {
     pub errors: Evidence,
     /// Async failures against `1 - review_success_below` (the review band).
     pub band: Evidence,
+}
+
+impl Default for RateEvidence {
+    /// No calls judged: no evidence, at the default thresholds.
+    fn default() -> Self {
+        RateEvidence::one_look(&Health::default(), &Triggers::DEFAULT)
+    }
 }
 
 impl RateEvidence {

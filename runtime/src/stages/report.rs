@@ -1,18 +1,17 @@
-//! The `async-upload report` logic: from a [`Log`] to per-site tables,
-//! the async-vs-sync comparison and the stage verdict.
+//! The `async-upload report` logic (cargo feature `report`): from a
+//! [`Log`] to per-site tables, the async-vs-sync comparison and the stage
+//! verdict, replaying what the controller recorded.
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
-use super::evaluate::{
-    evaluate, Baseline, Evaluation, Observation, Status, Trigger, TriggerKind, Verdict,
-};
+use super::evaluate::{evaluate, Observation};
 use super::stage::{Stage, Triggers, DEFAULT_STAGES};
+use super::verdict::{Evaluation, Verdict};
 use super::DEFAULT_RECENT_WINDOW;
-use crate::log::{Event, Log};
+use crate::log::{Event, Log, RollbackEvent, StageEntered, StageEvent};
 use crate::metrics::{Comparison, ExecutionType, SiteSnapshot, Summary, UploadRecord};
 
 /// What to report on.
@@ -23,9 +22,10 @@ pub struct ReportOptions {
     /// Evaluate this stage (default: the last stage the log shows entered
     /// for the site, else the first).
     pub stage: Option<u32>,
-    /// The stage definitions (default [`DEFAULT_STAGES`]).
+    /// The stage definitions used when the log does not record the stage
+    /// judged (default [`DEFAULT_STAGES`]).
     pub stages: Vec<Stage>,
-    /// The trigger thresholds.
+    /// The trigger thresholds used when the log does not record them.
     pub triggers: Triggers,
 }
 
@@ -40,8 +40,94 @@ impl Default for ReportOptions {
     }
 }
 
+/// Why a report could not be built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReportError {
+    /// The log has no upload record (for the requested site, if any).
+    NoRecords {
+        /// The site asked for.
+        site: Option<String>,
+    },
+    /// The stage asked for is neither entered in the log nor defined.
+    UnknownStage {
+        /// The stage asked for.
+        stage: u32,
+        /// The stages defined.
+        defined: Vec<u32>,
+    },
+}
+
+impl core::fmt::Display for ReportError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ReportError::NoRecords { site: Some(site) } => {
+                write!(f, "no upload record for site {site:?}")
+            }
+            ReportError::NoRecords { site: None } => f.write_str("no upload record"),
+            ReportError::UnknownStage { stage, defined } => {
+                let defined: Vec<String> = defined.iter().map(ToString::to_string).collect();
+                write!(
+                    f,
+                    "no stage {stage}: the log never enters it and the stages defined are {}",
+                    defined.join(", ")
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for ReportError {}
+
+/// Where the judged window and its criteria came from.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "from", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum StageWindow {
+    /// The stage's last `entered` (or `rollback_cleared`) event, up to the
+    /// site's next stage event or the end of the log; judged with the
+    /// criteria recorded in it, and its triggers when recorded.
+    Recorded {
+        /// When the window starts.
+        #[serde(serialize_with = "timestamp")]
+        start: SystemTime,
+        /// When the next stage started, if one did.
+        #[serde(serialize_with = "maybe_timestamp")]
+        until: Option<SystemTime>,
+        /// Whether the event recorded the triggers (logs of earlier
+        /// versions did not; the report's own then apply).
+        triggers_recorded: bool,
+    },
+    /// The log has no stage event for the site: the stage was assumed (the
+    /// one asked for, else the first), judged with the built-in criteria
+    /// over all the site's records.
+    Assumed {
+        /// Whether the stage was asked for (`--stage`).
+        requested: bool,
+    },
+    /// The log has stage events for the site, none entering the stage
+    /// asked for: built-in criteria over all the site's records.
+    NotEntered,
+}
+
+fn timestamp<S: Serializer>(ts: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&humantime::format_rfc3339_micros(*ts))
+}
+
+#[allow(clippy::ref_option)] // serde's signature
+fn maybe_timestamp<S: Serializer>(
+    ts: &Option<SystemTime>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match ts {
+        Some(ts) => timestamp(ts, serializer),
+        None => serializer.serialize_none(),
+    }
+}
+
 /// The report of one site.
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct SiteReport {
     /// The site.
     pub site: String,
@@ -53,8 +139,10 @@ pub struct SiteReport {
     pub comparison: Comparison,
     /// The stage verdict.
     pub evaluation: Evaluation,
-    /// Whether the window starts at a logged `entered` event (otherwise at
-    /// the site's first record).
+    /// Where the window and its criteria came from.
+    pub window: StageWindow,
+    /// Whether the window starts at a logged stage event (otherwise at the
+    /// site's first record).
     pub window_from_stage_event: bool,
     /// Whether the verdict is a rollback latched in the log (a `rollback`
     /// event not followed by `rollback_cleared`).
@@ -63,6 +151,7 @@ pub struct SiteReport {
 
 /// The whole report.
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct Report {
     /// One entry per site, sorted by name.
     pub sites: Vec<SiteReport>,
@@ -70,12 +159,17 @@ pub struct Report {
     pub exit_code: i32,
 }
 
-fn event_stage(event: &Event) -> Option<u32> {
-    event
-        .fields
-        .get("stage")?
-        .as_u64()
-        .and_then(|n| u32::try_from(n).ok())
+impl Verdict {
+    /// The process exit status a pipeline gates on: 0 advance or hold, 3
+    /// review, 4 rollback.
+    #[must_use]
+    pub const fn exit_code(&self) -> i32 {
+        match self {
+            Verdict::Advance | Verdict::Hold { .. } => 0,
+            Verdict::Review { .. } => 3,
+            Verdict::Rollback { .. } => 4,
+        }
+    }
 }
 
 impl Report {
@@ -83,9 +177,9 @@ impl Report {
     ///
     /// # Errors
     ///
-    /// No upload record (for the requested site), or a stage number that is
-    /// not defined: a message for the user.
-    pub fn build(log: &Log, options: &ReportOptions) -> Result<Report, String> {
+    /// No upload record (for the requested site), or a stage that is
+    /// neither in the log nor defined.
+    pub fn build(log: &Log, options: &ReportOptions) -> Result<Report, ReportError> {
         let wanted = |site: &str| options.site.as_deref().is_none_or(|w| w == site);
         let sites: BTreeSet<&str> = log
             .uploads
@@ -94,31 +188,27 @@ impl Report {
             .filter(|s| wanted(s))
             .collect();
         if sites.is_empty() {
-            return Err(match &options.site {
-                Some(site) => format!("no upload record for site {site:?}"),
-                None => "no upload record".into(),
+            return Err(ReportError::NoRecords {
+                site: options.site.clone(),
             });
         }
         let end = log
             .uploads
             .iter()
             .map(|r| r.ts)
-            .chain(log.events.iter().filter_map(|e| e.ts))
+            .chain(log.events.iter().map(Event::ts))
             .max()
             .unwrap_or(SystemTime::UNIX_EPOCH);
-        let mut reports = Vec::new();
-        for site in sites {
-            reports.push(site_report(log, options, site, end)?);
-        }
-        let exit_code = reports
+        let sites = sites
+            .into_iter()
+            .map(|site| site_report(log, options, site, end))
+            .collect::<Result<Vec<_>, _>>()?;
+        let exit_code = sites
             .iter()
             .map(|r| r.evaluation.verdict.exit_code())
             .max()
             .unwrap_or(0);
-        Ok(Report {
-            sites: reports,
-            exit_code,
-        })
+        Ok(Report { sites, exit_code })
     }
 
     /// The human-readable report.
@@ -126,52 +216,98 @@ impl Report {
     pub fn render(&self) -> String {
         let mut out = String::new();
         for site in &self.sites {
-            render_site(&mut out, site);
+            super::render::site(&mut out, site);
         }
         out
     }
+}
+
+/// The stage judged for one site: its criteria, triggers and window.
+struct Judged {
+    stage: Stage,
+    triggers: Triggers,
+    window: StageWindow,
+    start: Option<SystemTime>,
+    until: Option<SystemTime>,
+    baseline: Option<super::verdict::Baseline>,
+}
+
+/// Chooses the stage and window: the last time the log shows the stage
+/// asked for (else the last stage entered) starting, up to the next stage
+/// event; without one, the built-in definition over every record.
+fn judged(options: &ReportOptions, starts: &[&StageEntered]) -> Result<Judged, ReportError> {
+    let number = options
+        .stage
+        .or_else(|| starts.last().map(|e| e.stage))
+        .unwrap_or(options.stages[0].number);
+    if let Some(at) = starts.iter().rposition(|e| e.stage == number) {
+        let entered = starts[at];
+        return Ok(Judged {
+            stage: entered.criteria.clone(),
+            triggers: entered
+                .triggers
+                .clone()
+                .unwrap_or_else(|| options.triggers.clone()),
+            window: StageWindow::Recorded {
+                start: entered.ts,
+                until: starts.get(at + 1).map(|next| next.ts),
+                triggers_recorded: entered.triggers.is_some(),
+            },
+            start: Some(entered.ts),
+            until: starts.get(at + 1).map(|next| next.ts),
+            baseline: entered.baseline,
+        });
+    }
+    let stage = options
+        .stages
+        .iter()
+        .find(|s| s.number == number)
+        .ok_or_else(|| ReportError::UnknownStage {
+            stage: number,
+            defined: options.stages.iter().map(|s| s.number).collect(),
+        })?;
+    Ok(Judged {
+        stage: stage.clone(),
+        triggers: options.triggers.clone(),
+        window: if starts.is_empty() {
+            StageWindow::Assumed {
+                requested: options.stage.is_some(),
+            }
+        } else {
+            StageWindow::NotEntered
+        },
+        start: None,
+        until: None,
+        baseline: None,
+    })
 }
 
 fn site_report(
     log: &Log,
     options: &ReportOptions,
     site: &str,
-    end: SystemTime,
-) -> Result<SiteReport, String> {
-    let events: Vec<&Event> = log
-        .events
+    log_end: SystemTime,
+) -> Result<SiteReport, ReportError> {
+    let events: Vec<&Event> = log.events.iter().filter(|e| e.site() == site).collect();
+    let starts: Vec<&StageEntered> = events
         .iter()
-        .filter(|e| e.site.as_deref() == Some(site))
+        .filter_map(|e| match e {
+            Event::Stage(StageEvent::Entered(entered) | StageEvent::RollbackCleared(entered)) => {
+                Some(entered)
+            }
+            _ => None,
+        })
         .collect();
-    let entered = |number: u32| {
-        events.iter().rev().find(|e| {
-            e.kind == "stage" && e.str("event") == Some("entered") && event_stage(e) == Some(number)
-        })
-    };
-    let number = options
-        .stage
-        .or_else(|| {
-            events
-                .iter()
-                .rev()
-                .find(|e| e.kind == "stage" && e.str("event") == Some("entered"))
-                .and_then(|e| event_stage(e))
-        })
-        .unwrap_or(options.stages[0].number);
-    let stage = options
-        .stages
+    let judged = judged(options, &starts)?;
+    let records: Vec<&UploadRecord> = log
+        .uploads
         .iter()
-        .find(|s| s.number == number)
-        .ok_or_else(|| {
-            format!(
-                "no stage {number} (stages are 1..={})",
-                options.stages.len()
-            )
-        })?;
-    let entered_event = entered(number);
-    let records: Vec<&UploadRecord> = log.uploads.iter().filter(|r| r.site == site).collect();
-    let start = entered_event
-        .and_then(|e| e.ts)
+        .filter(|r| r.site == site)
+        .filter(|r| judged.until.is_none_or(|until| r.ts < until))
+        .collect();
+    let end = judged.until.unwrap_or(log_end);
+    let start = judged
+        .start
         .or_else(|| records.iter().map(|r| r.ts).min())
         .unwrap_or(end);
     let recent_from = end
@@ -188,44 +324,25 @@ fn site_report(
             recent.record(record);
         }
     }
-    let baseline = entered_event
-        .and_then(|e| e.fields.get("baseline"))
-        .and_then(|b| serde_json::from_value::<Baseline>(b.clone()).ok());
     let observation = Observation {
         stage_window: &window,
         recent_window: &recent,
         recent_span: end.duration_since(recent_from).unwrap_or_default(),
         elapsed: end.duration_since(start).unwrap_or(Duration::ZERO),
-        baseline,
+        baseline: judged.baseline,
         memory: None,
         success_band_for: Duration::ZERO,
         complaints: None,
         rates: None,
     };
-    let mut evaluation = evaluate(stage, &options.triggers, &observation);
-    // A rollback in the log stays in force until the log shows it cleared.
-    let latched = events.iter().rev().find(|e| {
-        e.kind == "rollback" || (e.kind == "stage" && e.str("event") == Some("rollback_cleared"))
-    });
-    let mut latched_rollback = false;
-    if let Some(event) = latched.filter(|e| e.kind == "rollback") {
+    let mut evaluation = evaluate(&judged.stage, &judged.triggers, &observation);
+    let latched = latched_rollback(&events, &judged);
+    if let Some(rollback) = latched {
         if !matches!(evaluation.verdict, Verdict::Rollback { .. }) {
-            let kind = event
-                .fields
-                .get("trigger")
-                .and_then(|t| serde_json::from_value::<TriggerKind>(t.clone()).ok())
-                .unwrap_or(TriggerKind::Manual);
             evaluation.verdict = Verdict::Rollback {
-                triggers: vec![Trigger::new(
-                    kind,
-                    event.f64("measured").unwrap_or(f64::NAN),
-                    event.f64("threshold").unwrap_or(f64::NAN),
-                    0,
-                    Duration::ZERO,
-                )],
+                triggers: vec![rollback.first_trigger()],
             };
         }
-        latched_rollback = true;
     }
     Ok(SiteReport {
         site: site.to_owned(),
@@ -236,147 +353,22 @@ fn site_report(
             .collect(),
         comparison: window.comparison(),
         evaluation,
-        window_from_stage_event: entered_event.is_some(),
-        latched_rollback,
+        window_from_stage_event: judged.start.is_some(),
+        window: judged.window,
+        latched_rollback: latched.is_some(),
     })
 }
 
-fn pct(rate: f64) -> String {
-    format!("{:.2}%", rate * 100.0)
-}
-
-fn ms(value: Option<f64>) -> String {
-    value.map_or_else(|| "-".into(), |v| format!("{v:.1}"))
-}
-
-#[allow(clippy::too_many_lines)] // the report's layout, line by line
-fn render_site(out: &mut String, site: &SiteReport) {
-    let _ = writeln!(out, "site {} ({} records)", site.site, site.records);
-    let _ = writeln!(
-        out,
-        "  {:<14} {:>8} {:>9} {:>8} {:>9} {:>9} {:>9} {:>12}",
-        "path", "count", "success", "error", "p50 ms", "p95 ms", "p99 ms", "bytes"
-    );
-    for s in &site.summaries {
-        let finished = s.successes + s.failures > 0;
-        let rate = |r: f64| if finished { pct(r) } else { "-".into() };
-        let _ = writeln!(
-            out,
-            "  {:<14} {:>8} {:>9} {:>8} {:>9} {:>9} {:>9} {:>12}",
-            s.execution_type.as_str(),
-            s.count,
-            rate(s.success_rate),
-            rate(s.error_rate),
-            ms(s.p50_ms),
-            ms(s.p95_ms),
-            ms(s.p99_ms),
-            s.bytes
-        );
-    }
-    let c = &site.comparison;
-    let change = |v: Option<f64>| v.map_or_else(|| "n/a".into(), |v| format!("{v:+.1}%"));
-    let _ = writeln!(
-        out,
-        "  async vs sync: p50 {} vs {} ms ({}), p95 {} vs {} ms ({})",
-        ms(c.async_p50_ms),
-        ms(c.sync_p50_ms),
-        change(c.p50_change_pct),
-        ms(c.async_p95_ms),
-        ms(c.sync_p95_ms),
-        change(c.p95_change_pct)
-    );
-    let e = &site.evaluation;
-    let h = &e.health;
-    let _ = writeln!(
-        out,
-        "  async path health: {} enrolled, success {} (fallbacks count as failures), user-visible success {}, {} fallbacks, {} critical",
-        h.enrolled,
-        h.success_rate.map_or_else(|| "-".into(), pct),
-        h.user_success_rate.map_or_else(|| "-".into(), pct),
-        h.fallbacks,
-        h.critical
-    );
-    if let Some(latency) = &e.latency {
-        let source = match latency.source {
-            super::evaluate::BaselineSource::SameWindow => "sync calls in the same window",
-            super::evaluate::BaselineSource::Frozen => {
-                "baseline frozen at the end of the previous stage"
-            }
-        };
-        let _ = writeln!(out, "  latency baseline: {source}");
-    }
-    let _ = writeln!(
-        out,
-        "  stage {} ({}% rollout): {}{}",
-        e.stage,
-        e.rollout,
-        e.verdict.name().to_uppercase(),
-        if site.latched_rollback {
-            " (latched in the log)"
-        } else {
-            ""
-        }
-    );
-    let confidence = format!("{}% interval", e.thresholds.confidence.level() * 100.0);
-    let _ = writeln!(
-        out,
-        "    {:<14} {:>12} {:>22} {:>14}  status",
-        "criterion", "measured", confidence, "threshold"
-    );
-    for check in &e.checks {
-        let show = |v: f64| match check.criterion {
-            super::evaluate::Criterion::SuccessRate | super::evaluate::Criterion::ErrorRate => {
-                pct(v)
-            }
-            super::evaluate::Criterion::LatencyP50 | super::evaluate::Criterion::LatencyP95 => {
-                format!("{v:.3}x")
-            }
-            super::evaluate::Criterion::Duration => format!("{:.1}h", v / 3600.0),
-            super::evaluate::Criterion::Samples => format!("{v:.0}"),
-        };
-        let status = match check.status {
-            Status::Pass => "pass",
-            Status::Fail
-                if matches!(
-                    check.criterion,
-                    super::evaluate::Criterion::Duration | super::evaluate::Criterion::Samples
-                ) =>
-            {
-                "short"
-            }
-            Status::Fail => "FAIL",
-            Status::Pending => "pending",
-        };
-        let bound = |v: f64| if v.is_finite() { show(v) } else { "∞".into() };
-        let interval = check.interval.map_or_else(
-            || "-".into(),
-            |i| format!("[{}, {}]", bound(i.low), bound(i.high)),
-        );
-        let _ = writeln!(
-            out,
-            "    {:<14} {:>12} {:>22} {:>14}  {status}",
-            check.criterion.label(),
-            check.measured.map_or_else(|| "-".into(), show),
-            interval,
-            format!("{} {}", check.op, show(check.threshold)),
-        );
-    }
-    match &e.verdict {
-        Verdict::Hold { missing } => {
-            for m in missing {
-                let _ = writeln!(
-                    out,
-                    "    missing: {}",
-                    serde_json::to_string(m).unwrap_or_default()
-                );
-            }
-        }
-        Verdict::Review { triggers } | Verdict::Rollback { triggers } => {
-            for t in triggers {
-                let _ = writeln!(out, "    trigger: {t}");
-            }
-        }
-        Verdict::Advance => {}
-    }
-    out.push('\n');
+/// The rollback still in force in the judged window: the site's last
+/// `rollback` not followed by `rollback_cleared`, when the window is the
+/// site's current one or the rollback happened in it.
+fn latched_rollback<'a>(events: &[&'a Event], judged: &Judged) -> Option<&'a RollbackEvent> {
+    let last = events.iter().rev().find_map(|e| match e {
+        Event::Rollback(rollback) => Some(Some(rollback)),
+        Event::Stage(StageEvent::RollbackCleared(_)) => Some(None),
+        _ => None,
+    })??;
+    let in_window = judged.start.is_none_or(|start| last.ts >= start)
+        && judged.until.is_none_or(|until| last.ts < until);
+    (judged.until.is_none() || in_window).then_some(last)
 }

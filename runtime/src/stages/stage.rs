@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use super::judge::Confidence;
 
@@ -25,7 +25,7 @@ const HOUR: u64 = 3600;
 ///     .with_min_samples(50);
 /// assert_eq!(canary.max_error_rate, 0.005); // from the defaults of `new`
 /// ```
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Stage {
     /// The stage's number, 1-based, as operators and the report name it.
     pub number: u32,
@@ -38,7 +38,7 @@ pub struct Stage {
     /// User-visible error rate of enrolled calls at most this.
     pub max_error_rate: f64,
     /// The stage lasts at least this long.
-    #[serde(rename = "min_duration_s", serialize_with = "seconds")]
+    #[serde(rename = "min_duration_s", with = "secs")]
     pub min_duration: Duration,
     /// Enrolled calls in the stage's window at least this many.
     pub min_samples: u64,
@@ -134,7 +134,7 @@ pub const DEFAULT_STAGES: [Stage; 4] = [
 /// need at least [`Triggers::min_calls`] enrolled calls besides: fewer is
 /// too little data, never a trigger by itself. A critical error (a panic in
 /// the async path) needs no minimum.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Triggers {
     /// Enrolled calls a rate trigger needs in its window (default 20).
     pub min_calls: u64,
@@ -149,12 +149,13 @@ pub struct Triggers {
     pub rollback_memory_growth: f64,
     /// The absolute growth, in bytes, below which memory never rolls back
     /// (default 32 MiB): a small service's caches are not a leak.
+    #[serde(default = "Triggers::default_memory_floor")]
     pub rollback_memory_floor: u64,
     /// Review when the success rate stays below this (and at or above
     /// `rollback_success_below`) for `review_sustained` (default 0.97).
     pub review_success_below: f64,
     /// How long the success rate must stay in that band (default 30 min).
-    #[serde(rename = "review_sustained_s", serialize_with = "seconds")]
+    #[serde(rename = "review_sustained_s", with = "secs")]
     pub review_sustained: Duration,
     /// Review when the interval of the async p50 or p95 ratio to the baseline
     /// lies wholly above this, or above the stage's own ratio when that is
@@ -165,10 +166,16 @@ pub struct Triggers {
     pub review_complaint_growth: f64,
     /// The confidence at which the rate triggers fire and the report's
     /// intervals are drawn (default 99 %).
+    #[serde(default)]
     pub confidence: Confidence,
 }
 
 impl Triggers {
+    /// The floor a log that did not record one is read with: the default.
+    const fn default_memory_floor() -> u64 {
+        Triggers::DEFAULT.rollback_memory_floor
+    }
+
     /// The defaults of DESIGN.md.
     pub const DEFAULT: Triggers = Triggers {
         min_calls: 20,
@@ -190,10 +197,73 @@ impl Default for Triggers {
     }
 }
 
-#[allow(clippy::trivially_copy_pass_by_ref)] // serde's signature
-pub(crate) fn seconds<S: Serializer>(
-    duration: &Duration,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    serializer.serialize_f64(duration.as_secs_f64())
+/// Durations in the log: seconds as a number, rounded to the microsecond
+/// both ways, so `0.366679` is written (not `0.36667900000000003`) and
+/// reads back as the same duration. Reading rejects a negative,
+/// non-finite or out-of-range number.
+pub(crate) mod secs {
+    use std::time::Duration;
+
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Whole microseconds as seconds: one division of two integers that f64
+    /// holds exactly, so the shortest decimal of the result is the exact one.
+    #[allow(clippy::cast_precision_loss)] // micros below 2^53: ~285 years
+    pub(crate) fn to_f64(duration: Duration) -> f64 {
+        let micros = duration.as_micros() + u128::from(duration.subsec_nanos() % 1000 >= 500);
+        micros as f64 / 1e6
+    }
+
+    /// Seconds back to a duration, rounded to the microsecond; `None` for a
+    /// negative, non-finite or too large value.
+    pub(crate) fn from_f64(seconds: f64) -> Option<Duration> {
+        // 2^53 µs: beyond it a microsecond count is not exact in f64.
+        const MAX_MICROS: f64 = 9_007_199_254_740_992.0;
+        let micros = (seconds * 1e6).round();
+        if !(0.0..=MAX_MICROS).contains(&micros) {
+            return None;
+        }
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // range checked above
+        Some(Duration::from_micros(micros as u64))
+    }
+
+    #[allow(clippy::trivially_copy_pass_by_ref)] // serde's signature
+    pub(crate) fn serialize<S: Serializer>(
+        duration: &Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(to_f64(*duration))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Duration, D::Error> {
+        let seconds = f64::deserialize(deserializer)?;
+        from_f64(seconds).ok_or_else(|| {
+            D::Error::custom(format_args!(
+                "{seconds} is not a duration: a finite number of seconds ≥ 0 is accepted"
+            ))
+        })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn durations_are_written_to_the_microsecond_and_read_back_equal() {
+            let duration = Duration::from_nanos(366_679_400);
+            assert_eq!(
+                serde_json::to_string(&to_f64(duration)).unwrap(),
+                "0.366679"
+            );
+            assert_eq!(from_f64(0.366_679), Some(Duration::from_micros(366_679)));
+            let long = Duration::from_micros(7 * 24 * 3600 * 1_000_000 + 1);
+            assert_eq!(from_f64(to_f64(long)), Some(long));
+            assert_eq!(from_f64(-1.0), None);
+            assert_eq!(from_f64(f64::NAN), None);
+            assert_eq!(from_f64(f64::INFINITY), None);
+        }
+    }
 }

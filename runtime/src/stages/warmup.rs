@@ -10,7 +10,7 @@
 //! the same too-little-data rule as the rate triggers. The absolute floor
 //! is the evaluator's ([`Triggers::rollback_memory_floor`](super::Triggers)).
 
-use super::evaluate::Memory;
+use super::verdict::Memory;
 
 /// The memory baseline of one stage.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

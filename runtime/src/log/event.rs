@@ -1,0 +1,259 @@
+//! One event type for the log, shared by its writers (the sink, the rollout
+//! controller) and its readers ([`read_file`](super::read_file), the
+//! report): [`Event`].
+
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::{rfc3339, UploadRecord};
+use crate::stages::{Baseline, Evaluation, Stage, Trigger, TriggerKind, Triggers};
+
+/// One line of the JSONL log, tagged by `kind` (and, for `stage` lines, by
+/// `event`).
+///
+/// ```
+/// use async_upload_runtime::log::Event;
+/// use async_upload_runtime::metrics::{ExecutionType, UploadRecord};
+///
+/// let event = Event::Upload(UploadRecord::new("upload", ExecutionType::Async, true, 12.5, 1));
+/// assert_eq!(event.site(), "upload");
+/// let json = serde_json::to_string(&event).unwrap();
+/// assert!(json.starts_with(r#"{"kind":"upload","#));
+/// let back: Event = serde_json::from_str(&json).unwrap();
+/// assert!(matches!(back, Event::Upload(record) if record.site == "upload"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+// Events other than uploads are rare and the log's queue boxes them; a box
+// here would show in every construction and match.
+#[allow(clippy::large_enum_variant)]
+pub enum Event {
+    /// `"kind":"upload"`: one call's record.
+    Upload(UploadRecord),
+    /// `"kind":"stage"`: the rollout controller entered a stage, decided a
+    /// verdict, or saw its rollback cleared.
+    Stage(StageEvent),
+    /// `"kind":"rollback"`: the controller latched the site's rollback.
+    Rollback(RollbackEvent),
+}
+
+impl Event {
+    /// When it happened.
+    #[must_use]
+    pub fn ts(&self) -> SystemTime {
+        match self {
+            Event::Upload(record) => record.ts,
+            Event::Stage(StageEvent::Entered(e) | StageEvent::RollbackCleared(e)) => e.ts,
+            Event::Stage(StageEvent::Verdict(e)) => e.ts,
+            Event::Rollback(e) => e.ts,
+        }
+    }
+
+    /// The site it is about.
+    #[must_use]
+    pub fn site(&self) -> &str {
+        match self {
+            Event::Upload(record) => &record.site,
+            Event::Stage(StageEvent::Entered(e) | StageEvent::RollbackCleared(e)) => &e.site,
+            Event::Stage(StageEvent::Verdict(e)) => &e.site,
+            Event::Rollback(e) => &e.site,
+        }
+    }
+}
+
+/// A `stage` line, tagged by `event`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+#[allow(clippy::large_enum_variant)] // as for `Event`
+pub enum StageEvent {
+    /// `"event":"entered"`: the stage started (its window starts here).
+    Entered(StageEntered),
+    /// `"event":"verdict"`: one evaluation, with everything it was decided on.
+    Verdict(VerdictEvent),
+    /// `"event":"rollback_cleared"`: an operator lifted the rollback; the
+    /// stage starts over.
+    RollbackCleared(StageEntered),
+}
+
+/// A stage started (or started over): what the controller judges it by.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct StageEntered {
+    /// When.
+    #[serde(with = "rfc3339")]
+    pub ts: SystemTime,
+    /// The site.
+    pub site: String,
+    /// The stage's number.
+    pub stage: u32,
+    /// The stage's rollout percent.
+    pub rollout: f64,
+    /// The stage's criteria, as the controller judges them.
+    pub criteria: Stage,
+    /// The trigger thresholds the controller applies. `None` in logs of
+    /// versions that did not record them; a reader then says which it uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triggers: Option<Triggers>,
+    /// The sync latency frozen at the end of the previous stage, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Baseline>,
+    /// Resident memory when the stage started, when measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+}
+
+impl StageEntered {
+    /// The event of `site` entering `criteria`'s stage at `ts`.
+    #[must_use]
+    pub fn new(
+        ts: SystemTime,
+        site: impl Into<String>,
+        criteria: Stage,
+        triggers: Triggers,
+    ) -> Self {
+        StageEntered {
+            ts,
+            site: site.into(),
+            stage: criteria.number,
+            rollout: criteria.rollout,
+            criteria,
+            triggers: Some(triggers),
+            baseline: None,
+            memory_bytes: None,
+        }
+    }
+
+    /// With the baseline frozen at the end of the previous stage.
+    #[must_use]
+    pub fn with_baseline(mut self, baseline: Option<Baseline>) -> Self {
+        self.baseline = baseline;
+        self
+    }
+
+    /// With the resident memory at the start.
+    #[must_use]
+    pub fn with_memory_bytes(mut self, bytes: Option<u64>) -> Self {
+        self.memory_bytes = bytes;
+        self
+    }
+}
+
+/// One evaluation of a stage.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct VerdictEvent {
+    /// When.
+    #[serde(with = "rfc3339")]
+    pub ts: SystemTime,
+    /// The site.
+    pub site: String,
+    /// The verdict and what it was decided on.
+    #[serde(flatten)]
+    pub evaluation: Evaluation,
+}
+
+impl VerdictEvent {
+    /// The verdict event of `site` at `ts`.
+    #[must_use]
+    pub fn new(ts: SystemTime, site: impl Into<String>, evaluation: Evaluation) -> Self {
+        VerdictEvent {
+            ts,
+            site: site.into(),
+            evaluation,
+        }
+    }
+}
+
+/// The controller latched a site's rollback.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RollbackEvent {
+    /// When.
+    #[serde(with = "rfc3339")]
+    pub ts: SystemTime,
+    /// The site.
+    pub site: String,
+    /// The stage it was in.
+    pub stage: u32,
+    /// That stage's rollout percent.
+    pub rollout: f64,
+    /// The first trigger that fired.
+    pub trigger: TriggerKind,
+    /// Its measured value.
+    pub measured: f64,
+    /// Its threshold.
+    pub threshold: f64,
+    /// Every trigger, as one line for people (also the kill switch's reason).
+    pub reason: String,
+    /// Every trigger that fired.
+    pub triggers: Vec<Trigger>,
+}
+
+impl RollbackEvent {
+    /// The rollback of `site` at `ts`, in stage `stage` at `rollout` percent,
+    /// because of `triggers` (at least one; `None` without).
+    #[must_use]
+    pub fn new(
+        ts: SystemTime,
+        site: impl Into<String>,
+        (stage, rollout): (u32, f64),
+        triggers: Vec<Trigger>,
+    ) -> Option<Self> {
+        let first = triggers.first()?;
+        Some(RollbackEvent {
+            ts,
+            site: site.into(),
+            stage,
+            rollout,
+            trigger: first.kind,
+            measured: first.measured,
+            threshold: first.threshold,
+            reason: reason(&triggers),
+            triggers,
+        })
+    }
+
+    /// The trigger that latched it, as the report shows it.
+    #[must_use]
+    pub fn first_trigger(&self) -> Trigger {
+        self.triggers.first().cloned().unwrap_or_else(|| {
+            Trigger::new(
+                self.trigger,
+                self.measured,
+                self.threshold,
+                0,
+                Duration::ZERO,
+            )
+        })
+    }
+}
+
+/// Every trigger on one line: `success rate: measured … ; error rate: …`.
+pub(crate) fn reason(triggers: &[Trigger]) -> String {
+    triggers
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl From<UploadRecord> for Event {
+    fn from(record: UploadRecord) -> Self {
+        Event::Upload(record)
+    }
+}
+
+impl From<StageEvent> for Event {
+    fn from(event: StageEvent) -> Self {
+        Event::Stage(event)
+    }
+}
+
+impl From<RollbackEvent> for Event {
+    fn from(event: RollbackEvent) -> Self {
+        Event::Rollback(event)
+    }
+}

@@ -1,0 +1,551 @@
+//! The verdict and what it was decided on: [`Verdict`], [`Evaluation`],
+//! the [`Check`] of each stage [`Criterion`] with its [`Bound`], the
+//! [`Trigger`]s that fired and the [`Health`] of a window. Plain data,
+//! written to the log and read back ([`log::Event`](crate::log::Event)).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::judge::{Evidence, Interval};
+use super::rates::RateEvidence;
+use super::stage::{secs, Triggers};
+use crate::metrics::{ExecutionType, PathSnapshot, SiteSnapshot};
+
+/// Comparisons allow this relative slack so that a value computed exactly
+/// at a threshold (a ratio of two quantiles, a rate) is not failed by
+/// floating-point rounding; it is far below any meaningful difference.
+const SLACK: f64 = 1e-9;
+
+/// How a measured value must compare with its threshold to pass; a value
+/// exactly at the threshold passes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Bound {
+    /// The value must be at least the threshold (`>=` in the log).
+    #[serde(rename = ">=")]
+    AtLeast,
+    /// The value must be at most the threshold (`<=` in the log).
+    #[serde(rename = "<=")]
+    AtMost,
+}
+
+impl Bound {
+    /// Whether `measured` is within `threshold`.
+    ///
+    /// ```
+    /// use async_upload_runtime::stages::Bound;
+    ///
+    /// assert!(Bound::AtLeast.holds(0.995, 0.995));
+    /// assert!(!Bound::AtMost.holds(1.2, 1.1));
+    /// ```
+    #[must_use]
+    pub fn holds(self, measured: f64, threshold: f64) -> bool {
+        let slack = threshold.abs() * SLACK;
+        match self {
+            Bound::AtLeast => measured >= threshold - slack,
+            Bound::AtMost => measured <= threshold + slack,
+        }
+    }
+
+    /// `>=` or `<=`.
+    #[must_use]
+    pub const fn symbol(self) -> &'static str {
+        match self {
+            Bound::AtLeast => ">=",
+            Bound::AtMost => "<=",
+        }
+    }
+}
+
+/// An `Option` field that every writer writes (`null` when `None`): reading
+/// requires it, so a renamed field is an error, not a silent `None`.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    Option::deserialize(deserializer)
+}
+
+#[allow(clippy::cast_precision_loss)]
+pub(crate) fn rate(n: u64, of: u64) -> Option<f64> {
+    (of > 0).then(|| n as f64 / of as f64)
+}
+
+/// The async path's health over a window.
+///
+/// Enrolled calls are those that took the async path: `async` and
+/// `sync_fallback` records. Cancelled calls are neither successes nor
+/// failures. A `sync_fallback` call counts as an async **failure** (the new
+/// path did not do the job) in [`Health::success_rate`]; the user-visible
+/// rates, where the fallback saved the call, are beside it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    /// Finished enrolled calls (successes + failures of `async` and `sync_fallback`).
+    pub enrolled: u64,
+    /// Calls the async path served successfully.
+    pub async_successes: u64,
+    /// Enrolled calls whose caller got an error.
+    pub user_errors: u64,
+    /// Enrolled calls the sync fallback took over.
+    pub fallbacks: u64,
+    /// Critical errors (a panic in the async path).
+    pub critical: u64,
+    /// `async_successes / enrolled`: the async path's success rate.
+    #[serde(deserialize_with = "present")]
+    pub success_rate: Option<f64>,
+    /// `1 - user_errors / enrolled`: what callers saw.
+    #[serde(deserialize_with = "present")]
+    pub user_success_rate: Option<f64>,
+    /// `user_errors / enrolled`: the error rate callers saw.
+    #[serde(deserialize_with = "present")]
+    pub error_rate: Option<f64>,
+}
+
+impl Health {
+    /// The health of the enrolled calls in `window`.
+    #[must_use]
+    pub fn of(window: &SiteSnapshot) -> Self {
+        let direct = window.path(ExecutionType::Async);
+        let fallback = window.path(ExecutionType::SyncFallback);
+        let finished = |p: &PathSnapshot| p.successes + p.failures;
+        let enrolled = finished(direct) + finished(fallback);
+        let user_errors = direct.failures + fallback.failures;
+        Health {
+            enrolled,
+            async_successes: direct.successes,
+            user_errors,
+            fallbacks: finished(fallback),
+            critical: direct.critical + fallback.critical,
+            success_rate: rate(direct.successes, enrolled),
+            user_success_rate: rate(enrolled - user_errors, enrolled),
+            error_rate: rate(user_errors, enrolled),
+        }
+    }
+}
+
+/// Sync-path latency to compare the async path with, frozen at the end of
+/// a stage for the next one (at 100 % there is no sync traffic).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    /// Sync median, milliseconds.
+    pub p50_ms: f64,
+    /// Sync 95th percentile, milliseconds.
+    pub p95_ms: f64,
+    /// Sync calls it was measured on.
+    pub calls: u64,
+}
+
+impl Baseline {
+    /// The sync path's latency in `window`; `None` without sync calls.
+    #[must_use]
+    pub fn of(window: &SiteSnapshot) -> Option<Self> {
+        let sync = window.path(ExecutionType::Sync);
+        Some(Baseline {
+            p50_ms: sync.latency.quantile(0.50)? / 1000.0,
+            p95_ms: sync.latency.quantile(0.95)? / 1000.0,
+            calls: sync.latency.len(),
+        })
+    }
+}
+
+/// Where the latency baseline came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BaselineSource {
+    /// Sync calls in the same window.
+    SameWindow,
+    /// Frozen at the end of the previous stage (used at 100 % rollout, or
+    /// when the window has too few sync calls).
+    Frozen,
+}
+
+/// Async latency against the baseline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Async median, milliseconds (`async` records only: a fallback paid for both paths).
+    pub async_p50_ms: f64,
+    /// Async 95th percentile, milliseconds.
+    pub async_p95_ms: f64,
+    /// The baseline compared with.
+    pub baseline: Baseline,
+    /// Where it came from.
+    pub source: BaselineSource,
+    /// `async_p50 / baseline p50`.
+    pub p50_ratio: f64,
+    /// `async_p95 / baseline p95`.
+    pub p95_ratio: f64,
+    /// The confidence interval of the p50 ratio (both histograms' order
+    /// statistics; only the async side's against a frozen baseline).
+    #[serde(default = "Interval::unknown")]
+    pub p50_interval: Interval,
+    /// The confidence interval of the p95 ratio.
+    #[serde(default = "Interval::unknown")]
+    pub p95_interval: Interval,
+}
+
+/// A measurement of resident memory at the stage's start and now, in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Memory {
+    /// Resident bytes when the stage started.
+    pub start_bytes: u64,
+    /// Resident bytes now.
+    pub now_bytes: u64,
+}
+
+/// The application's complaint rate (any unit it likes, e.g. support
+/// tickets about uploads per hour): at the stage's start and now.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Complaints {
+    /// The first rate reported in this stage.
+    pub reference: f64,
+    /// The latest rate reported.
+    pub current: f64,
+}
+
+/// What a stage criterion is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Criterion {
+    /// Async success rate (fallbacks count as failures), at least.
+    SuccessRate,
+    /// User-visible error rate, at most.
+    ErrorRate,
+    /// Async p50 / baseline p50, at most.
+    LatencyP50,
+    /// Async p95 / baseline p95, at most.
+    LatencyP95,
+    /// Seconds since the stage started, at least.
+    Duration,
+    /// Enrolled calls in the stage window, at least.
+    Samples,
+}
+
+impl Criterion {
+    /// A short human name.
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Criterion::SuccessRate => "success rate",
+            Criterion::ErrorRate => "error rate",
+            Criterion::LatencyP50 => "latency p50",
+            Criterion::LatencyP95 => "latency p95",
+            Criterion::Duration => "time in stage",
+            Criterion::Samples => "samples",
+        }
+    }
+}
+
+impl Criterion {
+    /// How this criterion's measured value must compare with its threshold.
+    #[must_use]
+    pub const fn bound(self) -> Bound {
+        match self {
+            Criterion::ErrorRate | Criterion::LatencyP50 | Criterion::LatencyP95 => Bound::AtMost,
+            Criterion::SuccessRate | Criterion::Duration | Criterion::Samples => Bound::AtLeast,
+        }
+    }
+}
+
+/// The state of one criterion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Met.
+    Pass,
+    /// Not met.
+    Fail,
+    /// Not enough data to say.
+    Pending,
+}
+
+/// One stage criterion: measured against its threshold.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Check {
+    /// The criterion.
+    pub criterion: Criterion,
+    /// The measured value (rates as fractions, latency as ratios, time in
+    /// seconds); `None` without data.
+    #[serde(deserialize_with = "present")]
+    pub measured: Option<f64>,
+    /// How the measured value must compare with the threshold.
+    #[serde(rename = "op")]
+    pub bound: Bound,
+    /// The threshold.
+    pub threshold: f64,
+    /// The confidence interval of `measured`, for rates and latency ratios:
+    /// how solid a pass or a miss is (the status is decided on `measured`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Interval>,
+    /// The outcome.
+    pub status: Status,
+}
+
+impl Check {
+    /// `criterion` measured as `measured` (`None`: no data yet) against `threshold`.
+    #[must_use]
+    pub fn new(criterion: Criterion, measured: Option<f64>, threshold: f64) -> Self {
+        let bound = criterion.bound();
+        let status = match measured {
+            None => Status::Pending,
+            Some(m) if bound.holds(m, threshold) => Status::Pass,
+            Some(_) => Status::Fail,
+        };
+        Check {
+            criterion,
+            measured,
+            bound,
+            threshold,
+            interval: None,
+            status,
+        }
+    }
+
+    /// The check with the confidence interval of its measured value.
+    #[must_use]
+    pub fn with_interval(mut self, interval: Option<Interval>) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// The review trigger of a failed criterion, measured over `calls`
+    /// enrolled calls and `window`.
+    pub(crate) fn not_met(&self, calls: u64, window: Duration) -> Option<Trigger> {
+        let measured = self.measured.filter(|_| self.status == Status::Fail)?;
+        Some(Trigger {
+            criterion: Some(self.criterion),
+            ..Trigger::new(
+                TriggerKind::CriterionNotMet,
+                measured,
+                self.threshold,
+                calls,
+                window,
+            )
+            .with_interval(self.interval)
+        })
+    }
+}
+
+/// What fired a review or rollback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TriggerKind {
+    /// Rollback: async success rate below the floor in the recent window.
+    SuccessRate,
+    /// Rollback: user-visible error rate above the ceiling in the recent window.
+    ErrorRate,
+    /// Rollback: a critical error (panic in the async path) in the stage.
+    CriticalError,
+    /// Rollback: resident memory grew too much since the stage started.
+    Memory,
+    /// Review: success rate in the review band for too long.
+    SustainedLowSuccess,
+    /// Review: async latency above the review ratio.
+    Latency,
+    /// Review: the application's complaint rate is rising.
+    Complaints,
+    /// Review: the stage had its time and samples but missed a criterion.
+    CriterionNotMet,
+    /// Rollback by an operator or another tool, found on the kill switch.
+    Manual,
+}
+
+impl TriggerKind {
+    /// Whether this trigger rolls back (otherwise it asks for a review).
+    #[must_use]
+    pub const fn is_rollback(self) -> bool {
+        matches!(
+            self,
+            TriggerKind::SuccessRate
+                | TriggerKind::ErrorRate
+                | TriggerKind::CriticalError
+                | TriggerKind::Memory
+                | TriggerKind::Manual
+        )
+    }
+}
+
+/// A fired trigger, with the value and threshold it fired on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Trigger {
+    /// What fired.
+    pub kind: TriggerKind,
+    /// For [`TriggerKind::CriterionNotMet`], which criterion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub criterion: Option<Criterion>,
+    /// The value seen (a rate, a ratio, a count, a growth fraction).
+    pub measured: f64,
+    /// The threshold it crossed.
+    pub threshold: f64,
+    /// Enrolled calls in the window it was measured on.
+    pub calls: u64,
+    /// The span of that window.
+    #[serde(rename = "window_s", with = "secs")]
+    pub window: Duration,
+    /// The confidence interval of `measured`, for a rate or a ratio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Interval>,
+    /// For a rate trigger, the sequential test's evidence it fired on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
+}
+
+impl Trigger {
+    /// A trigger that is not about one stage criterion.
+    pub(crate) fn new(
+        kind: TriggerKind,
+        measured: f64,
+        threshold: f64,
+        calls: u64,
+        window: Duration,
+    ) -> Self {
+        Trigger {
+            kind,
+            criterion: None,
+            measured,
+            threshold,
+            calls,
+            window,
+            interval: None,
+            evidence: None,
+        }
+    }
+
+    pub(crate) fn with_interval(mut self, interval: Option<Interval>) -> Self {
+        self.interval = interval;
+        self
+    }
+}
+
+impl core::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let name = match (self.kind, self.criterion) {
+            (TriggerKind::CriterionNotMet, Some(criterion)) => criterion.label(),
+            (TriggerKind::SuccessRate, _) => "success rate",
+            (TriggerKind::ErrorRate, _) => "error rate",
+            (TriggerKind::CriticalError, _) => "critical errors",
+            (TriggerKind::Memory, _) => "memory growth",
+            (TriggerKind::SustainedLowSuccess, _) => "sustained low success rate",
+            (TriggerKind::Latency, _) => "latency ratio",
+            (TriggerKind::Complaints, _) => "complaint rate",
+            (TriggerKind::CriterionNotMet, None) => "stage criterion",
+            (TriggerKind::Manual, _) => "manual rollback",
+        };
+        write!(f, "{name}: measured {:.4}", self.measured)?;
+        if let Some(interval) = self.interval {
+            write!(f, " [{:.4}, {:.4}]", interval.low, interval.high)?;
+        }
+        write!(
+            f,
+            " vs threshold {:.4} ({} calls over {}s)",
+            self.threshold,
+            self.calls,
+            self.window.as_secs()
+        )
+    }
+}
+
+/// What is still short before a stage can pass.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "what", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Missing {
+    /// The health source had no fresh counters at this tick: the controller
+    /// holds until it has.
+    FreshHealth,
+    /// Too few enrolled calls.
+    Samples {
+        /// Calls so far.
+        have: u64,
+        /// Calls needed.
+        need: u64,
+    },
+    /// Too little time.
+    Time {
+        /// Time so far.
+        #[serde(rename = "have_s", with = "secs")]
+        have: Duration,
+        /// Time needed.
+        #[serde(rename = "need_s", with = "secs")]
+        need: Duration,
+    },
+    /// Not enough calls on one side of the latency comparison.
+    LatencyData {
+        /// Async calls in the window.
+        async_calls: u64,
+        /// Baseline (sync) calls available.
+        baseline_calls: u64,
+        /// Calls each side needs.
+        need: u64,
+    },
+}
+
+/// The decision about a stage. Worst wins: rollback > review > hold > advance.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    /// Every criterion is met: the stage may advance.
+    Advance,
+    /// Not enough time, samples or data yet.
+    Hold {
+        /// What is short.
+        missing: Vec<Missing>,
+    },
+    /// A gradual trigger fired: a human should look; nothing is changed.
+    Review {
+        /// What fired.
+        triggers: Vec<Trigger>,
+    },
+    /// An immediate trigger fired: the site goes back to the sync path.
+    Rollback {
+        /// What fired.
+        triggers: Vec<Trigger>,
+    },
+}
+
+impl Verdict {
+    /// `advance`, `hold`, `review` or `rollback`.
+    #[must_use]
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Verdict::Advance => "advance",
+            Verdict::Hold { .. } => "hold",
+            Verdict::Review { .. } => "review",
+            Verdict::Rollback { .. } => "rollback",
+        }
+    }
+}
+
+/// A verdict with everything it was decided on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Evaluation {
+    /// The stage's number.
+    pub stage: u32,
+    /// The stage's rollout percent.
+    pub rollout: f64,
+    /// The decision.
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    /// The stage criteria, measured against their thresholds.
+    pub checks: Vec<Check>,
+    /// Health over the stage window.
+    pub health: Health,
+    /// Health over the recent window (the rate triggers).
+    pub recent: Health,
+    /// Latency against the baseline, when both sides have enough calls.
+    #[serde(deserialize_with = "present")]
+    pub latency: Option<Latency>,
+    /// Memory, when measured.
+    #[serde(deserialize_with = "present")]
+    pub memory: Option<Memory>,
+    /// Time since the stage started.
+    #[serde(rename = "elapsed_s", with = "secs")]
+    pub elapsed: Duration,
+    /// The rate triggers' sequential tests at this look (a log written
+    /// before they were recorded reads as no evidence).
+    #[serde(default)]
+    pub rates: RateEvidence,
+    /// The thresholds of the triggers.
+    pub thresholds: Triggers,
+}
