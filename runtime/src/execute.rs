@@ -55,10 +55,11 @@ use tracing::Instrument;
 
 pub use crate::lend::{Lend, Lent};
 
-use crate::config::Settings;
+use crate::breaker::Admission;
+use crate::config::{BreakerSettings, Settings};
 use crate::metrics::{self, user_error_name, ExecutionType, RuntimeFault, UploadRecord};
 use crate::policy::{Classify, ErrorClass, Fault};
-use crate::site::{Call, Path};
+use crate::site::{Call, Path, Site};
 
 /// A panic's payload, as `catch_unwind` returns it.
 type Panic = Box<dyn Any + Send + 'static>;
@@ -183,8 +184,19 @@ where
             }
         };
 
+        let guard = Guard::of(&call, &settings);
+        if guard.skips() {
+            recorder.enter(ExecutionType::SyncFallback);
+            recorder.cause = Some(RuntimeFault::BreakerOpen.as_str());
+            recorder.note(RuntimeFault::BreakerOpen);
+            tracing::debug!("circuit breaker open; the sync path takes the call");
+            let outcome = sync(args).await;
+            return recorder.finish_sync(outcome);
+        }
+
         recorder.enter(ExecutionType::Async);
-        let give_up = match attempts(&settings, &mut args, &mut attempt, &mut recorder).await {
+        let outcome = attempts(&settings, guard, &mut args, &mut attempt, &mut recorder).await;
+        let give_up = match outcome {
             Ok(done) => return done,
             Err(give_up) => give_up,
         };
@@ -194,15 +206,17 @@ where
             recorder.note(fault);
         }
         if !settings.fallback {
-            tracing::error!(
-                error_type = give_up.error_type(),
-                "async upload failed; fallback is off"
+            warn_throttled(
+                call.site,
+                give_up.error_type(),
+                "async upload failed; fallback is off",
             );
             return recorder.finish(Err(give_up.into_error()));
         }
-        tracing::warn!(
-            error_type = give_up.error_type(),
-            "async upload gave up; falling back to the sync path"
+        warn_throttled(
+            call.site,
+            give_up.error_type(),
+            "async upload gave up; falling back to the sync path",
         );
         recorder.enter(ExecutionType::SyncFallback);
         let outcome = sync(args).await;
@@ -216,6 +230,7 @@ where
 /// reason when it gives up and the fallback (if on) should take over.
 async fn attempts<A, T, E, F, Fut>(
     settings: &Settings,
+    guard: Guard,
     args: &mut A,
     attempt: &mut F,
     recorder: &mut Recorder,
@@ -230,36 +245,53 @@ where
     let mut started = recorder.started;
     loop {
         recorder.attempts += 1;
-        recorder.span.record("attempt", recorder.attempts);
         let deadline = started + settings.timeout;
         // Building the attempt runs user code too (clones): inside the catch.
         let outcome =
             tokio::time::timeout_at(deadline, catch_unwind(async { attempt(args).await })).await;
         let retryable = match outcome {
-            Ok(Ok(Ok(value))) => return Ok(recorder.finish(Ok(value))),
+            Ok(Ok(Ok(value))) => {
+                guard.success();
+                return Ok(recorder.finish(Ok(value)));
+            }
             Ok(Ok(Err(error))) => match error.classify() {
+                // The backend answered: the request itself was refused.
                 ErrorClass::Fail => {
-                    tracing::error!(
-                        error_type = error_name(&error),
-                        "async upload failed; not retried"
+                    guard.success();
+                    warn_throttled(
+                        recorder.call.site,
+                        error_name(&error),
+                        "async upload failed; not retried",
                     );
                     return Ok(recorder.finish(Err(error)));
                 }
-                ErrorClass::Fallback => return Err(GiveUp::Error(error)),
+                ErrorClass::Fallback => {
+                    guard.failure();
+                    return Err(GiveUp::Error(error));
+                }
                 ErrorClass::Retry => GiveUp::Error(error),
             },
             Ok(Err(panic)) => {
+                guard.failure();
                 let message = panic_message(&*panic);
                 tracing::error!(panic = %message, "async upload panicked (critical)");
                 return Err(GiveUp::Fault(Fault::Panic(message)));
             }
             Err(_elapsed) => GiveUp::Fault(Fault::Timeout(settings.timeout)),
         };
+        guard.failure();
         if retries >= settings.max_retries {
             return Err(retryable);
         }
+        if !guard.may_retry() {
+            tracing::debug!(
+                error_type = retryable.error_type(),
+                "async upload not retried: a probe, or the retry budget is spent"
+            );
+            return Err(retryable);
+        }
         let delay = settings.backoff.delay(retries);
-        tracing::info!(
+        tracing::debug!(
             attempt = recorder.attempts,
             error_type = retryable.error_type(),
             delay_ms = delay.as_secs_f64() * 1000.0,
@@ -273,6 +305,76 @@ where
 
 // Errors are named for records in one place: `GiveUp::error_type` and
 // `error_name` below.
+
+/// The breaker's part in one call: it applies when the site's breaker is
+/// on and a sync path can take skipped calls (fallback on).
+#[derive(Clone, Copy)]
+struct Guard {
+    site: &'static Site,
+    admission: Admission,
+    settings: BreakerSettings,
+    applies: bool,
+}
+
+impl Guard {
+    fn of(call: &Call, settings: &Settings) -> Self {
+        let site = call.site;
+        let applies = settings.breaker.enabled && settings.fallback;
+        let admission = if applies {
+            site.breaker().admit(site.name(), &settings.breaker)
+        } else {
+            Admission::Closed
+        };
+        if applies && admission == Admission::Closed {
+            site.breaker().deposit(&settings.breaker);
+        }
+        Guard {
+            site,
+            admission,
+            settings: settings.breaker,
+            applies,
+        }
+    }
+
+    fn skips(self) -> bool {
+        self.admission == Admission::Skip
+    }
+
+    fn success(self) {
+        if self.applies {
+            self.site
+                .breaker()
+                .on_success(self.site.name(), self.admission);
+        }
+    }
+
+    fn failure(self) {
+        if self.applies {
+            self.site
+                .breaker()
+                .on_failure(self.site.name(), self.admission, &self.settings);
+        }
+    }
+
+    /// Whether a failed attempt may be retried: never a probe, and only
+    /// within the site's retry budget.
+    fn may_retry(self) -> bool {
+        !self.applies
+            || (self.admission != Admission::Probe
+                && self.site.breaker().withdraw(self.site.name()))
+    }
+}
+
+/// A call's failure as a `debug` event, and at most once per 10 s per site
+/// as a `warn` with the number of such calls since the previous warning:
+/// an outage is a few lines, not one per call.
+fn warn_throttled(site: &Site, error_type: &'static str, message: &'static str) {
+    if let Some(calls) = site.breaker().fallback_warning() {
+        tracing::warn!(error_type, calls, "{message}");
+    } else {
+        tracing::debug!(error_type, "{message}");
+    }
+}
 
 /// Why the async path gave up.
 enum GiveUp<E> {
@@ -414,7 +516,7 @@ impl Recorder {
                 "async_upload",
                 site = call.site.name(),
                 execution_type = Empty,
-                attempt = Empty,
+                attempts = Empty,
             ),
             started: Instant::now(),
             execution_type: ExecutionType::Sync,
@@ -469,6 +571,10 @@ impl Recorder {
 
     fn emit(&mut self, success: bool, error_type: Option<&'static str>) {
         self.recorded = true;
+        // Once per call, not per attempt.
+        if self.attempts > 0 {
+            self.span.record("attempts", self.attempts);
+        }
         let site = self.call.site;
         let record = UploadRecord {
             ts: SystemTime::now(),

@@ -8,7 +8,8 @@
 //!   environment parsing and the live handle;
 //! - [`rollout`]: the consistent-hash bucket and the enrolment decision;
 //! - [`policy`]: error classification and backoff;
-//! - [`execute`]: the per-call state machine;
+//! - [`execute`]: the per-call state machine, with each site's circuit
+//!   breaker and retry budget;
 //! - [`metrics`]: records, sinks, the bounded aggregator and summaries;
 //! - [`log`]: the JSONL sink and reader, CSV export;
 //! - [`stages`]: stage definitions, verdicts, rollback triggers, the controller;
@@ -18,6 +19,7 @@
 #![warn(clippy::pedantic)]
 #![allow(clippy::module_name_repetitions)]
 
+mod breaker;
 #[doc(hidden)]
 pub mod classify_fn;
 pub mod config;

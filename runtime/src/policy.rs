@@ -122,7 +122,7 @@ pub trait Classify {
     /// (`"connection_reset"`, `"unavailable"`). Defaults to the type's name.
     ///
     /// The names of [`RuntimeFault`]s (`"panic"`, `"timeout"`, `"cancelled"`,
-    /// `"sync_panic"`) are the runtime's own: a user error returning one is
+    /// `"sync_panic"`, `"breaker_open"`) are the runtime's own: a user error returning one is
     /// recorded as `"user:"` and the name (`"user:timeout"`), and it never
     /// counts as the runtime's fault (a user error named `"panic"` is not
     /// critical and never rolls a site back). Whether a call was critical is

@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::config::{handle, AttributeOverrides, Origins, Settings};
+use crate::breaker::Breaker;
+use crate::config::{handle, AttributeOverrides, BreakerSettings, BreakerState, Origins, Settings};
 use crate::metrics::{self, SiteStats};
 use crate::policy::Backoff;
 use crate::rollout::{self, Rollout, RolloutKey};
@@ -49,7 +50,12 @@ struct Cache {
     timeout_ns: AtomicU64,
     backoff_base_ns: AtomicU64,
     backoff_cap_ns: AtomicU64,
+    /// The breaker's settings: on/off in bit 0, threshold in bits 8..16,
+    /// retry budget in bits 16..24, cool-down in milliseconds from bit 32.
+    breaker_settings: AtomicU64,
     stats: OnceLock<Arc<SiteStats>>,
+    /// The circuit breaker and retry budget, beside the counters.
+    breaker: Breaker,
     /// Whether the effective settings were logged (once, at first use).
     announced: AtomicBool,
 }
@@ -80,7 +86,9 @@ impl Site {
                 timeout_ns: AtomicU64::new(0),
                 backoff_base_ns: AtomicU64::new(0),
                 backoff_cap_ns: AtomicU64::new(0),
+                breaker_settings: AtomicU64::new(0),
                 stats: OnceLock::new(),
+                breaker: Breaker::new(),
                 announced: AtomicBool::new(false),
             },
         }
@@ -217,6 +225,15 @@ impl Site {
         cache
             .backoff_cap_ns
             .store(nanos(settings.backoff.cap()), Ordering::Relaxed);
+        let breaker = settings.breaker;
+        let cooldown_ms = u64::try_from(breaker.cooldown.as_millis()).unwrap_or(u64::MAX);
+        cache.breaker_settings.store(
+            u64::from(breaker.enabled)
+                | u64::from(breaker.threshold) << 8
+                | u64::from(breaker.retry_budget) << 16
+                | cooldown_ms.min(u64::from(u32::MAX)) << 32,
+            Ordering::Relaxed,
+        );
         cache.route.store(route, Ordering::Release);
         cache.generation.store(generation, Ordering::Release);
     }
@@ -239,6 +256,11 @@ impl Site {
             timeout_from = origins.timeout.as_str(),
             backoff_base_ms = settings.backoff.base().as_secs_f64() * 1000.0,
             backoff_from = origins.backoff.as_str(),
+            breaker = settings.breaker.enabled,
+            breaker_from = origins.breaker.as_str(),
+            breaker_threshold_pct = settings.breaker.threshold,
+            breaker_cooldown_ms = settings.breaker.cooldown.as_secs_f64() * 1000.0,
+            retry_budget_pct = settings.breaker.retry_budget,
             "async-upload site settings",
         );
     }
@@ -259,7 +281,34 @@ impl Site {
                 duration(&cache.backoff_base_ns),
                 duration(&cache.backoff_cap_ns),
             ),
+            breaker: {
+                let word = cache.breaker_settings.load(Ordering::Relaxed);
+                BreakerSettings::new(
+                    word & 1 != 0,
+                    (word >> 8) as u8,
+                    Duration::from_millis(word >> 32),
+                    (word >> 16) as u8,
+                )
+            },
         }
+    }
+
+    /// The state of this site's circuit breaker.
+    ///
+    /// ```
+    /// use async_upload_runtime::config::BreakerState;
+    /// use async_upload_runtime::Site;
+    ///
+    /// static UPLOAD: Site = Site::new("docs_breaker");
+    /// assert_eq!(UPLOAD.breaker_state(), BreakerState::Closed);
+    /// ```
+    #[must_use]
+    pub fn breaker_state(&self) -> BreakerState {
+        self.cache.breaker.state()
+    }
+
+    pub(crate) fn breaker(&self) -> &Breaker {
+        &self.cache.breaker
     }
 
     /// This site's counters in the global aggregator.

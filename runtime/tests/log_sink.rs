@@ -12,7 +12,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use async_upload_runtime::execute::execute;
 use async_upload_runtime::log::{
-    read_file, Event, JsonlLog, Log, Reader, RollbackEvent, StageEntered, StageEvent, VerdictEvent,
+    read_file, BreakerChange, BreakerEvent, Event, JsonlLog, Log, Reader, RollbackEvent,
+    StageEntered, StageEvent, VerdictEvent,
 };
 #[cfg(feature = "report")]
 use async_upload_runtime::log::{write_csv, CSV_HEADER};
@@ -517,6 +518,18 @@ fn every_event_kind_is_written_and_read_back_equal() {
         RollbackEvent::new(ts, site, (2, 10.0), triggers).unwrap(),
     ));
     events.push(Event::Stage(StageEvent::RollbackCleared(entered)));
+    events.push(Event::Breaker(BreakerEvent::new(
+        ts,
+        site,
+        BreakerChange::Open,
+        Some(Duration::from_secs(2)),
+    )));
+    events.push(Event::Breaker(BreakerEvent::new(
+        ts,
+        site,
+        BreakerChange::RetryBudgetExhausted,
+        None,
+    )));
 
     let log = JsonlLog::open(&path).unwrap();
     log.event(Event::Upload(record.clone()));
@@ -568,7 +581,7 @@ fn impossible_values_are_line_errors() {
         (good.replace("\"v\":1", "\"v\":2"), "version 2"),
         (good.replace("\"v\":1,", ""), "`v`"),
         (good.replace("upload", "stage"), "event"),
-        (good.replace("\"kind\":\"upload\"", "\"kind\":\"breaker\""), "breaker"),
+        (good.replace("\"kind\":\"upload\"", "\"kind\":\"launch\""), "launch"),
         (
             r#"{"kind":"stage","v":1,"event":"entered","ts":"2026-11-30T01:25:18Z","site":"s","stage":2,"rollout":10.0}"#.to_owned(),
             "criteria",

@@ -1,5 +1,6 @@
 //! The `tracing` side of a call: one span with site, execution type and
-//! attempt; an event on each retry, on the fallback and on failure.
+//! attempts (recorded once); a debug event on each retry; a warning on the
+//! fallback and on failure, at most one per site every 10 s.
 
 mod support;
 
@@ -121,7 +122,9 @@ fn a_call_has_one_span_and_events_for_retries_and_fallback() {
     };
     assert_eq!(field("site"), Some("tracing_fallback"));
     assert_eq!(field("execution_type"), Some("sync_fallback"));
-    assert_eq!(field("attempt"), Some("3"));
+    assert_eq!(field("attempts"), Some("3"));
+    let recorded = fields.iter().filter(|(k, _)| k == "attempts").count();
+    assert_eq!(recorded, 1, "attempts recorded once: {fields:?}");
 
     let events = seen.events.lock().unwrap().clone();
     let retries = events
@@ -131,13 +134,17 @@ fn a_call_has_one_span_and_events_for_retries_and_fallback() {
     assert_eq!(retries, 2, "{events:?}");
     assert!(events
         .iter()
+        .filter(|(_, m, _)| m.contains("retrying"))
+        .all(|(level, _, _)| *level == tracing::Level::DEBUG));
+    assert!(events
+        .iter()
         .any(|(level, m, span)| *level == tracing::Level::WARN
             && m.contains("falling back")
             && span.as_deref() == Some("async_upload")));
 }
 
 #[test]
-fn a_failed_call_emits_an_error_event() {
+fn a_failed_call_emits_a_warning() {
     static SITE: Site = Site::new("tracing_failure");
     let (result, seen) = traced_call(&SITE, TestError::Invalid);
     assert_eq!(result, Err(TestError::Invalid));
@@ -145,7 +152,26 @@ fn a_failed_call_emits_an_error_event() {
     assert!(
         events
             .iter()
-            .any(|(level, m, _)| *level == tracing::Level::ERROR && m.contains("failed")),
+            .any(|(level, m, _)| *level == tracing::Level::WARN && m.contains("failed")),
         "{events:?}"
     );
+}
+
+#[test]
+fn fallbacks_warn_once_per_site_then_debug() {
+    static SITE: Site = Site::new("tracing_throttled")
+        .with_retries(0)
+        .with_backoff(Duration::from_micros(1));
+    let (_, first) = traced_call(&SITE, TestError::Unsupported);
+    let (_, second) = traced_call(&SITE, TestError::Unsupported);
+    let level_of_fallback = |seen: &Seen| {
+        seen.events
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, m, _)| m.contains("falling back"))
+            .map(|(level, _, _)| *level)
+    };
+    assert_eq!(level_of_fallback(&first), Some(tracing::Level::WARN));
+    assert_eq!(level_of_fallback(&second), Some(tracing::Level::DEBUG));
 }

@@ -14,6 +14,10 @@ pub(crate) const FALLBACK: &str = "ASYNC_UPLOAD_FALLBACK";
 pub(crate) const MAX_RETRIES: &str = "ASYNC_UPLOAD_MAX_RETRIES";
 pub(crate) const TIMEOUT: &str = "ASYNC_UPLOAD_TIMEOUT";
 pub(crate) const LOG: &str = "ASYNC_UPLOAD_LOG";
+pub(crate) const BREAKER: &str = "ASYNC_UPLOAD_BREAKER";
+pub(crate) const BREAKER_THRESHOLD: &str = "ASYNC_UPLOAD_BREAKER_THRESHOLD";
+pub(crate) const BREAKER_COOLDOWN: &str = "ASYNC_UPLOAD_BREAKER_COOLDOWN";
+pub(crate) const RETRY_BUDGET: &str = "ASYNC_UPLOAD_RETRY_BUDGET";
 
 const BOOL_ACCEPTED: &str = "true/false, 1/0, yes/no or on/off (any case)";
 const ROLLOUT_ACCEPTED: &str =
@@ -22,6 +26,13 @@ const RETRIES_ACCEPTED: &str = "a whole number of retries from 0 to 10";
 const TIMEOUT_ACCEPTED: &str =
     "a number of seconds greater than 0, decimals allowed (e.g. 30, 0.25), at most 31536000 (a year)";
 const LOG_ACCEPTED: &str = "the path of a writable file";
+const THRESHOLD_ACCEPTED: &str = "a whole percentage of failed attempts from 1 to 100";
+const COOLDOWN_ACCEPTED: &str =
+    "a number of seconds from 0.001 to 3600, decimals allowed (e.g. 1, 0.5)";
+const BUDGET_ACCEPTED: &str = "a whole percentage of calls from 0 to 100";
+
+/// Longest accepted breaker cool-down.
+const COOLDOWN_LIMIT: Duration = Duration::from_secs(3600);
 
 /// Longest accepted per-attempt timeout: a year is already a mistake, and
 /// anything beyond risks overflowing deadline arithmetic.
@@ -56,6 +67,13 @@ pub(crate) fn config_keeping_valid(
         timeout: keep_valid(&mut errors, lookup, TIMEOUT, parse_timeout)
             .unwrap_or(defaults.timeout),
         log_path: keep_valid(&mut errors, lookup, LOG, parse_path).or(defaults.log_path),
+        breaker: keep_valid(&mut errors, lookup, BREAKER, parse_bool).unwrap_or(defaults.breaker),
+        breaker_threshold: keep_valid(&mut errors, lookup, BREAKER_THRESHOLD, parse_threshold)
+            .unwrap_or(defaults.breaker_threshold),
+        breaker_cooldown: keep_valid(&mut errors, lookup, BREAKER_COOLDOWN, parse_cooldown)
+            .unwrap_or(defaults.breaker_cooldown),
+        retry_budget: keep_valid(&mut errors, lookup, RETRY_BUDGET, parse_budget)
+            .unwrap_or(defaults.retry_budget),
         ..defaults
     };
     let enabled = config.enabled && errors.is_empty();
@@ -76,6 +94,10 @@ pub(crate) fn site_overrides_from(
         max_retries: read(lookup, &name(MAX_RETRIES), parse_retries)?,
         timeout: read(lookup, &name(TIMEOUT), parse_timeout)?,
         backoff_base: None,
+        breaker: read(lookup, &name(BREAKER), parse_bool)?,
+        breaker_threshold: read(lookup, &name(BREAKER_THRESHOLD), parse_threshold)?,
+        breaker_cooldown: read(lookup, &name(BREAKER_COOLDOWN), parse_cooldown)?,
+        retry_budget: read(lookup, &name(RETRY_BUDGET), parse_budget)?,
     })
 }
 
@@ -170,6 +192,66 @@ pub(crate) fn parse_timeout(name: &str, raw: &str) -> Result<Duration, ConfigErr
     let timeout = Duration::try_from_secs_f64(secs).map_err(|_| reject())?;
     validate_timeout(name, timeout).map_err(|_| reject())?;
     Ok(timeout)
+}
+
+/// A whole percentage in `low..=100`.
+fn parse_percent(
+    name: &str,
+    raw: &str,
+    low: u8,
+    accepted: &'static str,
+) -> Result<u8, ConfigError> {
+    match raw.trim().parse::<u8>() {
+        Ok(percent) if (low..=100).contains(&percent) => Ok(percent),
+        _ => Err(ConfigError::new(name, raw, accepted)),
+    }
+}
+
+fn parse_threshold(name: &str, raw: &str) -> Result<u8, ConfigError> {
+    parse_percent(name, raw, 1, THRESHOLD_ACCEPTED)
+}
+
+fn parse_budget(name: &str, raw: &str) -> Result<u8, ConfigError> {
+    parse_percent(name, raw, 0, BUDGET_ACCEPTED)
+}
+
+fn parse_cooldown(name: &str, raw: &str) -> Result<Duration, ConfigError> {
+    let reject = || ConfigError::new(name, raw, COOLDOWN_ACCEPTED);
+    let secs: f64 = raw.trim().parse().map_err(|_| reject())?;
+    let cooldown = Duration::try_from_secs_f64(secs).map_err(|_| reject())?;
+    validate_cooldown(name, cooldown).map_err(|_| reject())?;
+    Ok(cooldown)
+}
+
+pub(crate) fn validate_threshold(name: &str, percent: u8) -> Result<(), ConfigError> {
+    if (1..=100).contains(&percent) {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            name,
+            percent.to_string(),
+            THRESHOLD_ACCEPTED,
+        ))
+    }
+}
+
+pub(crate) fn validate_budget(name: &str, percent: u8) -> Result<(), ConfigError> {
+    if percent <= 100 {
+        Ok(())
+    } else {
+        Err(ConfigError::new(name, percent.to_string(), BUDGET_ACCEPTED))
+    }
+}
+
+pub(crate) fn validate_cooldown(name: &str, cooldown: Duration) -> Result<(), ConfigError> {
+    if cooldown < Duration::from_millis(1) || cooldown > COOLDOWN_LIMIT {
+        return Err(ConfigError::new(
+            name,
+            format!("{}", cooldown.as_secs_f64()),
+            COOLDOWN_ACCEPTED,
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) fn validate_rollout(name: &str, percent: f64) -> Result<(), ConfigError> {
@@ -299,6 +381,16 @@ mod tests {
             (MAX_RETRIES, "-1"),
             (MAX_RETRIES, ""),
             (LOG, ""),
+            (BREAKER, "maybe"),
+            (BREAKER_THRESHOLD, "0"),
+            (BREAKER_THRESHOLD, "101"),
+            (BREAKER_THRESHOLD, "50.5"),
+            (BREAKER_COOLDOWN, "0"),
+            (BREAKER_COOLDOWN, "-1"),
+            (BREAKER_COOLDOWN, "7200"),
+            (BREAKER_COOLDOWN, "NaN"),
+            (RETRY_BUDGET, "101"),
+            (RETRY_BUDGET, "-5"),
         ];
         for (name, raw) in cases {
             let err = from(&[(name, raw)]).expect_err(&format!("{name}={raw:?} must be rejected"));

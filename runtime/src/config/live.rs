@@ -15,7 +15,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use super::env::{config_keeping_valid, site_overrides_from};
-use super::{Config, ConfigError, SiteOverrides};
+use super::{BreakerSettings, Config, ConfigError, SiteOverrides};
 use crate::policy::Backoff;
 use crate::rollout::Rollout;
 
@@ -45,6 +45,8 @@ pub struct Settings {
     pub timeout: Duration,
     /// Sleep between attempts.
     pub backoff: Backoff,
+    /// The circuit breaker and retry budget.
+    pub breaker: BreakerSettings,
 }
 
 /// The attribute's values for a site (the compile-time overrides).
@@ -89,6 +91,7 @@ pub(crate) struct Origins {
     pub(crate) max_retries: Origin,
     pub(crate) timeout: Origin,
     pub(crate) backoff: Origin,
+    pub(crate) breaker: Origin,
 }
 
 /// The highest level that sets a value, lowest level `global` last.
@@ -134,6 +137,31 @@ impl Settings {
             attribute.backoff,
             global.backoff_base,
         );
+        let (breaker, breaker_origin) = pick(op.breaker, site_env.breaker, None, global.breaker);
+        let breaker = BreakerSettings::new(
+            breaker,
+            pick(
+                op.breaker_threshold,
+                site_env.breaker_threshold,
+                None,
+                global.breaker_threshold,
+            )
+            .0,
+            pick(
+                op.breaker_cooldown,
+                site_env.breaker_cooldown,
+                None,
+                global.breaker_cooldown,
+            )
+            .0,
+            pick(
+                op.retry_budget,
+                site_env.retry_budget,
+                None,
+                global.retry_budget,
+            )
+            .0,
+        );
         let settings = Settings {
             enabled: global.enabled && env.is_some() && site_enabled,
             rolled_back: control.rollback.is_some(),
@@ -142,6 +170,7 @@ impl Settings {
             max_retries,
             timeout,
             backoff: Backoff::new(backoff_base, global.backoff_cap.max(backoff_base)),
+            breaker,
         };
         let origins = Origins {
             enabled,
@@ -150,6 +179,7 @@ impl Settings {
             max_retries: retries_origin,
             timeout: timeout_origin,
             backoff: backoff_origin,
+            breaker: breaker_origin,
         };
         (settings, origins)
     }

@@ -28,6 +28,10 @@
 //! | `ASYNC_UPLOAD_MAX_RETRIES` | retries after the first async attempt | `2` | 0–10 |
 //! | `ASYNC_UPLOAD_TIMEOUT` | seconds per async attempt | `30` | > 0, decimals allowed |
 //! | `ASYNC_UPLOAD_LOG` | JSONL file receiving every record and event | unset | a writable path |
+//! | `ASYNC_UPLOAD_BREAKER` | per-site circuit breaker and retry budget | `true` | as ENABLED |
+//! | `ASYNC_UPLOAD_BREAKER_THRESHOLD` | percent of recent async attempts (at least 10 in 10 s) that must fail to open the breaker | `50` | 1–100 |
+//! | `ASYNC_UPLOAD_BREAKER_COOLDOWN` | seconds an open breaker waits before a probe; doubles while probes fail, up to 8 × | `1` | 0.001–3600 |
+//! | `ASYNC_UPLOAD_RETRY_BUDGET` | retries allowed, in percent of calls (banked up to 20, plus 1 per second) | `20` | 0–100 |
 
 pub(crate) mod env;
 mod error;
@@ -36,6 +40,7 @@ mod live;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::breaker::{BreakerSettings, BreakerState};
 pub use error::ConfigError;
 pub use live::{handle, ConfigHandle, Settings};
 pub(crate) use live::{AttributeOverrides, Origins};
@@ -79,6 +84,20 @@ pub struct Config {
     pub backoff_cap: Duration,
     /// JSONL file that receives every record and event (`ASYNC_UPLOAD_LOG`, default none).
     pub log_path: Option<PathBuf>,
+    /// Each site's circuit breaker and retry budget (`ASYNC_UPLOAD_BREAKER`, default `true`).
+    /// They apply to sites with fallback on: with no sync path to send a
+    /// call to, the async path is the only one.
+    pub breaker: bool,
+    /// Percent of recent async attempts that must fail to open the breaker,
+    /// 1–100 (`ASYNC_UPLOAD_BREAKER_THRESHOLD`, default `50`).
+    pub breaker_threshold: u8,
+    /// How long an open breaker waits before it lets a probe through; it
+    /// doubles while probes fail, up to 8 times this
+    /// (`ASYNC_UPLOAD_BREAKER_COOLDOWN` in seconds, default 1 s).
+    pub breaker_cooldown: Duration,
+    /// Retries allowed, in percent of calls, 0–100 (`ASYNC_UPLOAD_RETRY_BUDGET`,
+    /// default `20`).
+    pub retry_budget: u8,
 }
 
 /// Highest accepted `max_retries`.
@@ -96,6 +115,10 @@ impl Default for Config {
             backoff_base: Duration::from_millis(100),
             backoff_cap: Duration::from_secs(5),
             log_path: None,
+            breaker: true,
+            breaker_threshold: 50,
+            breaker_cooldown: Duration::from_secs(1),
+            retry_budget: 20,
         }
     }
 }
@@ -146,6 +169,9 @@ impl Config {
         env::validate_rollout(env::ROLLOUT, self.rollout)?;
         env::validate_retries(env::MAX_RETRIES, self.max_retries)?;
         env::validate_timeout(env::TIMEOUT, self.timeout)?;
+        env::validate_threshold(env::BREAKER_THRESHOLD, self.breaker_threshold)?;
+        env::validate_cooldown(env::BREAKER_COOLDOWN, self.breaker_cooldown)?;
+        env::validate_budget(env::RETRY_BUDGET, self.retry_budget)?;
         if self.backoff_cap < self.backoff_base {
             return Err(ConfigError::new(
                 "backoff_cap",
@@ -222,7 +248,8 @@ impl Config {
 /// From the environment, `ASYNC_UPLOAD_<VAR>__<SITE>` with the site name in
 /// upper case and every character other than `A-Z0-9` replaced by `_`
 /// (`ASYNC_UPLOAD_ROLLOUT__UPLOAD_FILE=25` for site `upload_file`), for
-/// `ENABLED`, `ROLLOUT`, `FALLBACK`, `MAX_RETRIES` and `TIMEOUT`.
+/// `ENABLED`, `ROLLOUT`, `FALLBACK`, `MAX_RETRIES`, `TIMEOUT`, `BREAKER`,
+/// `BREAKER_THRESHOLD`, `BREAKER_COOLDOWN` and `RETRY_BUDGET`.
 ///
 /// ```
 /// use async_upload_runtime::config::SiteOverrides;
@@ -244,6 +271,14 @@ pub struct SiteOverrides {
     pub timeout: Option<Duration>,
     /// Backoff base for this site.
     pub backoff_base: Option<Duration>,
+    /// Circuit breaker and retry budget on or off for this site.
+    pub breaker: Option<bool>,
+    /// Percent of recent attempts that must fail to open this site's breaker (1–100).
+    pub breaker_threshold: Option<u8>,
+    /// First cool-down of this site's breaker.
+    pub breaker_cooldown: Option<Duration>,
+    /// Retries allowed at this site, in percent of calls (0–100).
+    pub retry_budget: Option<u8>,
 }
 
 impl SiteOverrides {
@@ -262,6 +297,15 @@ impl SiteOverrides {
         if let Some(timeout) = self.timeout {
             env::validate_timeout("timeout", timeout)?;
         }
+        if let Some(threshold) = self.breaker_threshold {
+            env::validate_threshold("breaker_threshold", threshold)?;
+        }
+        if let Some(cooldown) = self.breaker_cooldown {
+            env::validate_cooldown("breaker_cooldown", cooldown)?;
+        }
+        if let Some(budget) = self.retry_budget {
+            env::validate_budget("retry_budget", budget)?;
+        }
         Ok(())
     }
 
@@ -275,6 +319,10 @@ impl SiteOverrides {
             max_retries: self.max_retries.or(lower.max_retries),
             timeout: self.timeout.or(lower.timeout),
             backoff_base: self.backoff_base.or(lower.backoff_base),
+            breaker: self.breaker.or(lower.breaker),
+            breaker_threshold: self.breaker_threshold.or(lower.breaker_threshold),
+            breaker_cooldown: self.breaker_cooldown.or(lower.breaker_cooldown),
+            retry_budget: self.retry_budget.or(lower.retry_budget),
         }
     }
 }

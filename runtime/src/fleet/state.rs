@@ -120,7 +120,8 @@ impl SiteState {
                 fallback: read(hash, key, field::FALLBACK, parse_bool)?,
                 max_retries: read(hash, key, field::MAX_RETRIES, parse_retries)?,
                 timeout: read(hash, key, field::TIMEOUT, parse_timeout)?,
-                backoff_base: None,
+                // Breaker settings stay local to each replica.
+                ..SiteOverrides::default()
             },
             stage: read(hash, key, field::STAGE, parse_stage)?,
             rollback: rolled_back.then(|| hash.get(field::REASON).cloned().unwrap_or_default()),
@@ -195,7 +196,7 @@ mod tests {
             fallback: None,
             max_retries: Some(3),
             timeout: Some(Duration::from_millis(2500)),
-            backoff_base: None,
+            ..SiteOverrides::default()
         };
         let (set, unset) = override_fields(&overrides);
         assert_eq!(unset, vec![field::FALLBACK]);

@@ -37,6 +37,9 @@ pub enum Event {
     Stage(StageEvent),
     /// `"kind":"rollback"`: the controller latched the site's rollback.
     Rollback(RollbackEvent),
+    /// `"kind":"breaker"`: the site's circuit breaker changed state, or its
+    /// retry budget ran dry (once per transition, never per call).
+    Breaker(BreakerEvent),
 }
 
 impl Event {
@@ -48,6 +51,7 @@ impl Event {
             Event::Stage(StageEvent::Entered(e) | StageEvent::RollbackCleared(e)) => e.ts,
             Event::Stage(StageEvent::Verdict(e)) => e.ts,
             Event::Rollback(e) => e.ts,
+            Event::Breaker(e) => e.ts,
         }
     }
 
@@ -59,6 +63,7 @@ impl Event {
             Event::Stage(StageEvent::Entered(e) | StageEvent::RollbackCleared(e)) => &e.site,
             Event::Stage(StageEvent::Verdict(e)) => &e.site,
             Event::Rollback(e) => &e.site,
+            Event::Breaker(e) => &e.site,
         }
     }
 }
@@ -256,4 +261,53 @@ impl From<RollbackEvent> for Event {
     fn from(event: RollbackEvent) -> Self {
         Event::Rollback(event)
     }
+}
+
+/// A `breaker` line: what changed in a site's circuit breaker or retry budget.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct BreakerEvent {
+    /// When.
+    #[serde(with = "rfc3339")]
+    pub ts: SystemTime,
+    /// The site.
+    pub site: String,
+    /// What changed.
+    pub event: BreakerChange,
+    /// How long the breaker stays open before it probes, when it opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooldown_s: Option<f64>,
+}
+
+impl BreakerEvent {
+    /// The event of `site`'s breaker or budget changing at `ts`.
+    #[must_use]
+    pub fn new(
+        ts: SystemTime,
+        site: impl Into<String>,
+        event: BreakerChange,
+        cooldown: Option<Duration>,
+    ) -> Self {
+        BreakerEvent {
+            ts,
+            site: site.into(),
+            event,
+            cooldown_s: cooldown.map(|c| c.as_secs_f64()),
+        }
+    }
+}
+
+/// What a [`BreakerEvent`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum BreakerChange {
+    /// The breaker opened: enrolled calls go straight to the sync path.
+    Open,
+    /// The cool-down ended: probe calls try the async path.
+    HalfOpen,
+    /// The breaker closed: the async path serves again.
+    Closed,
+    /// The retry budget ran dry: failed attempts fall back without retrying.
+    RetryBudgetExhausted,
 }

@@ -87,7 +87,9 @@ use std::sync::{Mutex, PoisonError};
 #[cfg_attr(docsrs, doc(cfg(feature = "report")))]
 pub use self::csv::{write_csv, CSV_HEADER};
 pub(crate) use event::reason;
-pub use event::{Event, RollbackEvent, StageEntered, StageEvent, VerdictEvent};
+pub use event::{
+    BreakerChange, BreakerEvent, Event, RollbackEvent, StageEntered, StageEvent, VerdictEvent,
+};
 pub use line::{read_file, LineError, Log, Reader, FORMAT_VERSION};
 pub use sink::{FlushGuard, JsonlLog, LogStats, DEFAULT_CAPACITY};
 

@@ -13,7 +13,7 @@ mod aggregate;
 #[cfg(feature = "metrics")]
 mod facade;
 mod histogram;
-mod record;
+pub(crate) mod record;
 mod sink;
 mod summary;
 

@@ -72,19 +72,24 @@ pub enum RuntimeFault {
     /// The sync path panicked (the panic is then resumed on the caller).
     /// Not critical: the old code panicked too.
     SyncPanic,
+    /// The site's circuit breaker was open: the call skipped the async path
+    /// and the sync path took it (`sync_fallback`, an async failure for
+    /// stage health).
+    BreakerOpen,
 }
 
 impl RuntimeFault {
     /// Every fault, i.e. every reserved name.
-    pub const ALL: [RuntimeFault; 4] = [
+    pub const ALL: [RuntimeFault; 5] = [
         RuntimeFault::Panic,
         RuntimeFault::Timeout,
         RuntimeFault::Cancelled,
         RuntimeFault::SyncPanic,
+        RuntimeFault::BreakerOpen,
     ];
 
     /// The reserved `error_type` this fault is recorded with: `panic`,
-    /// `timeout`, `cancelled` or `sync_panic`.
+    /// `timeout`, `cancelled`, `sync_panic` or `breaker_open`.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -92,6 +97,7 @@ impl RuntimeFault {
             RuntimeFault::Timeout => "timeout",
             RuntimeFault::Cancelled => "cancelled",
             RuntimeFault::SyncPanic => "sync_panic",
+            RuntimeFault::BreakerOpen => "breaker_open",
         }
     }
 
@@ -103,6 +109,7 @@ impl RuntimeFault {
             RuntimeFault::Timeout => "user:timeout",
             RuntimeFault::Cancelled => "user:cancelled",
             RuntimeFault::SyncPanic => "user:sync_panic",
+            RuntimeFault::BreakerOpen => "user:breaker_open",
         }
     }
 

@@ -1,0 +1,617 @@
+//! The per-site circuit breaker and retry budget: fail fast in an outage.
+//!
+//! ```text
+//! closed ──(failures ≥ threshold of the recent attempts)──▶ open
+//! open ──(cool-down over: the next call is a probe)──▶ half-open
+//! half-open ──(a probe succeeds)──▶ closed          (cool-down back to its base)
+//! half-open ──(a probe fails)──▶ open              (cool-down doubled, capped)
+//! ```
+//!
+//! While open, enrolled calls skip the async path: they run the sync path
+//! at once and are recorded `sync_fallback` with fault `breaker_open`, so
+//! stage health counts them as async failures. A probe makes one attempt,
+//! never retried.
+//!
+//! The state sits beside the site's counters in lock-free words. A closed
+//! breaker costs a call one atomic load to admit and one to record a
+//! success while the recent window holds no failure: **no clock read**.
+//! The clock is read only when an attempt fails, or while the breaker is
+//! not closed.
+//!
+//! The retry budget (tower's and Envoy's model): each call earns a fifth of
+//! a retry (the site's `retry_budget` percent), banked up to
+//! [`BUDGET_CAP`] retries; a retry spends one. When the bank is empty, a
+//! small floor ([`FLOOR_PER_SECOND`]) still lets a retry through now and
+//! then, so a quiet site can retry at all. An outage then costs the backend
+//! about its normal request rate, not `1 + retries` times it.
+//!
+//! Every transition is one `tracing` event, one JSONL `breaker` event
+//! (when a log is installed) and, with the `metrics` feature, a gauge and a
+//! counter; never one per call.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::log::{BreakerChange, BreakerEvent, Event};
+
+/// Attempt outcomes the window remembers.
+const WINDOW: u64 = 32;
+/// Fewer recent attempts than this never open the breaker.
+pub(crate) const MIN_CALLS: u64 = 10;
+/// A failure older than this (since the previous one) starts a new window.
+const SPAN: Duration = Duration::from_secs(10);
+/// Probes admitted per half-open period.
+const PROBES: u32 = 1;
+/// The cool-down grows to at most this multiple of its base.
+pub(crate) const COOLDOWN_GROWTH_CAP: u32 = 8;
+/// Retries banked at most, in whole retries.
+pub const BUDGET_CAP: u64 = 20;
+/// Retries allowed per second when the bank is empty.
+pub const FLOOR_PER_SECOND: u64 = 1;
+
+/// Milli-retries: the bank's unit, so a call earns a fraction of a retry.
+const MILLI: u64 = 1000;
+
+const STATE_SHIFT: u32 = 62;
+const DEADLINE: u64 = (1 << STATE_SHIFT) - 1;
+const CLOSED: u64 = 0;
+const OPEN: u64 = 1 << STATE_SHIFT;
+const HALF_OPEN: u64 = 2 << STATE_SHIFT;
+
+const COUNT_SHIFT: u32 = 32;
+const FAILURES: u64 = (1 << WINDOW) - 1;
+
+/// The breaker's settings for one site, after precedence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BreakerSettings {
+    /// Whether the breaker and the retry budget apply (`ASYNC_UPLOAD_BREAKER`).
+    pub enabled: bool,
+    /// Percent of recent attempts that must fail to open it, 1–100.
+    pub threshold: u8,
+    /// First cool-down; it doubles while probes fail, up to 8 times this.
+    pub cooldown: Duration,
+    /// Percent of calls the site may add as retries, 0–100.
+    pub retry_budget: u8,
+}
+
+impl BreakerSettings {
+    pub(crate) const fn new(
+        enabled: bool,
+        threshold: u8,
+        cooldown: Duration,
+        retry_budget: u8,
+    ) -> Self {
+        BreakerSettings {
+            enabled,
+            threshold,
+            cooldown,
+            retry_budget,
+        }
+    }
+}
+
+/// The breaker's state, as events and gauges show it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum BreakerState {
+    /// Calls take the async path.
+    Closed,
+    /// Calls skip the async path until the cool-down is over.
+    Open,
+    /// A probe call tests the async path.
+    HalfOpen,
+}
+
+impl BreakerState {
+    /// `closed`, `open` or `half_open`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+        }
+    }
+
+    /// The log's name for a transition into this state.
+    const fn change(self) -> BreakerChange {
+        match self {
+            BreakerState::Closed => BreakerChange::Closed,
+            BreakerState::Open => BreakerChange::Open,
+            BreakerState::HalfOpen => BreakerChange::HalfOpen,
+        }
+    }
+
+    #[cfg(feature = "metrics")]
+    const fn gauge(self) -> f64 {
+        match self {
+            BreakerState::Closed => 0.0,
+            BreakerState::Open => 1.0,
+            BreakerState::HalfOpen => 2.0,
+        }
+    }
+}
+
+/// How a call may use the async path now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// Breaker closed (or off): attempts and retries as configured.
+    Closed,
+    /// The half-open probe: one attempt, never retried.
+    Probe,
+    /// Open: skip the async path.
+    Skip,
+}
+
+/// One site's breaker and retry budget.
+#[derive(Debug)]
+pub(crate) struct Breaker {
+    /// `CLOSED`, or `OPEN`/`HALF_OPEN` with a deadline (ns since [`base`]):
+    /// when an open breaker lets a probe through, when a half-open one
+    /// that lost its probe (a dropped call) admits another.
+    gate: AtomicU64,
+    /// The last [`WINDOW`] attempt outcomes (a set bit per failure, newest
+    /// lowest) and, from bit 32, how many are recorded.
+    window: AtomicU64,
+    /// When the newest failure happened (ns since [`base`]).
+    last_failure: AtomicU64,
+    /// Trips since the breaker last closed: the cool-down doubles with each.
+    trips: AtomicU32,
+    /// Probes admitted in this half-open period.
+    probes: AtomicU32,
+    /// Banked milli-retries.
+    bank: AtomicU64,
+    /// When the floor last let a retry through (ns since [`base`]).
+    floor_at: AtomicU64,
+    /// Whether the budget has run dry (for one event per transition).
+    exhausted: AtomicBool,
+    /// When a fallback warning may be logged next (ns since [`base`]), and
+    /// the fallbacks not warned about since.
+    warn_at: AtomicU64,
+    unwarned: AtomicU64,
+}
+
+impl Breaker {
+    pub(crate) const fn new() -> Self {
+        Breaker {
+            gate: AtomicU64::new(CLOSED),
+            window: AtomicU64::new(0),
+            last_failure: AtomicU64::new(0),
+            trips: AtomicU32::new(0),
+            probes: AtomicU32::new(0),
+            bank: AtomicU64::new(BUDGET_CAP * MILLI),
+            floor_at: AtomicU64::new(0),
+            exhausted: AtomicBool::new(false),
+            warn_at: AtomicU64::new(0),
+            unwarned: AtomicU64::new(0),
+        }
+    }
+
+    /// The state now (no clock read: an open breaker whose cool-down is
+    /// over still reads open until a call arrives).
+    pub(crate) fn state(&self) -> BreakerState {
+        match self.gate.load(Ordering::Acquire) & !DEADLINE {
+            CLOSED => BreakerState::Closed,
+            OPEN => BreakerState::Open,
+            _ => BreakerState::HalfOpen,
+        }
+    }
+
+    /// Admits a call: closed costs one load and no clock read.
+    pub(crate) fn admit(&self, site: &'static str, settings: &BreakerSettings) -> Admission {
+        let gate = self.gate.load(Ordering::Acquire);
+        if gate == CLOSED {
+            return Admission::Closed;
+        }
+        let now = now_ns();
+        let mut gate = gate;
+        if gate & !DEADLINE == OPEN {
+            if now < gate & DEADLINE {
+                return Admission::Skip;
+            }
+            // Cool-down over: half-open, with a probe window as long as the
+            // cool-down in case the probe's caller drops it.
+            let half = HALF_OPEN | deadline(now, self.cooldown(settings));
+            match self
+                .gate
+                .compare_exchange(gate, half, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    self.probes.store(0, Ordering::Release);
+                    transition(site, BreakerState::HalfOpen, None);
+                    gate = half;
+                }
+                Err(actual) => gate = actual,
+            }
+        }
+        if gate == CLOSED {
+            return Admission::Closed;
+        }
+        if gate & !DEADLINE == HALF_OPEN {
+            if now >= gate & DEADLINE {
+                // The probe never reported: admit another.
+                let renewed = HALF_OPEN | deadline(now, self.cooldown(settings));
+                if self
+                    .gate
+                    .compare_exchange(gate, renewed, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    self.probes.store(0, Ordering::Release);
+                }
+            }
+            if self.probes.fetch_add(1, Ordering::AcqRel) < PROBES {
+                return Admission::Probe;
+            }
+        }
+        Admission::Skip
+    }
+
+    /// An attempt succeeded (or failed for a reason that says nothing about
+    /// the backend's health, an error classified `Fail`).
+    pub(crate) fn on_success(&self, site: &'static str, admission: Admission) {
+        if admission == Admission::Probe {
+            let gate = self.gate.load(Ordering::Acquire);
+            if gate & !DEADLINE == HALF_OPEN
+                && self
+                    .gate
+                    .compare_exchange(gate, CLOSED, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            {
+                self.trips.store(0, Ordering::Release);
+                self.window.store(0, Ordering::Release);
+                transition(site, BreakerState::Closed, None);
+            }
+            return;
+        }
+        // A full window without failures stays as it is: a load, no write.
+        let window = self.window.load(Ordering::Relaxed);
+        if window == WINDOW << COUNT_SHIFT {
+            return;
+        }
+        let _ = self
+            .window
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |w| {
+                Some(shift(w, false))
+            });
+    }
+
+    /// An attempt failed: an error classified `Retry` or `Fallback`, a
+    /// timeout or a panic.
+    pub(crate) fn on_failure(
+        &self,
+        site: &'static str,
+        admission: Admission,
+        settings: &BreakerSettings,
+    ) {
+        let now = now_ns();
+        if admission == Admission::Probe {
+            let gate = self.gate.load(Ordering::Acquire);
+            if gate & !DEADLINE == HALF_OPEN {
+                self.trips.fetch_add(1, Ordering::AcqRel);
+                let cooldown = self.cooldown(settings);
+                let open = OPEN | deadline(now, cooldown);
+                if self
+                    .gate
+                    .compare_exchange(gate, open, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    transition(site, BreakerState::Open, Some(cooldown));
+                }
+            }
+            return;
+        }
+        let stale =
+            now.saturating_sub(self.last_failure.swap(now, Ordering::AcqRel)) > duration_ns(SPAN);
+        let add = |w: u64| shift(if stale { 0 } else { w }, true);
+        // The closure always returns `Some`: `Ok` holds the previous window.
+        let previous = self
+            .window
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |w| Some(add(w)))
+            .unwrap_or_else(|w| w);
+        let window = add(previous);
+        let count = window >> COUNT_SHIFT;
+        let failures = u64::from((window & FAILURES).count_ones());
+        if count < MIN_CALLS || failures * 100 < u64::from(settings.threshold) * count {
+            return;
+        }
+        let cooldown = self.cooldown(settings);
+        if self
+            .gate
+            .compare_exchange(
+                CLOSED,
+                OPEN | deadline(now, cooldown),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+        {
+            self.window.store(0, Ordering::Release);
+            transition(site, BreakerState::Open, Some(cooldown));
+        }
+    }
+
+    /// The cool-down for the current number of trips: doubling, capped.
+    fn cooldown(&self, settings: &BreakerSettings) -> Duration {
+        let trips = self
+            .trips
+            .load(Ordering::Acquire)
+            .min(COOLDOWN_GROWTH_CAP.ilog2());
+        settings.cooldown.saturating_mul(1 << trips)
+    }
+
+    /// A call starts: it earns its share of a retry, unless the bank is full
+    /// (then only a load).
+    pub(crate) fn deposit(&self, settings: &BreakerSettings) {
+        let cap = BUDGET_CAP * MILLI;
+        if self.bank.load(Ordering::Relaxed) < cap {
+            let earned = u64::from(settings.retry_budget) * MILLI / 100;
+            let _ = self
+                .bank
+                .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |b| {
+                    Some((b + earned).min(cap))
+                });
+        }
+    }
+
+    /// Whether a retry may go out now; spends it if so.
+    pub(crate) fn withdraw(&self, site: &'static str) -> bool {
+        let spent = self
+            .bank
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |b| {
+                b.checked_sub(MILLI)
+            })
+            .is_ok();
+        if spent {
+            if self.exhausted.swap(false, Ordering::AcqRel) {
+                tracing::info!(site, "async upload retry budget available again");
+            }
+            return true;
+        }
+        let now = now_ns();
+        let last = self.floor_at.load(Ordering::Acquire);
+        let floor = now.saturating_sub(last)
+            >= duration_ns(Duration::from_secs(1)) / FLOOR_PER_SECOND
+            && self
+                .floor_at
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+        if !floor && !self.exhausted.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                site,
+                "async upload retry budget exhausted: failed attempts fall back without retrying"
+            );
+            #[cfg(feature = "metrics")]
+            metrics::counter!("async_upload_retry_budget_exhausted_total", "site" => site)
+                .increment(1);
+            event(site, BreakerChange::RetryBudgetExhausted, None);
+        }
+        floor
+    }
+
+    /// Counts a fallback; `Some(n)` when a warning may be logged now, with
+    /// `n` fallbacks since the last one (at most one warning per
+    /// [`SPAN`] per site).
+    pub(crate) fn fallback_warning(&self) -> Option<u64> {
+        let now = now_ns();
+        let next = self.warn_at.load(Ordering::Acquire);
+        if now >= next
+            && self
+                .warn_at
+                .compare_exchange(
+                    next,
+                    deadline(now, SPAN),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+        {
+            return Some(self.unwarned.swap(0, Ordering::AcqRel) + 1);
+        }
+        self.unwarned.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+}
+
+/// `window` with one more outcome shifted in.
+const fn shift(window: u64, failed: bool) -> u64 {
+    let count = window >> COUNT_SHIFT;
+    let outcomes = ((window & FAILURES) << 1 | failed as u64) & FAILURES;
+    let count = if count < WINDOW { count + 1 } else { WINDOW };
+    count << COUNT_SHIFT | outcomes
+}
+
+/// Nanoseconds since a base an hour before any breaker first read the
+/// clock, on Tokio's clock (so a paused test clock drives it). The margin
+/// keeps the instants of runtimes made a little earlier (each paused test
+/// runtime has its own clock) after the base.
+fn now_ns() -> u64 {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    let now = Instant::now();
+    let base = *BASE.get_or_init(|| now.checked_sub(Duration::from_secs(3600)).unwrap_or(now));
+    duration_ns(now.saturating_duration_since(base))
+}
+
+fn duration_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn deadline(now: u64, after: Duration) -> u64 {
+    now.saturating_add(duration_ns(after)).min(DEADLINE)
+}
+
+/// One transition: a `tracing` event, a JSONL event, metrics.
+fn transition(site: &'static str, to: BreakerState, cooldown: Option<Duration>) {
+    match to {
+        BreakerState::Open => tracing::warn!(
+            site,
+            cooldown_s = cooldown.map(|c| c.as_secs_f64()),
+            "async upload circuit breaker open: enrolled calls take the sync path"
+        ),
+        BreakerState::HalfOpen => {
+            tracing::info!(site, "async upload circuit breaker half-open: probing");
+        }
+        BreakerState::Closed => {
+            tracing::info!(
+                site,
+                "async upload circuit breaker closed: async path serves again"
+            );
+        }
+    }
+    #[cfg(feature = "metrics")]
+    {
+        metrics::gauge!("async_upload_breaker_state", "site" => site).set(to.gauge());
+        metrics::counter!(
+            "async_upload_breaker_transitions_total",
+            "site" => site,
+            "state" => to.as_str(),
+        )
+        .increment(1);
+    }
+    event(site, to.change(), cooldown);
+}
+
+/// Writes a `breaker` line to the global JSONL log, if there is one.
+fn event(site: &'static str, change: BreakerChange, cooldown: Option<Duration>) {
+    if let Some(log) = crate::log::global() {
+        log.event(Event::Breaker(BreakerEvent::new(
+            SystemTime::now(),
+            site,
+            change,
+            cooldown,
+        )));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SITE: &str = "breaker_unit";
+
+    fn settings() -> BreakerSettings {
+        BreakerSettings::new(true, 50, Duration::from_secs(1), 20)
+    }
+
+    #[test]
+    fn the_window_counts_up_to_its_size() {
+        let mut w = 0;
+        for i in 0..40 {
+            w = shift(w, i % 4 == 0);
+        }
+        assert_eq!(w >> COUNT_SHIFT, WINDOW);
+        assert_eq!((w & FAILURES).count_ones(), 8);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn opens_on_failures_probes_after_the_cooldown_and_closes() {
+        let breaker = Breaker::new();
+        let s = settings();
+        for _ in 0..MIN_CALLS {
+            assert_eq!(breaker.admit(SITE, &s), Admission::Closed);
+            breaker.on_failure(SITE, Admission::Closed, &s);
+        }
+        assert_eq!(breaker.state(), BreakerState::Open);
+        assert_eq!(breaker.admit(SITE, &s), Admission::Skip);
+        tokio::time::advance(Duration::from_millis(1001)).await;
+        assert_eq!(breaker.admit(SITE, &s), Admission::Probe);
+        assert_eq!(
+            breaker.admit(SITE, &s),
+            Admission::Skip,
+            "one probe at a time"
+        );
+        // The probe fails: open again, twice as long.
+        breaker.on_failure(SITE, Admission::Probe, &s);
+        assert_eq!(breaker.state(), BreakerState::Open);
+        tokio::time::advance(Duration::from_millis(1500)).await;
+        assert_eq!(breaker.admit(SITE, &s), Admission::Skip);
+        tokio::time::advance(Duration::from_millis(600)).await;
+        assert_eq!(breaker.admit(SITE, &s), Admission::Probe);
+        breaker.on_success(SITE, Admission::Probe);
+        assert_eq!(breaker.state(), BreakerState::Closed);
+        assert_eq!(breaker.admit(SITE, &s), Admission::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_cooldown_is_capped() {
+        let breaker = Breaker::new();
+        let s = settings();
+        for _ in 0..MIN_CALLS {
+            breaker.on_failure(SITE, Admission::Closed, &s);
+        }
+        let mut waited = Vec::new();
+        for _ in 0..6 {
+            let mut ms = 0;
+            while breaker.admit(SITE, &s) != Admission::Probe {
+                tokio::time::advance(Duration::from_millis(100)).await;
+                ms += 100;
+            }
+            waited.push(ms);
+            breaker.on_failure(SITE, Admission::Probe, &s);
+        }
+        assert_eq!(waited, [1000, 2000, 4000, 8000, 8000, 8000]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lost_probe_is_replaced_after_the_probe_window() {
+        let breaker = Breaker::new();
+        let s = settings();
+        for _ in 0..MIN_CALLS {
+            breaker.on_failure(SITE, Admission::Closed, &s);
+        }
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(breaker.admit(SITE, &s), Admission::Probe);
+        // Its caller drops it: nothing reports.
+        assert_eq!(breaker.admit(SITE, &s), Admission::Skip);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(breaker.admit(SITE, &s), Admission::Probe);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_below_the_threshold_or_spread_out_never_open_it() {
+        let breaker = Breaker::new();
+        let s = settings();
+        // One failure in three: below the 50 % threshold in every window.
+        for i in 0..1000 {
+            if i % 3 == 0 {
+                breaker.on_failure(SITE, Admission::Closed, &s);
+            } else {
+                breaker.on_success(SITE, Admission::Closed);
+            }
+        }
+        assert_eq!(breaker.state(), BreakerState::Closed);
+        // Failures 11 s apart each start a new window.
+        let breaker = Breaker::new();
+        for _ in 0..100 {
+            breaker.on_failure(SITE, Admission::Closed, &s);
+            tokio::time::advance(Duration::from_secs(11)).await;
+        }
+        assert_eq!(breaker.state(), BreakerState::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_budget_allows_a_fifth_of_calls_as_retries_plus_the_floor() {
+        let breaker = Breaker::new();
+        let s = settings();
+        // Drain the initial bank.
+        while breaker.bank.load(Ordering::Relaxed) >= MILLI {
+            assert!(breaker.withdraw(SITE));
+        }
+        let mut retries = 0;
+        for _ in 0..1000 {
+            breaker.deposit(&s);
+            // Every call wants two retries, over 10 s of calls.
+            for _ in 0..2 {
+                retries += u32::from(breaker.withdraw(SITE));
+            }
+            tokio::time::advance(Duration::from_millis(10)).await;
+        }
+        // 20 % of 1000 calls, plus one floor retry per second over 10 s.
+        assert!((200..=211).contains(&retries), "{retries}");
+    }
+}
