@@ -482,6 +482,7 @@ fn every_event_kind_is_written_and_read_back_equal() {
                     reference: 1.0,
                     current: 1.25,
                 }),
+                rates: None,
             },
         )
     };

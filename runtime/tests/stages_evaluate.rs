@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_upload_runtime::metrics::{ExecutionType, RuntimeFault, SiteSnapshot, UploadRecord};
 use async_upload_runtime::stages::{
     evaluate, Baseline, BaselineSource, Complaints, Criterion, Evaluation, Memory, Missing,
-    Observation, Status, TriggerKind, Triggers, Verdict, DEFAULT_STAGES,
+    Observation, Stage, Status, TriggerKind, Triggers, Verdict, DEFAULT_STAGES,
 };
 
 use ExecutionType::{Async, Sync, SyncFallback};
@@ -51,6 +51,7 @@ fn observe(window: &SiteSnapshot, elapsed: Duration) -> Observation<'_> {
         memory: None,
         success_band_for: Duration::ZERO,
         complaints: None,
+        rates: None,
     }
 }
 
@@ -124,41 +125,46 @@ fn a_missed_criterion_before_the_time_is_up_is_hold() {
 }
 
 #[test]
-fn five_errors_in_100_is_not_a_rollback_six_is() {
-    let five = Window::new()
-        .add(95, Async, true, 20)
-        .add(5, Async, false, 20)
-        .0;
-    let evaluation = stage1(&observe(&five, HOUR));
-    assert!(
-        !matches!(evaluation.verdict, Verdict::Rollback { .. }),
-        "{evaluation:#?}"
-    );
-    assert_eq!(evaluation.recent.error_rate, Some(0.05));
-
+fn a_handful_of_errors_is_not_a_rollback_ten_percent_over_hundreds_is() {
+    // 6 % of 100 calls: a point estimate past 5 %, but no evidence.
     let six = Window::new()
         .add(94, Async, true, 20)
         .add(6, Async, false, 20)
         .0;
     let evaluation = stage1(&observe(&six, HOUR));
+    assert!(
+        !matches!(evaluation.verdict, Verdict::Rollback { .. }),
+        "{evaluation:#?}"
+    );
+    assert_eq!(evaluation.recent.error_rate, Some(0.06));
+    assert!(!evaluation.rates.errors.fired());
+
+    let sustained = Window::new()
+        .add(270, Async, true, 20)
+        .add(30, Async, false, 20)
+        .0;
+    let evaluation = stage1(&observe(&sustained, HOUR));
     let Verdict::Rollback { triggers } = &evaluation.verdict else {
         panic!("{evaluation:#?}")
     };
     let kinds: Vec<_> = triggers.iter().map(|t| t.kind).collect();
     assert_eq!(kinds, [TriggerKind::SuccessRate, TriggerKind::ErrorRate]);
-    assert_eq!(triggers[0].measured, 0.94);
+    assert_eq!(triggers[0].measured, 0.90);
     assert_eq!(triggers[0].threshold, 0.95);
-    assert_eq!(triggers[1].measured, 0.06);
+    assert!(triggers[0].interval.unwrap().contains(0.90));
+    assert!(triggers[0].interval.unwrap().high < 0.95);
+    assert_eq!(triggers[1].measured, 0.10);
     assert_eq!(triggers[1].threshold, 0.05);
-    assert_eq!(triggers[1].calls, 100);
+    assert_eq!(triggers[1].calls, 300);
+    assert!(triggers[1].evidence.unwrap().fired());
 }
 
 #[test]
 fn fallbacks_that_save_the_call_still_fail_the_async_path() {
-    // Users saw no error, but the async path failed 6 % of its calls.
+    // Users saw no error, but the async path failed 10 % of its calls.
     let saved = Window::new()
-        .add(94, Async, true, 20)
-        .add(6, SyncFallback, true, 20)
+        .add(270, Async, true, 20)
+        .add(30, SyncFallback, true, 20)
         .0;
     let evaluation = stage1(&observe(&saved, HOUR));
     assert_eq!(triggers(&evaluation.verdict), [TriggerKind::SuccessRate]);
@@ -243,6 +249,65 @@ fn latency_above_1_2_asks_for_review_at_any_time() {
 }
 
 #[test]
+fn a_stage_with_a_looser_latency_ratio_is_not_held_in_review_by_the_global_one() {
+    let slow = latency_window(200, 50, 0, 0); // 2.5×
+    let loose = Stage::new(1, 1.0)
+        .with_latency_ratio(3.0)
+        .with_min_duration(Duration::from_secs(60));
+    let evaluation = evaluate(&loose, &Triggers::DEFAULT, &observe(&slow, HOUR));
+    assert_eq!(evaluation.verdict, Verdict::Advance, "{evaluation:#?}");
+    // The default stage (1.10) is reviewed, at the global 1.2, and says so.
+    let evaluation = stage1(&observe(&slow, HOUR));
+    let Verdict::Review { triggers } = &evaluation.verdict else {
+        panic!("{evaluation:#?}")
+    };
+    assert_eq!(triggers[0].kind, TriggerKind::Latency);
+    assert_eq!(triggers[0].threshold, 1.2);
+    // A stage ratio above 1.2 is the review line itself.
+    let tight_global = Stage::new(1, 1.0).with_latency_ratio(2.0);
+    let evaluation = evaluate(&tight_global, &Triggers::DEFAULT, &observe(&slow, HOUR));
+    let Verdict::Review { triggers } = &evaluation.verdict else {
+        panic!("{evaluation:#?}")
+    };
+    assert_eq!(triggers[0].threshold, 2.0);
+}
+
+#[test]
+fn a_slow_p95_from_a_handful_of_calls_is_not_a_review() {
+    // 20 async calls, two of them slow: the p95 ratio's interval is unbounded.
+    let few = Window::new()
+        .add(18, Async, true, 20)
+        .add(2, Async, true, 60)
+        .add(20, Sync, true, 20)
+        .0;
+    let evaluation = stage1(&observe(&few, HOUR));
+    let latency = evaluation.latency.as_ref().unwrap();
+    assert!(latency.p95_ratio > 1.2, "{latency:?}");
+    assert!(latency.p95_interval.high.is_infinite());
+    assert_eq!(evaluation.verdict.name(), "hold", "{evaluation:#?}");
+}
+
+#[test]
+fn checks_show_their_interval_beside_the_estimate() {
+    let window = healthy_but(9950);
+    let evaluation = stage1(&observe(&window, 25 * HOUR));
+    let success = evaluation
+        .checks
+        .iter()
+        .find(|c| c.criterion == Criterion::SuccessRate)
+        .unwrap();
+    let interval = success.interval.unwrap();
+    assert!(interval.contains(success.measured.unwrap()), "{interval:?}");
+    assert!(interval.low < 0.995 && interval.high > 0.995);
+    let time = evaluation
+        .checks
+        .iter()
+        .find(|c| c.criterion == Criterion::Duration)
+        .unwrap();
+    assert!(time.interval.is_none());
+}
+
+#[test]
 fn at_100_percent_the_frozen_baseline_is_used() {
     // Sync calls in the window are slow (40 µs) and must be ignored.
     let window = Window::new()
@@ -269,19 +334,25 @@ fn at_100_percent_the_frozen_baseline_is_used() {
 }
 
 #[test]
-fn memory_up_20_percent_is_fine_up_more_rolls_back() {
+fn memory_up_20_percent_is_fine_up_more_rolls_back_a_few_megabytes_never() {
     let window = Window::new().add(50, Async, true, 20).0;
     let mut obs = observe(&window, HOUR);
     obs.memory = Some(Memory {
-        start_bytes: 100_000_000,
-        now_bytes: 120_000_000,
+        start_bytes: 1_000_000_000,
+        now_bytes: 1_200_000_000,
     });
     assert_eq!(stage1(&obs).verdict.name(), "hold");
     obs.memory = Some(Memory {
-        start_bytes: 100_000_000,
-        now_bytes: 120_100_000,
+        start_bytes: 1_000_000_000,
+        now_bytes: 1_201_000_000,
     });
     assert_eq!(triggers(&stage1(&obs).verdict), [TriggerKind::Memory]);
+    // +31 % of a small service is below the absolute floor (32 MiB).
+    obs.memory = Some(Memory {
+        start_bytes: 6_700_000,
+        now_bytes: 8_800_000,
+    });
+    assert_eq!(stage1(&obs).verdict.name(), "hold");
 }
 
 #[test]
@@ -340,15 +411,20 @@ fn worst_verdict_wins() {
 
 #[test]
 fn evaluations_serialize_with_values_and_thresholds() {
-    let six = Window::new()
-        .add(94, Async, true, 20)
-        .add(6, Async, false, 20)
+    let ten_percent = Window::new()
+        .add(270, Async, true, 20)
+        .add(30, Async, false, 20)
         .0;
-    let json = serde_json::to_value(stage1(&observe(&six, HOUR))).unwrap();
+    let json = serde_json::to_value(stage1(&observe(&ten_percent, HOUR))).unwrap();
     assert_eq!(json["verdict"], "rollback");
     assert_eq!(json["triggers"][1]["kind"], "error_rate");
-    assert_eq!(json["triggers"][1]["measured"], 0.06);
+    assert_eq!(json["triggers"][1]["measured"], 0.10);
     assert_eq!(json["triggers"][1]["threshold"], 0.05);
+    assert!(json["triggers"][1]["interval"]["low"].as_f64().unwrap() > 0.05);
+    assert_eq!(json["triggers"][1]["evidence"]["method"], "binomial");
+    assert_eq!(json["rates"]["errors"]["bad"], 30);
+    assert_eq!(json["thresholds"]["confidence"], 0.99);
+    assert!(json["checks"][0]["interval"]["high"].is_number());
     assert_eq!(json["checks"][0]["criterion"], "success_rate");
     assert_eq!(json["thresholds"]["min_calls"], 20);
 }

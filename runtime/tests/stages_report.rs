@@ -273,6 +273,7 @@ fn evaluate_panic(site: &str) -> Trigger {
         memory: None,
         success_band_for: Duration::ZERO,
         complaints: None,
+        rates: None,
     };
     let Verdict::Rollback { triggers } =
         evaluate(&Stage::new(2, 20.0), &Triggers::DEFAULT, &observation).verdict

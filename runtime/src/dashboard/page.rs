@@ -238,15 +238,26 @@ fn section(
     Ok(())
 }
 
+/// An interval's end as the criterion shows its values; an unbounded end as `∞`.
+fn bound(criterion: Criterion, value: f64) -> String {
+    if value.is_finite() {
+        show(criterion, value)
+    } else {
+        "∞".into()
+    }
+}
+
 fn criteria(out: &mut String, site: &SiteReport) {
-    out.push_str(
-        "<h3>Stage criteria</h3>\n<table class=\"criteria\"><tr><th>criterion</th><th>measured</th><th>threshold</th><th>status</th></tr>\n",
+    let _ = writeln!(
+        out,
+        "<h3>Stage criteria</h3>\n<table class=\"criteria\"><tr><th>criterion</th><th>measured</th><th>{}% interval</th><th>threshold</th><th>status</th></tr>",
+        site.evaluation.thresholds.confidence.level() * 100.0
     );
     for check in &site.evaluation.checks {
         let (class, label) = status(check);
         let _ = writeln!(
             out,
-            "<tr data-criterion=\"{key}\"><td>{name}</td><td data-value=\"{raw}\">{measured}</td><td>{op} {threshold}</td><td class=\"{class}\">{label}</td></tr>",
+            "<tr data-criterion=\"{key}\"><td>{name}</td><td data-value=\"{raw}\">{measured}</td><td>{interval}</td><td>{op} {threshold}</td><td class=\"{class}\">{label}</td></tr>",
             key = serde_json::to_value(check.criterion)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
@@ -256,6 +267,14 @@ fn criteria(out: &mut String, site: &SiteReport) {
             measured = check
                 .measured
                 .map_or_else(|| "-".into(), |v| show(check.criterion, v)),
+            interval = check.interval.map_or_else(
+                || "-".into(),
+                |i| format!(
+                    "[{}, {}]",
+                    bound(check.criterion, i.low),
+                    bound(check.criterion, i.high)
+                ),
+            ),
             op = escape(check.bound.symbol()),
             threshold = show(check.criterion, check.threshold),
         );

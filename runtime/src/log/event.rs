@@ -224,13 +224,14 @@ impl RollbackEvent {
     /// The trigger that latched it, as the report shows it.
     #[must_use]
     pub fn first_trigger(&self) -> Trigger {
-        self.triggers.first().cloned().unwrap_or(Trigger {
-            kind: self.trigger,
-            criterion: None,
-            measured: self.measured,
-            threshold: self.threshold,
-            calls: 0,
-            window: Duration::ZERO,
+        self.triggers.first().cloned().unwrap_or_else(|| {
+            Trigger::new(
+                self.trigger,
+                self.measured,
+                self.threshold,
+                0,
+                Duration::ZERO,
+            )
         })
     }
 }

@@ -153,6 +153,23 @@ impl Histogram {
             .map(|i| range(i).1 - 1)
     }
 
+    /// The range `[low, high)` in microseconds of the bucket holding the
+    /// `rank`-th smallest value (1-based); `None` when `rank` is 0 or past
+    /// the count. The judge's quantile intervals read order statistics here.
+    pub(crate) fn rank_range(&self, rank: u64) -> Option<(u64, u64)> {
+        if rank == 0 {
+            return None;
+        }
+        let mut seen = 0;
+        for (i, &count) in self.counts.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                return Some(range(i));
+            }
+        }
+        None
+    }
+
     /// The counts recorded since `earlier` (a snapshot of the same histogram).
     #[must_use]
     pub fn since(&self, earlier: &Histogram) -> Histogram {

@@ -7,14 +7,16 @@ use std::time::{Duration, Instant};
 use super::clock::{Clock, SystemClock};
 use super::evaluate::{evaluate, Observation};
 use super::memory::{MemoryProbe, ProcStatm};
+use super::rates::RateMonitors;
 use super::seams::{Actuator, HealthSource, LocalActuator};
 use super::stage::{Stage, Triggers, DEFAULT_STAGES};
 use super::verdict::{
-    Baseline, Complaints, Evaluation, Health, Memory, Missing, Trigger, TriggerKind, Verdict,
+    Baseline, Complaints, Evaluation, Health, Missing, Trigger, TriggerKind, Verdict,
 };
+use super::warmup::MemoryBaseline;
 use super::window::{Observed, Windows};
 use crate::log::{self, Event, JsonlLog, RollbackEvent, StageEntered, StageEvent, VerdictEvent};
-use crate::metrics;
+use crate::metrics::{self, ExecutionType};
 
 /// Default span of the recent window the rate triggers look at. With ticks
 /// every 30 s, a sustained breach is acted on within 4.5 minutes: inside
@@ -137,6 +139,9 @@ impl ControllerBuilder {
             index: self.first_stage,
             windows,
             memory_start: None,
+            memory_baseline: MemoryBaseline::default(),
+            rates: RateMonitors::new(&Triggers::DEFAULT),
+            warned_idle: false,
             band_since: None,
             complaints: None,
             baseline: None,
@@ -181,7 +186,14 @@ pub struct Controller {
     setup: Setup,
     index: usize,
     windows: Windows,
+    /// Resident bytes when the stage was entered (logged, not judged on).
     memory_start: Option<u64>,
+    /// The baseline the memory trigger judges on, taken after warm-up.
+    memory_baseline: MemoryBaseline,
+    /// The rate triggers' sequential tests, one look per tick.
+    rates: RateMonitors,
+    /// Whether the "this site was never called" warning was given.
+    warned_idle: bool,
     band_since: Option<Instant>,
     complaints: Option<Complaints>,
     baseline: Option<Baseline>,
@@ -302,6 +314,11 @@ impl Controller {
         }
         let fresh = self.setup.health.snapshot(&self.site);
         let stale = fresh.is_none();
+        let never_called = fresh.as_ref().is_some_and(|counters| {
+            ExecutionType::ALL
+                .iter()
+                .all(|&path| counters.path(path).count == 0)
+        });
         let Observed {
             stage: stage_window,
             recent: recent_window,
@@ -311,19 +328,18 @@ impl Controller {
             None => self.windows.stale(&self.site),
         };
 
-        let memory = self
-            .memory_start
-            .zip(self.setup.memory.resident_bytes())
-            .map(|(start_bytes, now_bytes)| Memory {
-                start_bytes,
-                now_bytes,
-            });
-        let band = Health::of(&recent_window);
-        let in_band = band.enrolled >= self.setup.triggers.min_calls
-            && band.success_rate.is_some_and(|s| {
-                s < self.setup.triggers.review_success_below
-                    && s >= self.setup.triggers.rollback_success_below
-            });
+        let health = Health::of(&stage_window);
+        self.warn_if_idle(never_called, now);
+        self.rates.observe(&health);
+        let rates = self.rates.evidence();
+        let memory = self.memory_baseline.observe(
+            health.enrolled,
+            self.setup.memory.resident_bytes(),
+            self.setup.triggers.min_calls,
+        );
+        // The band trigger's own test, not a point estimate: evidence that
+        // success is below the review line while the rollback test is quiet.
+        let in_band = rates.band.fired() && !rates.success.fired();
         self.band_since = if in_band {
             self.band_since.or(Some(now))
         } else {
@@ -339,6 +355,7 @@ impl Controller {
             memory,
             success_band_for: self.band_since.map_or(Duration::ZERO, |since| now - since),
             complaints: self.complaints,
+            rates: Some(rates),
         };
         let mut evaluation = evaluate(self.stage(), &self.setup.triggers, &observation);
         if let Some(latched) = &self.rolled_back {
@@ -346,14 +363,13 @@ impl Controller {
             evaluation.verdict = latched.verdict.clone();
         } else if let Some(reason) = external {
             evaluation.verdict = Verdict::Rollback {
-                triggers: vec![Trigger {
-                    kind: TriggerKind::Manual,
-                    criterion: None,
-                    measured: 0.0,
-                    threshold: 0.0,
-                    calls: 0,
-                    window: Duration::ZERO,
-                }],
+                triggers: vec![Trigger::new(
+                    TriggerKind::Manual,
+                    0.0,
+                    0.0,
+                    0,
+                    Duration::ZERO,
+                )],
             };
             tracing::warn!(site = %self.site, %reason, "site rolled back outside the controller");
             self.rolled_back = Some(evaluation.clone());
@@ -466,6 +482,23 @@ impl Controller {
         }
     }
 
+    /// A site that has never been called after a whole recent window is
+    /// more likely a mistyped name than a quiet service: say so, once, since
+    /// the verdict alone (hold, no samples) looks like patience.
+    fn warn_if_idle(&mut self, never_called: bool, now: Instant) {
+        let waited =
+            now.saturating_duration_since(self.windows.started()) >= self.setup.recent_window;
+        if never_called && waited && !self.warned_idle {
+            self.warned_idle = true;
+            tracing::warn!(
+                site = %self.site,
+                "no call of this site has been recorded since the controller started: \
+                 check that the controller's site name is the one the #[async_upload] \
+                 function reports (its `name` key, else the function's name)"
+            );
+        }
+    }
+
     fn enter(&mut self, index: usize) {
         self.index = index;
         let (number, rollout) = (self.stage().number, self.stage().rollout);
@@ -473,6 +506,8 @@ impl Controller {
         let counters = self.setup.health.snapshot(&self.site);
         self.windows.restart(self.setup.clock.now(), counters);
         self.memory_start = self.setup.memory.resident_bytes();
+        self.memory_baseline = MemoryBaseline::default();
+        self.rates = RateMonitors::new(&self.setup.triggers);
         self.band_since = None;
         self.complaints = None;
         self.last = None;

@@ -4,10 +4,14 @@
 
 use std::time::Duration;
 
+use super::judge::{
+    quantile_ratio, quantile_ratio_to, rate_interval, Confidence, Evidence, Interval,
+};
+use super::rates::RateEvidence;
 use super::stage::{Stage, Triggers};
 use super::verdict::{
-    Baseline, BaselineSource, Bound, Check, Complaints, Criterion, Evaluation, Health, Latency,
-    Memory, Missing, Trigger, TriggerKind, Verdict,
+    rate, Baseline, BaselineSource, Bound, Check, Complaints, Criterion, Evaluation, Health,
+    Latency, Memory, Missing, Trigger, TriggerKind, Verdict,
 };
 use crate::metrics::{ExecutionType, SiteSnapshot};
 
@@ -32,6 +36,10 @@ pub struct Observation<'a> {
     pub success_band_for: Duration,
     /// The application's complaint rate, when it reports one.
     pub complaints: Option<Complaints>,
+    /// The rate triggers' sequential tests as the controller ran them, one
+    /// look per tick; `None` (a report judging a finished log) judges the
+    /// stage window once ([`RateEvidence::one_look`]).
+    pub rates: Option<RateEvidence>,
 }
 
 fn latency(stage: &Stage, triggers: &Triggers, obs: &Observation<'_>) -> Result<Latency, Missing> {
@@ -57,6 +65,18 @@ fn latency(stage: &Stage, triggers: &Triggers, obs: &Observation<'_>) -> Result<
     }
     let q = |q: f64| direct.latency.quantile(q).map_or(0.0, |us| us / 1000.0);
     let (async_p50_ms, async_p95_ms) = (q(0.50), q(0.95));
+    let confidence = triggers.confidence;
+    let sync = &obs.stage_window.path(ExecutionType::Sync).latency;
+    let interval = |q: f64, baseline_ms: f64| {
+        let interval = match source {
+            BaselineSource::SameWindow => quantile_ratio(&direct.latency, sync, q, confidence),
+            BaselineSource::Frozen => {
+                quantile_ratio_to(&direct.latency, baseline_ms * 1000.0, q, confidence)
+            }
+        };
+        // Both sides have calls here; an empty side would know nothing.
+        interval.unwrap_or(Interval::unknown())
+    };
     Ok(Latency {
         async_p50_ms,
         async_p95_ms,
@@ -64,6 +84,8 @@ fn latency(stage: &Stage, triggers: &Triggers, obs: &Observation<'_>) -> Result<
         source,
         p50_ratio: async_p50_ms / baseline.p50_ms,
         p95_ratio: async_p95_ms / baseline.p95_ms,
+        p50_interval: interval(0.50, baseline.p50_ms),
+        p95_interval: interval(0.95, baseline.p95_ms),
     })
 }
 
@@ -100,14 +122,8 @@ impl Rule {
 
     fn fired(self) -> Option<Trigger> {
         let measured = self.measured?;
-        (!self.bound.holds(measured, self.threshold)).then_some(Trigger {
-            kind: self.kind,
-            criterion: None,
-            measured,
-            threshold: self.threshold,
-            calls: self.calls,
-            window: self.window,
-        })
+        (!self.bound.holds(measured, self.threshold))
+            .then(|| Trigger::new(self.kind, measured, self.threshold, self.calls, self.window))
     }
 }
 
@@ -115,44 +131,87 @@ fn fired(rules: impl IntoIterator<Item = Rule>) -> Vec<Trigger> {
     rules.into_iter().filter_map(Rule::fired).collect()
 }
 
-/// The immediate triggers: rates over the recent window (with at least
-/// `min_calls` enrolled calls in it), critical errors and memory over the
-/// stage.
-#[allow(clippy::cast_precision_loss)] // counts far below 2^52
-fn rollback_rules(
+/// A rate trigger fired by `evidence`: the rate shown is that of the calls
+/// the evidence came from (the stage's when the test since its start fired,
+/// else the recent window's), with its interval.
+fn rate_trigger(
+    kind: TriggerKind,
+    evidence: Evidence,
+    threshold: f64,
+    bad_of: impl Fn(&Health) -> u64,
+    (health, recent): (&Health, &Health),
+    (elapsed, recent_span): (Duration, Duration),
+    confidence: Confidence,
+) -> Trigger {
+    let since_start = evidence.since_start >= evidence.start_threshold;
+    let (window, span) = if since_start {
+        (health, elapsed)
+    } else {
+        (recent, recent_span)
+    };
+    // Success triggers show the good rate, error triggers the bad one.
+    let good = kind == TriggerKind::SuccessRate;
+    let bad = bad_of(window);
+    let shown = if good { window.enrolled - bad } else { bad };
+    let measured = rate(shown, window.enrolled).unwrap_or(f64::NAN);
+    let mut trigger = Trigger::new(kind, measured, threshold, window.enrolled, span)
+        .with_interval(rate_interval(shown, window.enrolled, confidence));
+    trigger.evidence = Some(evidence);
+    trigger
+}
+
+/// The rate rollback triggers: the sequential tests' evidence that the true
+/// success rate is below `rollback_success_below` or the true error rate
+/// above `rollback_error_above`, from at least `min_calls` enrolled calls.
+fn rate_triggers(
     triggers: &Triggers,
     obs: &Observation<'_>,
-    health: &Health,
-    recent: &Health,
-) -> [Rule; 4] {
-    let enough = recent.enrolled >= triggers.min_calls;
-    let recent_rule = |kind, measured: Option<f64>, bound, threshold| Rule {
-        kind,
-        measured: measured.filter(|_| enough),
-        bound,
-        threshold,
-        calls: recent.enrolled,
-        window: obs.recent_span,
-    };
+    (health, recent): (&Health, &Health),
+    rates: &RateEvidence,
+) -> Vec<Trigger> {
+    let windows = (health, recent);
+    let spans = (obs.elapsed, obs.recent_span);
+    // Evidence from fewer calls than `min_calls` is left for more data, as
+    // a floor under the statistics (4 failures in 4 calls would do for them).
+    let enough = |evidence: &Evidence| evidence.fired() && evidence.calls >= triggers.min_calls;
+    let success = enough(&rates.success).then(|| {
+        rate_trigger(
+            TriggerKind::SuccessRate,
+            rates.success,
+            triggers.rollback_success_below,
+            |h| h.enrolled - h.async_successes,
+            windows,
+            spans,
+            triggers.confidence,
+        )
+    });
+    let errors = enough(&rates.errors).then(|| {
+        rate_trigger(
+            TriggerKind::ErrorRate,
+            rates.errors,
+            triggers.rollback_error_above,
+            |h| h.user_errors,
+            windows,
+            spans,
+            triggers.confidence,
+        )
+    });
+    success.into_iter().chain(errors).collect()
+}
+
+/// The immediate threshold triggers over the stage: critical errors, and
+/// memory grown past `rollback_memory_growth` (and at least
+/// `rollback_memory_floor` bytes) over its baseline taken after warm-up.
+#[allow(clippy::cast_precision_loss)] // counts far below 2^52
+fn rollback_rules(triggers: &Triggers, obs: &Observation<'_>, health: &Health) -> [Rule; 2] {
     let stage_rule =
         |kind, measured, threshold| Rule::stage_ceiling(kind, measured, threshold, health, obs);
     let growth = obs
         .memory
         .filter(|m| m.start_bytes > 0)
+        .filter(|m| m.now_bytes.saturating_sub(m.start_bytes) >= triggers.rollback_memory_floor)
         .map(|m| m.now_bytes as f64 / m.start_bytes as f64 - 1.0);
     [
-        recent_rule(
-            TriggerKind::SuccessRate,
-            recent.success_rate,
-            Bound::AtLeast,
-            triggers.rollback_success_below,
-        ),
-        recent_rule(
-            TriggerKind::ErrorRate,
-            recent.error_rate,
-            Bound::AtMost,
-            triggers.rollback_error_above,
-        ),
         // No minimum: one panic in the async path is enough.
         stage_rule(
             TriggerKind::CriticalError,
@@ -163,15 +222,47 @@ fn rollback_rules(
     ]
 }
 
-/// The gradual triggers: a sustained low success rate, latency against the
-/// baseline, a rising complaint rate.
+/// The latency review: the interval of the async/baseline p50 or p95 ratio
+/// wholly above the larger of `review_latency_ratio` and the stage's own
+/// ratio (the one whose interval is furthest past it).
+fn latency_review(
+    stage: &Stage,
+    triggers: &Triggers,
+    obs: &Observation<'_>,
+    health: &Health,
+    latency: Option<&Latency>,
+) -> Option<Trigger> {
+    let latency = latency?;
+    // The global ratio never overrules a looser one the stage set for itself.
+    let limit = triggers.review_latency_ratio.max(stage.max_latency_ratio);
+    // Evidence, not a point estimate: the whole interval is past the limit.
+    let (ratio, interval) = [
+        (latency.p50_ratio, latency.p50_interval),
+        (latency.p95_ratio, latency.p95_interval),
+    ]
+    .into_iter()
+    .filter(|(_, interval)| !Bound::AtMost.holds(interval.low, limit))
+    .max_by(|a, b| a.1.low.total_cmp(&b.1.low))?;
+    Some(
+        Trigger::new(
+            TriggerKind::Latency,
+            ratio,
+            limit,
+            health.enrolled,
+            obs.elapsed,
+        )
+        .with_interval(Some(interval)),
+    )
+}
+
+/// The gradual threshold triggers: a sustained low success rate (the band's
+/// test fired for `review_sustained`), a rising complaint rate.
 fn review_rules(
     triggers: &Triggers,
     obs: &Observation<'_>,
     health: &Health,
     recent: &Health,
-    latency: Option<&Latency>,
-) -> [Rule; 3] {
+) -> [Rule; 2] {
     let stage_rule =
         |kind, measured, threshold| Rule::stage_ceiling(kind, measured, threshold, health, obs);
     let sustained = obs.success_band_for >= triggers.review_sustained;
@@ -191,11 +282,6 @@ fn review_rules(
             window: obs.success_band_for,
         },
         stage_rule(
-            TriggerKind::Latency,
-            latency.map(|l| l.p50_ratio.max(l.p95_ratio)),
-            triggers.review_latency_ratio,
-        ),
-        stage_rule(
             TriggerKind::Complaints,
             complaints.map(|(current, _)| current),
             complaints.map_or(0.0, |(_, limit)| limit),
@@ -203,48 +289,60 @@ fn review_rules(
     ]
 }
 
-/// The stage's criteria, measured.
+/// The stage's criteria, measured, with the confidence intervals of the
+/// rates and the latency ratios.
 #[allow(clippy::cast_precision_loss)] // counts far below 2^52
 fn checks(
     stage: &Stage,
+    triggers: &Triggers,
     obs: &Observation<'_>,
     health: &Health,
     latency: Option<&Latency>,
 ) -> Vec<Check> {
+    let confidence = triggers.confidence;
+    let rate_of = |k| rate_interval(k, health.enrolled, confidence);
     [
         (
             Criterion::SuccessRate,
             health.success_rate,
+            rate_of(health.async_successes),
             stage.min_success_rate,
         ),
         (
             Criterion::ErrorRate,
             health.error_rate,
+            rate_of(health.user_errors),
             stage.max_error_rate,
         ),
         (
             Criterion::LatencyP50,
             latency.map(|l| l.p50_ratio),
+            latency.map(|l| l.p50_interval),
             stage.max_latency_ratio,
         ),
         (
             Criterion::LatencyP95,
             latency.map(|l| l.p95_ratio),
+            latency.map(|l| l.p95_interval),
             stage.max_latency_ratio,
         ),
         (
             Criterion::Duration,
             Some(obs.elapsed.as_secs_f64()),
+            None,
             stage.min_duration.as_secs_f64(),
         ),
         (
             Criterion::Samples,
             Some(health.enrolled as f64),
+            None,
             stage.min_samples as f64,
         ),
     ]
     .into_iter()
-    .map(|(criterion, measured, threshold)| Check::new(criterion, measured, threshold))
+    .map(|(criterion, measured, interval, threshold)| {
+        Check::new(criterion, measured, threshold).with_interval(interval)
+    })
     .collect()
 }
 
@@ -275,13 +373,17 @@ fn missing(
 /// Decides a stage: a pure function of the stage, the triggers and what was
 /// observed, so every verdict can be replayed from the log.
 ///
-/// - **Rollback** (checked first, in every state): in the recent window,
-///   with at least `min_calls` enrolled calls, success below 95 % or
-///   errors above 5 %; any critical error in the stage (no minimum);
-///   resident memory more than 20 % above the stage's start.
-/// - **Review**: success in the 95–97 % band for 30 minutes; async p50 or
-///   p95 above 1.2 × the baseline; a rising complaint rate; or the stage
-///   has its time and samples but misses a criterion.
+/// - **Rollback** (checked first, in every state): the sequential rate
+///   tests ([`Observation::rates`]) show, at `triggers.confidence`, a true
+///   async success rate below 95 % or a true error rate above 5 %; any
+///   critical error in the stage (no statistics, no minimum); resident
+///   memory more than 20 % and at least `rollback_memory_floor` above its
+///   baseline taken after warm-up.
+/// - **Review**: success in the 95–97 % band for 30 minutes (the band's
+///   test fired); the interval of the async/baseline p50 or p95 ratio
+///   wholly above the larger of 1.2 and the stage's own ratio; a rising
+///   complaint rate; or the stage has its time and samples but misses a
+///   criterion.
 /// - **Hold**: time, samples or latency data still short (listed).
 /// - **Advance**: every criterion met. Latency passes only when both the
 ///   p50 ratio and the p95 ratio are within the stage's ratio.
@@ -304,6 +406,7 @@ fn missing(
 ///     memory: None,
 ///     success_band_for: Duration::ZERO,
 ///     complaints: None,
+///     rates: None,
 /// };
 /// let evaluation = evaluate(&DEFAULT_STAGES[0], &Triggers::DEFAULT, &observation);
 /// assert_eq!(evaluation.verdict.name(), "hold"); // 10 calls, 1 hour: too little of both
@@ -317,15 +420,25 @@ pub fn evaluate(stage: &Stage, triggers: &Triggers, obs: &Observation<'_>) -> Ev
         Ok(latency) => (Some(latency), None),
         Err(short) => (None, Some(short)),
     };
-    let rollback = fired(rollback_rules(triggers, obs, &health, &recent));
-    let mut review = fired(review_rules(
-        triggers,
-        obs,
-        &health,
-        &recent,
-        latency.as_ref(),
-    ));
-    let checks = checks(stage, obs, &health, latency.as_ref());
+    let rates = obs
+        .rates
+        .unwrap_or_else(|| RateEvidence::one_look(&health, triggers));
+    let mut rollback = rate_triggers(triggers, obs, (&health, &recent), &rates);
+    rollback.extend(fired(rollback_rules(triggers, obs, &health)));
+    let [sustained, complaints] = review_rules(triggers, obs, &health, &recent);
+    let mut review: Vec<Trigger> = sustained
+        .fired()
+        .into_iter()
+        .chain(latency_review(
+            stage,
+            triggers,
+            obs,
+            &health,
+            latency.as_ref(),
+        ))
+        .chain(complaints.fired())
+        .collect();
+    let checks = checks(stage, triggers, obs, &health, latency.as_ref());
     let missing = missing(stage, obs, &health, latency_short.as_ref());
     // A criterion missed once the stage has had its time and samples is a
     // human decision: the stage cannot pass, and it is not a breach.
@@ -356,6 +469,7 @@ pub fn evaluate(stage: &Stage, triggers: &Triggers, obs: &Observation<'_>) -> Ev
         latency,
         memory: obs.memory,
         elapsed: obs.elapsed,
+        rates,
         thresholds: triggers.clone(),
     }
 }

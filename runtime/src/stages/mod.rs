@@ -25,25 +25,33 @@
 //!
 //! # Triggers
 //!
-//! Immediate rollback (the controller latches the kill switch): success
-//! below 95 % or errors above 5 % in the recent window (at least 20
-//! enrolled calls in it), a critical error (panic in the async path; no
-//! minimum), resident memory more than 20 % above the stage's start.
-//! Review (logged, no action): success in 95–97 % for 30 minutes, async
-//! latency above 1.2 × the baseline, a rising complaint rate, or a
-//! criterion missed once the stage has its time and samples.
+//! Immediate rollback (the controller latches the kill switch): the data
+//! show at 99 % confidence (sequential tests, valid under a look every
+//! tick; at least 20 enrolled calls) a true success rate below 95 % or a
+//! true error rate above 5 %; a critical error (panic in the async path; no
+//! statistics, no minimum); resident memory more than 20 % and 32 MiB above
+//! its baseline taken after warm-up. Review (logged, no action): success
+//! shown below 97 % for 30 minutes, the interval of the async latency ratio
+//! wholly above the larger of 1.2 and the stage's own ratio, a rising
+//! complaint rate, or a criterion missed once the stage has its time and
+//! samples. The statistics are in `judge.rs`; every check and trigger
+//! carries its confidence interval.
 //!
 //! # Files
 //!
 //! `stage.rs` the table, `verdict.rs` the types of a decision,
-//! `evaluate.rs` the rules, `window.rs` the controller's windows,
-//! `seams.rs` the two traits, `controller.rs` the state machine,
-//! `report.rs`/`render.rs` the offline report (feature `report`).
+//! `evaluate.rs` the rules, `judge.rs` the statistics, `rates.rs` the
+//! controller's sequential rate tests, `warmup.rs` the memory baseline,
+//! `window.rs` the controller's windows, `seams.rs` the two traits,
+//! `controller.rs` the state machine, `report.rs`/`render.rs` the offline
+//! report (feature `report`).
 
 mod clock;
 mod controller;
 mod evaluate;
+mod judge;
 mod memory;
+mod rates;
 #[cfg(feature = "report")]
 mod render;
 #[cfg(feature = "report")]
@@ -51,6 +59,7 @@ mod report;
 mod seams;
 mod stage;
 mod verdict;
+mod warmup;
 mod window;
 
 pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
@@ -58,7 +67,12 @@ pub use controller::{
     drive, AdvanceError, Controller, ControllerBuilder, DEFAULT_RECENT_WINDOW, DEFAULT_TICK,
 };
 pub use evaluate::{evaluate, Observation};
+pub use judge::{
+    quantile_ratio, quantile_ratio_to, rate_interval, Confidence, ConfidenceError, Evidence,
+    Interval, LimitError, RateMethod, RateTest, ARMS, LOOKS_PER_STAGE,
+};
 pub use memory::{MemoryProbe, ProcStatm};
+pub use rates::RateEvidence;
 #[cfg(feature = "report")]
 #[cfg_attr(docsrs, doc(cfg(feature = "report")))]
 pub use report::{Report, ReportError, ReportOptions, SiteReport, StageWindow};

@@ -80,10 +80,11 @@ pub(super) fn site(out: &mut String, site: &SiteReport) {
             ""
         }
     );
+    let confidence = format!("{}% interval", e.thresholds.confidence.level() * 100.0);
     let _ = writeln!(
         out,
-        "    {:<14} {:>12} {:>14}  status",
-        "criterion", "measured", "threshold"
+        "    {:<14} {:>12} {:>22} {:>14}  status",
+        "criterion", "measured", confidence, "threshold"
     );
     for check in &e.checks {
         let show = |v: f64| match check.criterion {
@@ -102,11 +103,17 @@ pub(super) fn site(out: &mut String, site: &SiteReport) {
             Status::Fail => "FAIL",
             Status::Pending => "pending",
         };
+        let bound = |v: f64| if v.is_finite() { show(v) } else { "∞".into() };
+        let interval = check.interval.map_or_else(
+            || "-".into(),
+            |i| format!("[{}, {}]", bound(i.low), bound(i.high)),
+        );
         let _ = writeln!(
             out,
-            "    {:<14} {:>12} {:>14}  {status}",
+            "    {:<14} {:>12} {:>22} {:>14}  {status}",
             check.criterion.label(),
             check.measured.map_or_else(|| "-".into(), show),
+            interval,
             format!("{} {}", check.bound.symbol(), show(check.threshold)),
         );
     }

@@ -333,6 +333,7 @@ fn site_report(
         memory: None,
         success_band_for: Duration::ZERO,
         complaints: None,
+        rates: None,
     };
     let mut evaluation = evaluate(&judged.stage, &judged.triggers, &observation);
     let latched = latched_rollback(&events, &judged);

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::judge::Confidence;
+
 const HOUR: u64 = 3600;
 
 /// One rollout stage: a percentage and the criteria its window must meet
@@ -127,45 +129,65 @@ pub const DEFAULT_STAGES: [Stage; 4] = [
 /// The thresholds of the immediate (rollback) and gradual (review)
 /// triggers, which apply in every stage.
 ///
-/// Rate triggers look at the controller's recent window (last 4 minutes by
-/// default) and need at least [`Triggers::min_calls`] enrolled calls in it:
-/// fewer is too little data, never a trigger by itself. A critical error
-/// (a panic in the async path) needs no minimum.
+/// Rate triggers fire when a sequential test shows, at
+/// [`Triggers::confidence`], that the true rate is past the threshold, and
+/// need at least [`Triggers::min_calls`] enrolled calls besides: fewer is
+/// too little data, never a trigger by itself. A critical error (a panic in
+/// the async path) needs no minimum.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Triggers {
     /// Enrolled calls a rate trigger needs in its window (default 20).
     pub min_calls: u64,
-    /// Roll back when the async success rate is below this (default 0.95).
+    /// Roll back when the true async success rate is shown below this (default 0.95).
     pub rollback_success_below: f64,
     /// Roll back when the user-visible error rate is above this (default 0.05).
     pub rollback_error_above: f64,
-    /// Roll back when resident memory grew by more than this fraction since
-    /// the stage started (default 0.20).
+    /// Roll back when resident memory grew by more than this fraction over
+    /// its baseline, taken once the stage has `min_calls` enrolled calls
+    /// (after warm-up), and by at least `rollback_memory_floor` bytes
+    /// (default 0.20).
     pub rollback_memory_growth: f64,
+    /// The absolute growth, in bytes, below which memory never rolls back
+    /// (default 32 MiB): a small service's caches are not a leak.
+    #[serde(default = "Triggers::default_memory_floor")]
+    pub rollback_memory_floor: u64,
     /// Review when the success rate stays below this (and at or above
     /// `rollback_success_below`) for `review_sustained` (default 0.97).
     pub review_success_below: f64,
     /// How long the success rate must stay in that band (default 30 min).
     #[serde(rename = "review_sustained_s", with = "secs")]
     pub review_sustained: Duration,
-    /// Review when the async p50 or p95 exceeds the baseline × this (default 1.2).
+    /// Review when the interval of the async p50 or p95 ratio to the baseline
+    /// lies wholly above this, or above the stage's own ratio when that is
+    /// larger (default 1.2).
     pub review_latency_ratio: f64,
     /// Review when the application's complaint rate exceeds its value at the
     /// stage's start × (1 + this) (default 0.5).
     pub review_complaint_growth: f64,
+    /// The confidence at which the rate triggers fire and the report's
+    /// intervals are drawn (default 99 %).
+    #[serde(default)]
+    pub confidence: Confidence,
 }
 
 impl Triggers {
+    /// The floor a log that did not record one is read with: the default.
+    const fn default_memory_floor() -> u64 {
+        Triggers::DEFAULT.rollback_memory_floor
+    }
+
     /// The defaults of DESIGN.md.
     pub const DEFAULT: Triggers = Triggers {
         min_calls: 20,
         rollback_success_below: 0.95,
         rollback_error_above: 0.05,
         rollback_memory_growth: 0.20,
+        rollback_memory_floor: 32 << 20,
         review_success_below: 0.97,
         review_sustained: Duration::from_secs(30 * 60),
         review_latency_ratio: 1.2,
         review_complaint_growth: 0.5,
+        confidence: Confidence::DEFAULT,
     };
 }
 

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::judge::{Evidence, Interval};
+use super::rates::RateEvidence;
 use super::stage::{secs, Triggers};
 use crate::metrics::{ExecutionType, PathSnapshot, SiteSnapshot};
 
@@ -64,7 +66,7 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
 }
 
 #[allow(clippy::cast_precision_loss)]
-fn rate(n: u64, of: u64) -> Option<f64> {
+pub(crate) fn rate(n: u64, of: u64) -> Option<f64> {
     (of > 0).then(|| n as f64 / of as f64)
 }
 
@@ -171,6 +173,13 @@ pub struct Latency {
     pub p50_ratio: f64,
     /// `async_p95 / baseline p95`.
     pub p95_ratio: f64,
+    /// The confidence interval of the p50 ratio (both histograms' order
+    /// statistics; only the async side's against a frozen baseline).
+    #[serde(default = "Interval::unknown")]
+    pub p50_interval: Interval,
+    /// The confidence interval of the p95 ratio.
+    #[serde(default = "Interval::unknown")]
+    pub p95_interval: Interval,
 }
 
 /// A measurement of resident memory at the stage's start and now, in bytes.
@@ -263,6 +272,10 @@ pub struct Check {
     pub bound: Bound,
     /// The threshold.
     pub threshold: f64,
+    /// The confidence interval of `measured`, for rates and latency ratios:
+    /// how solid a pass or a miss is (the status is decided on `measured`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Interval>,
     /// The outcome.
     pub status: Status,
 }
@@ -282,8 +295,16 @@ impl Check {
             measured,
             bound,
             threshold,
+            interval: None,
             status,
         }
+    }
+
+    /// The check with the confidence interval of its measured value.
+    #[must_use]
+    pub fn with_interval(mut self, interval: Option<Interval>) -> Self {
+        self.interval = interval;
+        self
     }
 
     /// The review trigger of a failed criterion, measured over `calls`
@@ -291,12 +312,15 @@ impl Check {
     pub(crate) fn not_met(&self, calls: u64, window: Duration) -> Option<Trigger> {
         let measured = self.measured.filter(|_| self.status == Status::Fail)?;
         Some(Trigger {
-            kind: TriggerKind::CriterionNotMet,
             criterion: Some(self.criterion),
-            measured,
-            threshold: self.threshold,
-            calls,
-            window,
+            ..Trigger::new(
+                TriggerKind::CriterionNotMet,
+                measured,
+                self.threshold,
+                calls,
+                window,
+            )
+            .with_interval(self.interval)
         })
     }
 }
@@ -358,6 +382,39 @@ pub struct Trigger {
     /// The span of that window.
     #[serde(rename = "window_s", with = "secs")]
     pub window: Duration,
+    /// The confidence interval of `measured`, for a rate or a ratio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Interval>,
+    /// For a rate trigger, the sequential test's evidence it fired on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
+}
+
+impl Trigger {
+    /// A trigger that is not about one stage criterion.
+    pub(crate) fn new(
+        kind: TriggerKind,
+        measured: f64,
+        threshold: f64,
+        calls: u64,
+        window: Duration,
+    ) -> Self {
+        Trigger {
+            kind,
+            criterion: None,
+            measured,
+            threshold,
+            calls,
+            window,
+            interval: None,
+            evidence: None,
+        }
+    }
+
+    pub(crate) fn with_interval(mut self, interval: Option<Interval>) -> Self {
+        self.interval = interval;
+        self
+    }
 }
 
 impl core::fmt::Display for Trigger {
@@ -374,10 +431,13 @@ impl core::fmt::Display for Trigger {
             (TriggerKind::CriterionNotMet, None) => "stage criterion",
             (TriggerKind::Manual, _) => "manual rollback",
         };
+        write!(f, "{name}: measured {:.4}", self.measured)?;
+        if let Some(interval) = self.interval {
+            write!(f, " [{:.4}, {:.4}]", interval.low, interval.high)?;
+        }
         write!(
             f,
-            "{name}: measured {:.4} vs threshold {:.4} ({} calls over {}s)",
-            self.measured,
+            " vs threshold {:.4} ({} calls over {}s)",
             self.threshold,
             self.calls,
             self.window.as_secs()
@@ -482,6 +542,10 @@ pub struct Evaluation {
     /// Time since the stage started.
     #[serde(rename = "elapsed_s", with = "secs")]
     pub elapsed: Duration,
+    /// The rate triggers' sequential tests at this look (a log written
+    /// before they were recorded reads as no evidence).
+    #[serde(default)]
+    pub rates: RateEvidence,
     /// The thresholds of the triggers.
     pub thresholds: Triggers,
 }

@@ -237,6 +237,7 @@ fn event(
                     memory: None,
                     success_band_for: Duration::ZERO,
                     complaints: None,
+                    rates: None,
                 },
             );
             let event = Event::Stage(StageEvent::Verdict(VerdictEvent::new(
@@ -256,12 +257,19 @@ fn event(
         "rollback" => {
             // The recent window: what the degradation looks like to the controller.
             let evaluation = verdict(out, window, recent, Duration::from_secs(3600))?;
-            let Verdict::Rollback { triggers } = evaluation.verdict else {
-                return Ok(1);
+            // The controller latched the rollback on its own per-tick
+            // evidence; the recent window's evaluation carries the triggers
+            // when it shows them too.
+            let triggers = match evaluation.verdict {
+                Verdict::Rollback { triggers } => triggers,
+                _ => Vec::new(),
             };
-            if let Some(rollback) = RollbackEvent::new(at, site, (3, 50.0), triggers) {
-                line(out, &Event::Rollback(rollback))?;
-            }
+            let rollback: RollbackEvent = serde_json::from_value(json!({
+                "ts": ts(at), "site": site, "stage": 3, "rollout": 50.0,
+                "trigger": "success_rate", "measured": 0.7, "threshold": 0.95,
+                "reason": "success rate below 95%", "triggers": triggers,
+            }))?;
+            line(out, &Event::Rollback(rollback))?;
             Ok(2)
         }
         _ => {
