@@ -123,8 +123,8 @@ pub mod stages {
     pub use async_upload_runtime::stages::*;
     pub use async_upload_runtime::stages::{
         drive, Actuator, AdvanceError, Check, Clock, Controller, ControllerBuilder, Criterion,
-        Evaluation, HealthSource, ManualClock, Stage, Status, Trigger, TriggerKind, Triggers,
-        Verdict, DEFAULT_STAGES,
+        Evaluation, HealthSource, Interval, ManualClock, Stage, Status, Trigger, TriggerKind,
+        Triggers, Verdict, DEFAULT_STAGES,
     };
     /// The offline report of a JSONL log (the `async-upload report` command).
     #[cfg(feature = "cli")]
