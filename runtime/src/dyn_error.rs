@@ -50,7 +50,7 @@ fn chain_type(error: &(dyn Error + 'static)) -> &'static str {
 /// ```
 /// use std::error::Error;
 /// use std::io;
-/// use async_upload_runtime::{Classify, ErrorClass};
+/// use async_upload::{Classify, ErrorClass};
 ///
 /// let reset: Box<dyn Error + Send + Sync> = io::Error::from(io::ErrorKind::ConnectionReset).into();
 /// assert_eq!(reset.classify(), ErrorClass::Retry);
@@ -77,7 +77,7 @@ impl Classify for Box<dyn Error + Send + Sync> {
 /// ```
 /// use std::io;
 /// use anyhow::Context;
-/// use async_upload_runtime::{Classify, ErrorClass};
+/// use async_upload::{Classify, ErrorClass};
 ///
 /// let reset = Err::<(), _>(io::Error::from(io::ErrorKind::ConnectionReset))
 ///     .context("uploading part 3")

@@ -33,7 +33,7 @@ pub const BUCKETS: u16 = 10_000;
 /// to independent sets of keys.
 ///
 /// ```
-/// use async_upload_runtime::rollout::bucket;
+/// use async_upload::rollout::bucket;
 ///
 /// // int(hashlib.md5(b"upload:file-1").hexdigest(), 16) % 10000 == 1804
 /// assert_eq!(bucket("upload", b"file-1"), 1804);
@@ -71,14 +71,14 @@ pub fn random_bucket() -> u16 {
 /// traffic than the operator asked for.
 ///
 /// ```
-/// use async_upload_runtime::rollout::Rollout;
+/// use async_upload::rollout::Rollout;
 ///
 /// let half = Rollout::from_percent(0.5)?;
 /// assert_eq!(half.threshold(), 50);
 /// assert!(half.enrolls(49));
 /// assert!(!half.enrolls(50));
 /// assert!(Rollout::from_percent(150.0).is_err());
-/// # Ok::<(), async_upload_runtime::rollout::RolloutError>(())
+/// # Ok::<(), async_upload::rollout::RolloutError>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Rollout(u16);
@@ -173,7 +173,7 @@ impl std::error::Error for RolloutError {}
 /// `f` without allocating.
 ///
 /// ```
-/// use async_upload_runtime::rollout::{bucket, RolloutKey};
+/// use async_upload::rollout::{bucket, RolloutKey};
 ///
 /// let by_int = 42_u64.with_key_bytes(|b| bucket("", b));
 /// let by_text = "42".with_key_bytes(|b| bucket("", b));

@@ -18,7 +18,7 @@ use crate::rollout::{self, Rollout, RolloutKey};
 ///
 /// ```
 /// use std::time::Duration;
-/// use async_upload_runtime::Site;
+/// use async_upload::Site;
 ///
 /// static UPLOAD: Site = Site::new("upload")
 ///     .with_retries(2)
@@ -140,7 +140,7 @@ impl Site {
     /// The bucket of `key` at this site.
     ///
     /// ```
-    /// use async_upload_runtime::Site;
+    /// use async_upload::Site;
     ///
     /// static UPLOAD: Site = Site::new("upload");
     /// assert_eq!(UPLOAD.bucket(&"file-1"), 1804);
@@ -296,8 +296,8 @@ impl Site {
     /// The state of this site's circuit breaker.
     ///
     /// ```
-    /// use async_upload_runtime::config::BreakerState;
-    /// use async_upload_runtime::Site;
+    /// use async_upload::config::BreakerState;
+    /// use async_upload::Site;
     ///
     /// static UPLOAD: Site = Site::new("docs_breaker");
     /// assert_eq!(UPLOAD.breaker_state(), BreakerState::Closed);

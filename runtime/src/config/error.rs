@@ -8,7 +8,7 @@ use core::fmt;
 /// is accepted, so an operator can fix it without reading code:
 ///
 /// ```
-/// use async_upload_runtime::config::Config;
+/// use async_upload::config::Config;
 ///
 /// let err = Config::from_lookup(|name| (name == "ASYNC_UPLOAD_ROLLOUT").then(|| "150".to_string()))
 ///     .unwrap_err();

@@ -22,7 +22,7 @@ use crate::rollout::Rollout;
 /// The settings one site runs with, after precedence and kill switches.
 ///
 /// ```
-/// use async_upload_runtime::Site;
+/// use async_upload::Site;
 ///
 /// static SITE: Site = Site::new("docs_settings").with_retries(4);
 /// let settings = SITE.settings();
@@ -213,7 +213,7 @@ impl SiteControl {
 /// The live configuration of the process. Get it with [`handle`].
 ///
 /// ```
-/// use async_upload_runtime::config::{handle, SiteOverrides};
+/// use async_upload::config::{handle, SiteOverrides};
 ///
 /// // Raise one site's rollout without a restart.
 /// handle()
@@ -298,7 +298,7 @@ impl ConfigHandle {
     /// Changes the global configuration in place.
     ///
     /// ```
-    /// async_upload_runtime::config::handle()
+    /// async_upload::config::handle()
     ///     .update(|c| c.max_retries = 3)
     ///     .unwrap();
     /// ```

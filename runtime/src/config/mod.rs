@@ -53,7 +53,7 @@ use crate::rollout::Rollout;
 ///
 /// ```
 /// use std::time::Duration;
-/// use async_upload_runtime::config::Config;
+/// use async_upload::config::Config;
 ///
 /// let config = Config::default()
 ///     .with_enabled(true)
@@ -141,7 +141,7 @@ impl Config {
     /// of the process environment (useful in tests and for other sources).
     ///
     /// ```
-    /// use async_upload_runtime::config::Config;
+    /// use async_upload::config::Config;
     ///
     /// let config = Config::from_lookup(|name| match name {
     ///     "ASYNC_UPLOAD_ENABLED" => Some("yes".into()),
@@ -150,7 +150,7 @@ impl Config {
     /// })?;
     /// assert!(config.enabled);
     /// assert_eq!(config.rollout, 0.5);
-    /// # Ok::<(), async_upload_runtime::config::ConfigError>(())
+    /// # Ok::<(), async_upload::config::ConfigError>(())
     /// ```
     ///
     /// # Errors
@@ -252,7 +252,7 @@ impl Config {
 /// `BREAKER_THRESHOLD`, `BREAKER_COOLDOWN` and `RETRY_BUDGET`.
 ///
 /// ```
-/// use async_upload_runtime::config::SiteOverrides;
+/// use async_upload::config::SiteOverrides;
 ///
 /// let overrides = SiteOverrides { rollout: Some(25.0), ..SiteOverrides::default() };
 /// assert!(overrides.validate().is_ok());

@@ -12,10 +12,10 @@
 //! aggregates, at most a few hundred buckets per site), not by its records.
 //!
 //! ```
-//! use async_upload_runtime::dashboard::Dashboard;
-//! use async_upload_runtime::log::Log;
-//! use async_upload_runtime::metrics::{ExecutionType, UploadRecord};
-//! use async_upload_runtime::stages::{Report, ReportOptions};
+//! use async_upload::dashboard::Dashboard;
+//! use async_upload::log::Log;
+//! use async_upload::metrics::{ExecutionType, UploadRecord};
+//! use async_upload::stages::{Report, ReportOptions};
 //!
 //! let mut log = Log::default();
 //! let mut dashboard = Dashboard::new(None);

@@ -62,13 +62,13 @@ pub const POLL_EVERY: Duration = Duration::from_secs(1);
 /// they share. Cheap to clone.
 ///
 /// ```no_run
-/// use async_upload_runtime::fleet::Fleet;
+/// use async_upload::fleet::Fleet;
 ///
 /// let fleet = Fleet::builder("redis://127.0.0.1:6379")
 ///     .instance("api-1")
 ///     .start()?;
 /// assert_eq!(fleet.instance(), "api-1");
-/// # Ok::<(), async_upload_runtime::fleet::FleetError>(())
+/// # Ok::<(), async_upload::fleet::FleetError>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct Fleet {

@@ -83,14 +83,14 @@ impl Fleet {
     ///
     /// ```no_run
     /// use std::time::Duration;
-    /// use async_upload_runtime::fleet::Fleet;
-    /// use async_upload_runtime::stages::Controller;
+    /// use async_upload::fleet::Fleet;
+    /// use async_upload::stages::Controller;
     ///
     /// let fleet = Fleet::builder("redis://127.0.0.1:6379").start()?;
     /// fleet.drive("upload_file", Duration::from_secs(30), || {
     ///     Controller::builder("upload_file").auto_advance(true)
     /// })?;
-    /// # Ok::<(), async_upload_runtime::fleet::FleetError>(())
+    /// # Ok::<(), async_upload::fleet::FleetError>(())
     /// ```
     ///
     /// # Errors

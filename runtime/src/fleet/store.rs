@@ -59,14 +59,14 @@ impl From<ConfigError> for FleetError {
 /// applies it within a second.
 ///
 /// ```no_run
-/// use async_upload_runtime::config::SiteOverrides;
-/// use async_upload_runtime::fleet::Store;
+/// use async_upload::config::SiteOverrides;
+/// use async_upload::fleet::Store;
 ///
 /// let store = Store::open("redis://127.0.0.1:6379")?;
 /// store.update_site("upload_file", &SiteOverrides { rollout: Some(10.0), ..Default::default() })?;
 /// assert!(store.roll_back("upload_file", "error rate above 5%")?); // this call latched it
 /// assert!(!store.roll_back("upload_file", "again")?); // already latched
-/// # Ok::<(), async_upload_runtime::fleet::FleetError>(())
+/// # Ok::<(), async_upload::fleet::FleetError>(())
 /// ```
 pub struct Store {
     client: redis::Client,

@@ -35,8 +35,8 @@ struct Row<'a> {
 /// is written also when there is no record.
 ///
 /// ```
-/// use async_upload_runtime::log::write_csv;
-/// use async_upload_runtime::metrics::{ExecutionType, UploadRecord};
+/// use async_upload::log::write_csv;
+/// use async_upload::metrics::{ExecutionType, UploadRecord};
 ///
 /// let mut record = UploadRecord::new("upload", ExecutionType::SyncFallback, true, 40.0, 3);
 /// record.error_type = Some("timeout".into());

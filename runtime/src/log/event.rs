@@ -13,8 +13,8 @@ use crate::stages::{Baseline, Evaluation, Stage, Trigger, TriggerKind, Triggers}
 /// `event`).
 ///
 /// ```
-/// use async_upload_runtime::log::Event;
-/// use async_upload_runtime::metrics::{ExecutionType, UploadRecord};
+/// use async_upload::log::Event;
+/// use async_upload::metrics::{ExecutionType, UploadRecord};
 ///
 /// let event = Event::Upload(UploadRecord::new("upload", ExecutionType::Async, true, 12.5, 1));
 /// assert_eq!(event.site(), "upload");

@@ -120,7 +120,7 @@ impl std::error::Error for LineError {}
 /// an `Err` with its line number, and reading goes on.
 ///
 /// ```
-/// use async_upload_runtime::log::{Event, Reader};
+/// use async_upload::log::{Event, Reader};
 ///
 /// let text = "{\"kind\":\"upload\",\"v\":1,\"ts\":\"2026-11-30T01:25:18Z\",\"site\":\"upload\",\
 ///             \"execution_type\":\"async\",\"success\":true,\"duration_ms\":12.5,\

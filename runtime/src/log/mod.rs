@@ -34,7 +34,7 @@
 //!
 //! ```no_run
 //! fn main() {
-//!     let _log = async_upload_runtime::log::guard();
+//!     let _log = async_upload::log::guard();
 //!     // … run the service …
 //! } // everything recorded so far is written here
 //! ```
@@ -42,8 +42,8 @@
 //! By hand, a [`JsonlLog`] is a [`MetricsSink`](crate::metrics::MetricsSink):
 //!
 //! ```
-//! use async_upload_runtime::log::JsonlLog;
-//! use async_upload_runtime::metrics::{add_sink, remove_sink};
+//! use async_upload::log::JsonlLog;
+//! use async_upload::metrics::{add_sink, remove_sink};
 //!
 //! let path = std::env::temp_dir().join(format!("docs-log-{}.jsonl", std::process::id()));
 //! let log = JsonlLog::open(&path)?;

@@ -50,8 +50,8 @@ impl LogStats {
 /// after writing what is queued, when the last handle is dropped.
 ///
 /// ```
-/// use async_upload_runtime::log::{read_file, JsonlLog};
-/// use async_upload_runtime::metrics::{ExecutionType, MetricsSink, UploadRecord};
+/// use async_upload::log::{read_file, JsonlLog};
+/// use async_upload::metrics::{ExecutionType, MetricsSink, UploadRecord};
 ///
 /// let path = std::env::temp_dir().join(format!("docs-jsonl-{}.jsonl", std::process::id()));
 /// # std::fs::remove_file(&path).ok();

@@ -16,7 +16,7 @@ use super::{ExecutionType, MetricsSink, UploadRecord};
 /// aggregate records of your own (e.g. read back from a log).
 ///
 /// ```
-/// use async_upload_runtime::metrics::{Aggregator, ExecutionType, MetricsSink, UploadRecord};
+/// use async_upload::metrics::{Aggregator, ExecutionType, MetricsSink, UploadRecord};
 ///
 /// let aggregator = Aggregator::new();
 /// aggregator.record(&UploadRecord::new("upload", ExecutionType::Async, true, 20.0, 1));

@@ -106,7 +106,7 @@ impl Histogram {
     /// its bucket; `None` when empty.
     ///
     /// ```
-    /// use async_upload_runtime::metrics::Histogram;
+    /// use async_upload::metrics::Histogram;
     ///
     /// let mut h = Histogram::default();
     /// for micros in 1..=1000 {

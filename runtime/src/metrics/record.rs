@@ -52,7 +52,7 @@ impl core::fmt::Display for ExecutionType {
 /// qualified (see [`Classify::error_type`](crate::Classify::error_type)).
 ///
 /// ```
-/// use async_upload_runtime::metrics::{ExecutionType, RuntimeFault, UploadRecord};
+/// use async_upload::metrics::{ExecutionType, RuntimeFault, UploadRecord};
 ///
 /// let record = UploadRecord::new("upload", ExecutionType::SyncFallback, true, 8.0, 1)
 ///     .with_fault(RuntimeFault::Panic);
@@ -153,7 +153,7 @@ pub(crate) fn user_error_name(name: &'static str) -> &'static str {
 /// [`UploadRecord::fault`], never by the name.
 ///
 /// ```
-/// use async_upload_runtime::metrics::{ExecutionType, UploadRecord};
+/// use async_upload::metrics::{ExecutionType, UploadRecord};
 ///
 /// let record = UploadRecord::new("upload", ExecutionType::Async, true, 12.5, 1);
 /// assert_eq!(record.execution_type.as_str(), "async");

@@ -17,7 +17,7 @@ use super::UploadRecord;
 ///
 /// ```
 /// use std::sync::atomic::{AtomicUsize, Ordering};
-/// use async_upload_runtime::metrics::{ExecutionType, MetricsSink, UploadRecord};
+/// use async_upload::metrics::{ExecutionType, MetricsSink, UploadRecord};
 ///
 /// let calls = AtomicUsize::new(0);
 /// let sink = |_: &UploadRecord| {
@@ -47,7 +47,7 @@ impl<S: MetricsSink + ?Sized> MetricsSink for Arc<S> {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use async_upload_runtime::metrics::{Aggregator, ExecutionType, FanOut, MetricsSink, UploadRecord};
+/// use async_upload::metrics::{Aggregator, ExecutionType, FanOut, MetricsSink, UploadRecord};
 ///
 /// let a = Arc::new(Aggregator::new());
 /// let b = Arc::new(Aggregator::new());
@@ -135,7 +135,7 @@ fn default_sinks() -> FanOut {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use async_upload_runtime::metrics::{add_sink, remove_sink, Aggregator};
+/// use async_upload::metrics::{add_sink, remove_sink, Aggregator};
 ///
 /// let mine = Arc::new(Aggregator::new());
 /// let id = add_sink(mine.clone());

@@ -42,7 +42,7 @@ impl Clock for TokioClock {
 ///
 /// ```
 /// use std::time::Duration;
-/// use async_upload_runtime::stages::{Clock, ManualClock};
+/// use async_upload::stages::{Clock, ManualClock};
 ///
 /// let clock = ManualClock::new();
 /// let start = clock.now();

@@ -173,7 +173,7 @@ impl ControllerBuilder {
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// use async_upload_runtime::stages::{Controller, ManualClock};
+/// use async_upload::stages::{Controller, ManualClock};
 ///
 /// let clock = ManualClock::new();
 /// let mut controller = Controller::builder("docs_controller").clock(clock.clone()).start();

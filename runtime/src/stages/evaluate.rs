@@ -390,8 +390,8 @@ fn missing(
 ///
 /// ```
 /// use std::time::Duration;
-/// use async_upload_runtime::metrics::{ExecutionType, SiteSnapshot, UploadRecord};
-/// use async_upload_runtime::stages::{evaluate, Observation, Triggers, Verdict, DEFAULT_STAGES};
+/// use async_upload::metrics::{ExecutionType, SiteSnapshot, UploadRecord};
+/// use async_upload::stages::{evaluate, Observation, Triggers, Verdict, DEFAULT_STAGES};
 ///
 /// let mut window = SiteSnapshot::empty("upload");
 /// for _ in 0..10 {

@@ -43,7 +43,7 @@ pub const LOOKS_PER_STAGE: u64 = 2880;
 /// the coverage of the intervals the report shows.
 ///
 /// ```
-/// use async_upload_runtime::stages::Confidence;
+/// use async_upload::stages::Confidence;
 ///
 /// assert_eq!(Confidence::DEFAULT.level(), 0.99);
 /// assert!((Confidence::DEFAULT.alpha() - 0.01).abs() < 1e-12);
@@ -203,7 +203,7 @@ pub fn rate_interval(k: u64, n: u64, confidence: Confidence) -> Option<Interval>
 /// `limit`", fed the calls of each look as they come ([`RateTest::observe`]).
 ///
 /// ```
-/// use async_upload_runtime::stages::{Confidence, RateTest};
+/// use async_upload::stages::{Confidence, RateTest};
 ///
 /// // The async success rate must stay at least 95 %: a failure is "bad".
 /// let mut test = RateTest::new(0.05, Confidence::DEFAULT).unwrap();
@@ -360,7 +360,7 @@ impl Evidence {
     /// outside `(0, 1)` never fires.
     ///
     /// ```
-    /// use async_upload_runtime::stages::{Confidence, Evidence};
+    /// use async_upload::stages::{Confidence, Evidence};
     ///
     /// // 30 failures in 300 calls: P(≥ 30 | 5 %) ≈ 0.0003.
     /// assert!(Evidence::one_look(30, 300, 0.05, Confidence::DEFAULT).fired());
@@ -462,8 +462,8 @@ fn quantile_interval(h: &Histogram, q: f64, z: f64) -> Option<Interval> {
 /// `None` when a side is empty.
 ///
 /// ```
-/// use async_upload_runtime::metrics::Histogram;
-/// use async_upload_runtime::stages::{quantile_ratio, Confidence};
+/// use async_upload::metrics::Histogram;
+/// use async_upload::stages::{quantile_ratio, Confidence};
 ///
 /// let (mut fast, mut slow) = (Histogram::default(), Histogram::default());
 /// for i in 0..2000 {

@@ -41,7 +41,7 @@ pub trait HealthSource: Send + Sync {
 /// other overrides); a rollback is the handle's per-site kill switch.
 ///
 /// ```
-/// use async_upload_runtime::stages::{Actuator, LocalActuator};
+/// use async_upload::stages::{Actuator, LocalActuator};
 ///
 /// let actuator = LocalActuator;
 /// assert!(actuator.roll_back("docs_local_actuator", "stage 1: manual"));

@@ -16,7 +16,7 @@ const HOUR: u64 = 3600;
 ///
 /// ```
 /// use std::time::Duration;
-/// use async_upload_runtime::stages::{Stage, DEFAULT_STAGES};
+/// use async_upload::stages::{Stage, DEFAULT_STAGES};
 ///
 /// assert_eq!(DEFAULT_STAGES[0].rollout, 1.0);
 /// let canary = Stage::new(1, 0.5)

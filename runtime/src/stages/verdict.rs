@@ -33,7 +33,7 @@ impl Bound {
     /// Whether `measured` is within `threshold`.
     ///
     /// ```
-    /// use async_upload_runtime::stages::Bound;
+    /// use async_upload::stages::Bound;
     ///
     /// assert!(Bound::AtLeast.holds(0.995, 0.995));
     /// assert!(!Bound::AtMost.holds(1.2, 1.1));
