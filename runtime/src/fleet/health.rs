@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use super::report::{merge, ReplicaReport};
+use super::report::ReplicaReport;
 use crate::metrics::{ExecutionType, SiteSnapshot};
 
 /// The replicas' reports as last fetched, plus what departed replicas had
@@ -38,12 +38,10 @@ impl HealthBook {
 
     fn retire(&mut self, report: &ReplicaReport) {
         for (site, snapshot) in &report.sites {
-            merge(
-                self.retired
-                    .entry(site.clone())
-                    .or_insert_with(|| SiteSnapshot::empty(site)),
-                snapshot,
-            );
+            self.retired
+                .entry(site.clone())
+                .or_insert_with(|| SiteSnapshot::empty(site))
+                .merge(snapshot);
         }
     }
 
@@ -67,7 +65,7 @@ impl HealthBook {
             .unwrap_or_else(|| SiteSnapshot::empty(site));
         for report in self.live.values() {
             if let Some(snapshot) = report.sites.get(site) {
-                merge(&mut total, snapshot);
+                total.merge(snapshot);
             }
         }
         Some(total)

@@ -137,27 +137,9 @@ impl ReplicaReport {
 pub fn merge_reports(reports: &[ReplicaReport], site: &str) -> SiteSnapshot {
     let mut total = SiteSnapshot::empty(site);
     for snapshot in reports.iter().filter_map(|r| r.sites.get(site)) {
-        merge(&mut total, snapshot);
+        total.merge(snapshot);
     }
     total
-}
-
-/// Adds `other`'s counters to `into` (both cumulative, of the same site).
-pub(crate) fn merge(into: &mut SiteSnapshot, other: &SiteSnapshot) {
-    let mut paths = into.paths().clone();
-    for (mine, theirs) in paths.iter_mut().zip(other.paths()) {
-        mine.count += theirs.count;
-        mine.successes += theirs.successes;
-        mine.failures += theirs.failures;
-        mine.cancelled += theirs.cancelled;
-        mine.critical += theirs.critical;
-        mine.attempts += theirs.attempts;
-        mine.bytes += theirs.bytes;
-        mine.duration_sum_us += theirs.duration_sum_us;
-        mine.max_us = mine.max_us.max(theirs.max_us);
-        mine.latency.merge(&theirs.latency);
-    }
-    *into = SiteSnapshot::from_paths(&into.site, paths);
 }
 
 #[cfg(test)]
@@ -208,7 +190,7 @@ mod tests {
             (ExecutionType::Async, false, 20.0),
             (ExecutionType::Async, true, 30.0),
         ]);
-        merge(&mut a, &b);
+        a.merge(&b);
         let async_path = a.path(ExecutionType::Async);
         assert_eq!(async_path.count, 3);
         assert_eq!(async_path.successes, 2);

@@ -293,6 +293,22 @@ impl SiteSnapshot {
         }
     }
 
+    /// Adds `other`'s counters (another replica's, or a later slice of
+    /// the same log) to this one's.
+    pub(crate) fn merge(&mut self, other: &SiteSnapshot) {
+        for (mine, theirs) in self.paths.iter_mut().zip(&other.paths) {
+            mine.merge(theirs);
+        }
+    }
+
+    /// Back to no calls, keeping the allocations (a replay recycles its
+    /// slices).
+    pub(crate) fn clear(&mut self) {
+        for path in &mut self.paths {
+            path.clear();
+        }
+    }
+
     /// The summary of one execution type.
     #[must_use]
     pub fn summary(&self, execution_type: ExecutionType) -> Summary {
@@ -350,6 +366,28 @@ impl PathSnapshot {
         self.duration_sum_us += tally.micros;
         self.max_us = self.max_us.max(tally.micros);
         self.latency.record(tally.micros);
+    }
+
+    fn merge(&mut self, other: &PathSnapshot) {
+        self.count += other.count;
+        self.successes += other.successes;
+        self.failures += other.failures;
+        self.cancelled += other.cancelled;
+        self.critical += other.critical;
+        self.attempts += other.attempts;
+        self.bytes += other.bytes;
+        self.duration_sum_us += other.duration_sum_us;
+        self.max_us = self.max_us.max(other.max_us);
+        self.latency.merge(&other.latency);
+    }
+
+    fn clear(&mut self) {
+        let mut latency = std::mem::take(&mut self.latency);
+        latency.clear();
+        *self = PathSnapshot {
+            latency,
+            ..PathSnapshot::default()
+        };
     }
 
     fn since(&self, earlier: &PathSnapshot) -> PathSnapshot {

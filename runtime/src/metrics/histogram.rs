@@ -219,12 +219,16 @@ impl Histogram {
     }
 
     /// Adds `other`'s counts to this one (replicas' histograms merge into
-    /// a fleet's; the fleet module is its user).
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    /// a fleet's, a log's slices into a window's).
     pub(crate) fn merge(&mut self, other: &Histogram) {
         for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
             *mine += theirs;
         }
+    }
+
+    /// Back to no value, keeping the allocation.
+    pub(crate) fn clear(&mut self) {
+        self.counts.fill(0);
     }
 }
 
