@@ -155,9 +155,10 @@ pub struct VerdictEvent {
     pub ts: SystemTime,
     /// The site.
     pub site: String,
-    /// The verdict and what it was decided on.
+    /// The verdict and what it was decided on (boxed: it is most of the
+    /// event's size, and every line read is moved as an [`Event`]).
     #[serde(flatten)]
-    pub evaluation: Evaluation,
+    pub evaluation: Box<Evaluation>,
 }
 
 impl VerdictEvent {
@@ -167,7 +168,7 @@ impl VerdictEvent {
         VerdictEvent {
             ts,
             site: site.into(),
-            evaluation,
+            evaluation: Box::new(evaluation),
         }
     }
 }

@@ -99,6 +99,28 @@ fn check(event: &Event) -> Result<(), String> {
     }
 }
 
+/// Line number `line` of a log, its newline included or not: `None` when
+/// it is blank, else the event or what is wrong with it.
+pub(crate) fn parse_line(bytes: &[u8], line: usize) -> Option<Result<Event, LineError>> {
+    // Nearly every line is an upload: parsed straight from the bytes into a
+    // record, without the tagged enum's buffering of each line. Anything
+    // else, or anything wrong, takes the strict path, which names the fault.
+    if let Some(record) = crate::metrics::upload_from_line(bytes, FORMAT_VERSION) {
+        let event = Event::Upload(record);
+        return Some(
+            check(&event)
+                .map(|()| event)
+                .map_err(|message| LineError { line, message }),
+        );
+    }
+    let parsed = match std::str::from_utf8(bytes) {
+        Ok(text) if text.trim().is_empty() => return None,
+        Ok(text) => decode(text.trim()),
+        Err(error) => Err(format!("not UTF-8: {error}")),
+    };
+    Some(parsed.map_err(|message| LineError { line, message }))
+}
+
 /// A line that could not be parsed: reported and skipped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LineError {
@@ -161,12 +183,9 @@ impl<R: BufRead> Reader<R> {
                 return Ok(None);
             }
             self.line += 1;
-            let parsed = match std::str::from_utf8(&self.buffer) {
-                Ok(text) if text.trim().is_empty() => continue,
-                Ok(text) => decode(text.trim()),
-                Err(error) => Err(format!("not UTF-8: {error}")),
-            };
-            return Ok(Some(parsed.map_err(|message| self.error(message))));
+            if let Some(parsed) = parse_line(&self.buffer, self.line) {
+                return Ok(Some(parsed));
+            }
         }
     }
 
@@ -245,6 +264,36 @@ impl Log {
         self.errors.extend(other.errors);
         self.uploads.sort_by_key(|record| record.ts);
         self.events.sort_by_key(Event::ts);
+    }
+}
+
+/// What a log is replayed into: its records and events, in time order.
+#[cfg(feature = "report")]
+pub(crate) trait Replay {
+    /// One upload record.
+    fn record(&mut self, record: &UploadRecord);
+    /// One controller event.
+    fn event(&mut self, event: &Event);
+}
+
+#[cfg(feature = "report")]
+impl Log {
+    /// Feeds `into` every record and event in time order (an event before
+    /// the records of its instant), whether or not the log was sorted.
+    pub(crate) fn replay(&self, into: &mut impl Replay) {
+        let mut uploads: Vec<&UploadRecord> = self.uploads.iter().collect();
+        let mut events: Vec<&Event> = self.events.iter().collect();
+        // Stable: equal times keep the file's order.
+        uploads.sort_by_key(|record| record.ts);
+        events.sort_by_key(|event| event.ts());
+        let mut events = events.into_iter().peekable();
+        for record in uploads {
+            while let Some(event) = events.next_if(|e| e.ts() <= record.ts) {
+                into.event(event);
+            }
+            into.record(record);
+        }
+        events.for_each(|event| into.event(event));
     }
 }
 

@@ -27,4 +27,5 @@ pub use sink::{add_sink, remove_sink, FanOut, MetricsSink, SinkId};
 pub use summary::{Comparison, Summary};
 
 pub(crate) use record::rfc3339;
+pub(crate) use record::upload_from_line;
 pub(crate) use sink::dispatch;

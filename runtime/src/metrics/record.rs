@@ -240,6 +240,8 @@ impl UploadRecord {
 
 /// The JSON shape of a record: the DESIGN fields plus the explicit
 /// `critical` and `fault`, both optional on reading for old lines.
+pub(crate) use wire::from_line as upload_from_line;
+
 mod wire {
     use std::borrow::Cow;
     use std::time::SystemTime;
@@ -263,6 +265,29 @@ mod wire {
         critical: Option<bool>,
         #[serde(default)]
         fault: Option<RuntimeFault>,
+        /// The log line's framing (`"kind":"upload"`, `"v"`): read only
+        /// when a line is parsed straight into a record, never written here
+        /// (the log's event enum writes both).
+        #[serde(default, skip_serializing)]
+        kind: Option<Kind>,
+        #[serde(default, skip_serializing, rename = "v")]
+        version: Option<u64>,
+    }
+
+    #[derive(Clone, Copy, PartialEq, Eq, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Kind {
+        Upload,
+    }
+
+    /// The record of an `upload` line of format `version`, parsed in one
+    /// pass with no intermediate buffering (the log reader's fast path);
+    /// `None` when the line is anything else or wrong in any way, for the
+    /// strict reader to name what.
+    pub(crate) fn from_line(line: &[u8], version: u32) -> Option<UploadRecord> {
+        let wire: Upload = serde_json::from_slice(line).ok()?;
+        let framed = wire.kind == Some(Kind::Upload) && wire.version == Some(u64::from(version));
+        framed.then(|| UploadRecord::try_from(wire).ok()).flatten()
     }
 
     impl From<UploadRecord> for Upload {
@@ -278,6 +303,8 @@ mod wire {
                 error_type: r.error_type,
                 bytes: r.bytes,
                 fault: r.fault,
+                kind: None,
+                version: None,
             }
         }
     }
