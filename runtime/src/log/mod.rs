@@ -1,6 +1,6 @@
 //! The JSONL log: one [`Event`] type for every line, a [`JsonlLog`] sink
 //! that writes records and events off the caller's path, a [`Reader`] that
-//! parses a log back, and CSV export ([`write_csv`], with the `report`
+//! parses a log back ([`Merged`]: several instances' logs as one), and CSV export ([`write_csv`], with the `report`
 //! feature).
 //!
 //! # Format
@@ -73,10 +73,12 @@
 // The guard example needs its `main` to show where the guard lives.
 #![allow(clippy::needless_doctest_main)]
 
+mod chunked;
 #[cfg(feature = "report")]
 mod csv;
 mod event;
 mod line;
+mod merge;
 mod output;
 mod sink;
 
@@ -85,12 +87,15 @@ use std::sync::{Mutex, PoisonError};
 
 #[cfg(feature = "report")]
 #[cfg_attr(docsrs, doc(cfg(feature = "report")))]
-pub use self::csv::{write_csv, CSV_HEADER};
+pub use self::csv::{write_csv, CsvWriter, CSV_HEADER};
 pub(crate) use event::reason;
 pub use event::{
     BreakerChange, BreakerEvent, Event, RollbackEvent, StageEntered, StageEvent, VerdictEvent,
 };
+#[cfg(feature = "report")]
+pub(crate) use line::Replay;
 pub use line::{read_file, LineError, Log, Reader, FORMAT_VERSION};
+pub use merge::{MergeError, Merged, SourcedLine};
 pub use sink::{FlushGuard, JsonlLog, LogStats, DEFAULT_CAPACITY};
 
 use crate::metrics::{add_sink, remove_sink, SinkId};

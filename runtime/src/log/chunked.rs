@@ -1,0 +1,274 @@
+//! One log parsed on several threads, its lines still yielded in order:
+//! parsing JSON is nearly all the cost of reading a log, and a report of
+//! tens of millions of lines should use every core.
+//!
+//! A reader thread cuts the file into chunks of whole lines and deals them
+//! round-robin to the parsers; the consumer takes the parsed batches back
+//! in the same round-robin order. Every channel holds one item, so what is
+//! in flight is a few chunks per parser, whatever the file's size.
+
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::thread;
+
+use super::event::Event;
+use super::line::{parse_line, LineError};
+
+/// Bytes per chunk: a few hundred lines, small enough that everything in
+/// flight stays in a few megabytes.
+const CHUNK: usize = 128 * 1024;
+
+/// A chunk's lines parsed, with line numbers counted from the chunk's
+/// start, and how many lines it had: the consumer, which takes chunks in
+/// order, makes the numbers the file's.
+struct Batch {
+    lines: Vec<Result<Event, LineError>>,
+    count: usize,
+}
+
+type Parsed = io::Result<Batch>;
+
+/// A log parsed by `parsers` threads.
+pub(crate) struct Chunked {
+    results: Vec<Receiver<Parsed>>,
+    /// The parser whose batch comes next.
+    next: usize,
+    batch: VecDeque<Result<Event, LineError>>,
+    /// Lines in the chunks before the current batch's.
+    before: usize,
+    /// Lines in the current batch's chunk.
+    current: usize,
+    done: bool,
+}
+
+impl Chunked {
+    /// Starts reading `source` with `parsers` (at least one) parser threads.
+    ///
+    /// # Errors
+    ///
+    /// A thread could not be started.
+    pub(crate) fn spawn<R: Read + Send + 'static>(source: R, parsers: usize) -> io::Result<Self> {
+        let mut chunks = Vec::new();
+        let mut results = Vec::new();
+        for _ in 0..parsers.max(1) {
+            let (chunk_tx, chunk_rx) = sync_channel::<io::Result<Vec<u8>>>(1);
+            let (result_tx, result_rx) = sync_channel::<Parsed>(1);
+            thread::Builder::new()
+                .name("async-upload-log-parse".into())
+                .spawn(move || parse(&chunk_rx, &result_tx))?;
+            chunks.push(chunk_tx);
+            results.push(result_rx);
+        }
+        thread::Builder::new()
+            .name("async-upload-log-read".into())
+            .spawn(move || cut(source, &chunks))?;
+        Ok(Chunked {
+            results,
+            next: 0,
+            batch: VecDeque::new(),
+            before: 0,
+            current: 0,
+            done: false,
+        })
+    }
+
+    /// The next line, parsed; `Ok(None)` at the end.
+    ///
+    /// # Errors
+    ///
+    /// Reading the source failed.
+    pub(crate) fn next_event(&mut self) -> io::Result<Option<Result<Event, LineError>>> {
+        loop {
+            if let Some(line) = self.batch.pop_front() {
+                let before = self.before;
+                return Ok(Some(line.map_err(|error| LineError {
+                    line: before + error.line,
+                    ..error
+                })));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            match self.results[self.next].recv() {
+                Ok(parsed) => {
+                    let batch = parsed?;
+                    self.before += std::mem::replace(&mut self.current, batch.count);
+                    self.batch = batch.lines.into();
+                }
+                // The reader ended and this parser with it: the whole file is read.
+                Err(_) => self.done = true,
+            }
+            self.next = (self.next + 1) % self.results.len();
+        }
+    }
+}
+
+/// The reader thread: whole-line chunks, dealt round-robin; a read error
+/// goes in the place of the chunk it cost, and ends the reading.
+fn cut<R: Read>(mut source: R, parsers: &[SyncSender<io::Result<Vec<u8>>>]) {
+    let mut carry = Vec::new();
+    for parser in parsers.iter().cycle() {
+        let mut bytes = std::mem::take(&mut carry);
+        let at_end = loop {
+            match fill(&mut source, &mut bytes) {
+                Err(error) => {
+                    let _ = parser.send(Err(error));
+                    return;
+                }
+                Ok(0) => break true,
+                // A chunk ends after its last whole line (a line longer
+                // than a chunk makes the chunk longer); the rest is carried.
+                Ok(_) => {
+                    if let Some(end) = bytes.iter().rposition(|&b| b == b'\n') {
+                        carry = bytes.split_off(end + 1);
+                        break false;
+                    }
+                }
+            }
+        };
+        if bytes.is_empty() {
+            return;
+        }
+        // The consumer went away (the merge was dropped): stop reading.
+        if parser.send(Ok(bytes)).is_err() || at_end {
+            return;
+        }
+    }
+}
+
+/// Reads until `bytes` holds at least [`CHUNK`] bytes or the source ends;
+/// the number of bytes read (0 at the end).
+fn fill<R: Read>(source: &mut R, bytes: &mut Vec<u8>) -> io::Result<usize> {
+    let start = bytes.len();
+    while bytes.len() < start + CHUNK {
+        let len = bytes.len();
+        bytes.resize(len + CHUNK, 0);
+        match source.read(&mut bytes[len..]) {
+            Ok(0) => {
+                bytes.truncate(len);
+                break;
+            }
+            Ok(n) => bytes.truncate(len + n),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => bytes.truncate(len),
+            Err(error) => {
+                bytes.truncate(len);
+                return Err(error);
+            }
+        }
+    }
+    Ok(bytes.len() - start)
+}
+
+/// A parser thread: each chunk's lines, parsed, in order, numbered from
+/// the chunk's first.
+fn parse(chunks: &Receiver<io::Result<Vec<u8>>>, results: &SyncSender<Parsed>) {
+    for chunk in chunks {
+        let parsed = chunk.map(|bytes| {
+            let mut count = 0;
+            let lines = bytes
+                .split_inclusive(|&b| b == b'\n')
+                .filter_map(|line| {
+                    count += 1;
+                    parse_line(line, count)
+                })
+                .collect();
+            Batch { lines, count }
+        });
+        if results.send(parsed).is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upload(second: u32) -> String {
+        format!(
+            "{{\"kind\":\"upload\",\"v\":1,\"ts\":\"2026-11-30T00:00:{:02}Z\",\"site\":\"up\",\
+             \"execution_type\":\"sync\",\"success\":true,\"duration_ms\":1.0,\"attempts\":0,\
+             \"error_type\":null,\"bytes\":null}}\n",
+            second % 60
+        )
+    }
+
+    fn read_all(text: String, parsers: usize) -> Vec<Result<Event, LineError>> {
+        let mut chunked = Chunked::spawn(io::Cursor::new(text.into_bytes()), parsers).unwrap();
+        let mut lines = Vec::new();
+        while let Some(line) = chunked.next_event().unwrap() {
+            lines.push(line);
+        }
+        lines
+    }
+
+    #[test]
+    fn lines_come_back_in_order_with_their_numbers() {
+        // Many chunks' worth, a bad line and a blank one among them, and no
+        // newline at the very end.
+        let mut text = String::new();
+        for i in 0..20_000 {
+            text += &upload(i);
+            if i == 12_345 {
+                text += "not json\n\n";
+            }
+        }
+        text.pop();
+        for parsers in [1, 2, 3] {
+            let lines = read_all(text.clone(), parsers);
+            assert_eq!(lines.len(), 20_001);
+            let bad = lines.iter().position(Result::is_err).unwrap();
+            assert_eq!(bad, 12_346);
+            assert_eq!(lines[bad].as_ref().unwrap_err().line, 12_347);
+            let seconds: Vec<u64> = lines
+                .iter()
+                .filter_map(|line| line.as_ref().ok())
+                .map(|event| {
+                    event
+                        .ts()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs()
+                        % 60
+                })
+                .collect();
+            let expected: Vec<u64> = (0..20_000).map(|i| i % 60).collect();
+            assert_eq!(seconds, expected, "with {parsers} parsers");
+        }
+    }
+
+    #[test]
+    fn an_empty_source_has_no_line() {
+        assert!(read_all(String::new(), 2).is_empty());
+    }
+
+    /// Fails after the first chunk.
+    struct Broken(usize);
+
+    impl Read for Broken {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0 == 0 {
+                return Err(io::Error::other("disk gone"));
+            }
+            let line = upload(0);
+            let n = line.len().min(buf.len()).min(self.0);
+            buf[..n].copy_from_slice(&line.as_bytes()[..n]);
+            self.0 -= n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_read_error_is_an_error_not_an_end() {
+        let mut chunked = Chunked::spawn(Broken(upload(0).len()), 2).unwrap();
+        let mut result = Ok(None);
+        for _ in 0..10 {
+            result = chunked.next_event();
+            if !matches!(result, Ok(Some(_))) {
+                break;
+            }
+        }
+        assert_eq!(result.unwrap_err().to_string(), "disk gone");
+    }
+}
