@@ -103,13 +103,14 @@ pub mod metrics {
 pub mod log {
     //! The JSONL log: one [`Event`] per line (upload records and the
     //! controller's stage, verdict and rollback events), the [`JsonlLog`]
-    //! sink (`ASYNC_UPLOAD_LOG`, flushed by [`guard`] on exit) and
-    //! [`read_file`], which reads a log back strictly.
+    //! sink (`ASYNC_UPLOAD_LOG`, flushed by [`guard`] on exit), and
+    //! [`read_file`] and [`Reader`], which read a log back strictly
+    //! ([`Merged`]: several instances' logs as one stream, in time order).
     #[doc(hidden)]
     pub use async_upload_runtime::log::*;
     pub use async_upload_runtime::log::{
-        guard, read_file, Event, FlushGuard, JsonlLog, LineError, Log, RollbackEvent, StageEntered,
-        StageEvent, VerdictEvent,
+        guard, read_file, Event, FlushGuard, JsonlLog, LineError, Log, MergeError, Merged, Reader,
+        RollbackEvent, StageEntered, StageEvent, VerdictEvent,
     };
 }
 
@@ -126,9 +127,10 @@ pub mod stages {
         Evaluation, HealthSource, Interval, ManualClock, Stage, Status, Trigger, TriggerKind,
         Triggers, Verdict, DEFAULT_STAGES,
     };
-    /// The offline report of a JSONL log (the `async-upload report` command).
+    /// The offline report of a JSONL log (the `async-upload report` command),
+    /// built in one pass by a [`ReportBuilder`].
     #[cfg(feature = "cli")]
-    pub use async_upload_runtime::stages::{Report, ReportError, ReportOptions};
+    pub use async_upload_runtime::stages::{Report, ReportBuilder, ReportError, ReportOptions};
 }
 
 /// The self-contained HTML rollout report (feature `html`).

@@ -76,14 +76,7 @@ impl Dashboard {
     #[must_use]
     pub fn of_log(log: &Log, stage: Option<u32>) -> Self {
         let mut dashboard = Dashboard::new(stage);
-        let mut events = log.events.iter().peekable();
-        for record in &log.uploads {
-            while let Some(event) = events.next_if(|e| e.ts() <= record.ts) {
-                dashboard.event(event);
-            }
-            dashboard.record(record);
-        }
-        events.for_each(|event| dashboard.event(event));
+        log.replay(&mut dashboard);
         dashboard
     }
 
@@ -134,6 +127,16 @@ impl Dashboard {
     /// A chart could not be drawn (it names which).
     pub fn render(&self, report: &Report) -> Result<String, HtmlError> {
         page::render(self, report)
+    }
+}
+
+impl crate::log::Replay for Dashboard {
+    fn record(&mut self, record: &UploadRecord) {
+        Dashboard::record(self, record);
+    }
+
+    fn event(&mut self, event: &Event) {
+        Dashboard::event(self, event);
     }
 }
 

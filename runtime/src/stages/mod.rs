@@ -44,7 +44,8 @@
 //! controller's sequential rate tests, `warmup.rs` the memory baseline,
 //! `window.rs` the controller's windows, `seams.rs` the two traits,
 //! `controller.rs` the state machine, `report.rs`/`render.rs` the offline
-//! report (feature `report`).
+//! report (feature `report`), built in one pass by `replay.rs`, which keeps
+//! a window's last minutes in `tail.rs`'s slices.
 
 mod clock;
 mod controller;
@@ -55,9 +56,13 @@ mod rates;
 #[cfg(feature = "report")]
 mod render;
 #[cfg(feature = "report")]
+mod replay;
+#[cfg(feature = "report")]
 mod report;
 mod seams;
 mod stage;
+#[cfg(feature = "report")]
+mod tail;
 mod verdict;
 mod warmup;
 mod window;
@@ -73,6 +78,9 @@ pub use judge::{
 };
 pub use memory::{MemoryProbe, ProcStatm};
 pub use rates::RateEvidence;
+#[cfg(feature = "report")]
+#[cfg_attr(docsrs, doc(cfg(feature = "report")))]
+pub use replay::ReportBuilder;
 #[cfg(feature = "report")]
 #[cfg_attr(docsrs, doc(cfg(feature = "report")))]
 pub use report::{Report, ReportError, ReportOptions, SiteReport, StageWindow};

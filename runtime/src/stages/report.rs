@@ -2,17 +2,17 @@
 //! [`Log`] to per-site tables, the async-vs-sync comparison and the stage
 //! verdict, replaying what the controller recorded.
 
-use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
 use serde::{Serialize, Serializer};
 
 use super::evaluate::{evaluate, Observation};
+use super::replay::Window;
 use super::stage::{Stage, Triggers, DEFAULT_STAGES};
+use super::tail::Recent;
 use super::verdict::{Evaluation, Verdict};
-use super::DEFAULT_RECENT_WINDOW;
-use crate::log::{Event, Log, RollbackEvent, StageEntered, StageEvent};
-use crate::metrics::{Comparison, ExecutionType, SiteSnapshot, Summary, UploadRecord};
+use crate::log::{Log, RollbackEvent};
+use crate::metrics::{Comparison, ExecutionType, Summary};
 
 /// What to report on.
 #[derive(Clone, Debug)]
@@ -173,42 +173,17 @@ impl Verdict {
 }
 
 impl Report {
-    /// Builds the report of `log`.
+    /// Builds the report of `log`: its records and events replayed in
+    /// time order through a [`ReportBuilder`](super::ReportBuilder).
     ///
     /// # Errors
     ///
     /// No upload record (for the requested site), or a stage that is
     /// neither in the log nor defined.
     pub fn build(log: &Log, options: &ReportOptions) -> Result<Report, ReportError> {
-        let wanted = |site: &str| options.site.as_deref().is_none_or(|w| w == site);
-        let sites: BTreeSet<&str> = log
-            .uploads
-            .iter()
-            .map(|r| r.site.as_ref())
-            .filter(|s| wanted(s))
-            .collect();
-        if sites.is_empty() {
-            return Err(ReportError::NoRecords {
-                site: options.site.clone(),
-            });
-        }
-        let end = log
-            .uploads
-            .iter()
-            .map(|r| r.ts)
-            .chain(log.events.iter().map(Event::ts))
-            .max()
-            .unwrap_or(SystemTime::UNIX_EPOCH);
-        let sites = sites
-            .into_iter()
-            .map(|site| site_report(log, options, site, end))
-            .collect::<Result<Vec<_>, _>>()?;
-        let exit_code = sites
-            .iter()
-            .map(|r| r.evaluation.verdict.exit_code())
-            .max()
-            .unwrap_or(0);
-        Ok(Report { sites, exit_code })
+        let mut builder = super::ReportBuilder::new(options.clone());
+        log.replay(&mut builder);
+        builder.finish()
     }
 
     /// The human-readable report.
@@ -223,7 +198,7 @@ impl Report {
 }
 
 /// The stage judged for one site: its criteria, triggers and window.
-struct Judged {
+pub(crate) struct Judged {
     stage: Stage,
     triggers: Triggers,
     window: StageWindow,
@@ -232,17 +207,15 @@ struct Judged {
     baseline: Option<super::verdict::Baseline>,
 }
 
-/// Chooses the stage and window: the last time the log shows the stage
-/// asked for (else the last stage entered) starting, up to the next stage
-/// event; without one, the built-in definition over every record.
-fn judged(options: &ReportOptions, starts: &[&StageEntered]) -> Result<Judged, ReportError> {
-    let number = options
-        .stage
-        .or_else(|| starts.last().map(|e| e.stage))
-        .unwrap_or(options.stages[0].number);
-    if let Some(at) = starts.iter().rposition(|e| e.stage == number) {
-        let entered = starts[at];
-        return Ok(Judged {
+impl Judged {
+    /// The window a stage event opened: judged with the criteria, triggers
+    /// and baseline it recorded.
+    pub(crate) fn recorded(window: &Window, options: &ReportOptions) -> Judged {
+        let entered = window
+            .entered
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("a recorded window has its stage event"));
+        Judged {
             stage: entered.criteria.clone(),
             triggers: entered
                 .triggers
@@ -250,84 +223,63 @@ fn judged(options: &ReportOptions, starts: &[&StageEntered]) -> Result<Judged, R
                 .unwrap_or_else(|| options.triggers.clone()),
             window: StageWindow::Recorded {
                 start: entered.ts,
-                until: starts.get(at + 1).map(|next| next.ts),
+                until: window.until,
                 triggers_recorded: entered.triggers.is_some(),
             },
             start: Some(entered.ts),
-            until: starts.get(at + 1).map(|next| next.ts),
+            until: window.until,
             baseline: entered.baseline,
-        });
-    }
-    let stage = options
-        .stages
-        .iter()
-        .find(|s| s.number == number)
-        .ok_or_else(|| ReportError::UnknownStage {
-            stage: number,
-            defined: options.stages.iter().map(|s| s.number).collect(),
-        })?;
-    Ok(Judged {
-        stage: stage.clone(),
-        triggers: options.triggers.clone(),
-        window: if starts.is_empty() {
-            StageWindow::Assumed {
-                requested: options.stage.is_some(),
-            }
-        } else {
-            StageWindow::NotEntered
-        },
-        start: None,
-        until: None,
-        baseline: None,
-    })
-}
-
-fn site_report(
-    log: &Log,
-    options: &ReportOptions,
-    site: &str,
-    log_end: SystemTime,
-) -> Result<SiteReport, ReportError> {
-    let events: Vec<&Event> = log.events.iter().filter(|e| e.site() == site).collect();
-    let starts: Vec<&StageEntered> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Stage(StageEvent::Entered(entered) | StageEvent::RollbackCleared(entered)) => {
-                Some(entered)
-            }
-            _ => None,
-        })
-        .collect();
-    let judged = judged(options, &starts)?;
-    let records: Vec<&UploadRecord> = log
-        .uploads
-        .iter()
-        .filter(|r| r.site == site)
-        .filter(|r| judged.until.is_none_or(|until| r.ts < until))
-        .collect();
-    let end = judged.until.unwrap_or(log_end);
-    let start = judged
-        .start
-        .or_else(|| records.iter().map(|r| r.ts).min())
-        .unwrap_or(end);
-    let recent_from = end
-        .checked_sub(DEFAULT_RECENT_WINDOW)
-        .unwrap_or(start)
-        .max(start);
-    let mut window = SiteSnapshot::empty(site);
-    let mut recent = SiteSnapshot::empty(site);
-    let mut count = 0;
-    for record in records.iter().filter(|r| r.ts >= start) {
-        window.record(record);
-        count += 1;
-        if record.ts >= recent_from {
-            recent.record(record);
         }
     }
+
+    /// Stage `number` as `options` define it, over every record: the log
+    /// never enters it (`started`: the site has other stage events).
+    pub(crate) fn built_in(
+        options: &ReportOptions,
+        number: u32,
+        started: bool,
+    ) -> Result<Judged, ReportError> {
+        let stage = options
+            .stages
+            .iter()
+            .find(|s| s.number == number)
+            .ok_or_else(|| ReportError::UnknownStage {
+                stage: number,
+                defined: options.stages.iter().map(|s| s.number).collect(),
+            })?;
+        Ok(Judged {
+            stage: stage.clone(),
+            triggers: options.triggers.clone(),
+            window: if started {
+                StageWindow::NotEntered
+            } else {
+                StageWindow::Assumed {
+                    requested: options.stage.is_some(),
+                }
+            },
+            start: None,
+            until: None,
+            baseline: None,
+        })
+    }
+}
+
+/// The report of one site: `window`'s calls judged as `judged` says, up to
+/// `end`, with `recent` its last minutes and `rollback` the site's last
+/// rollback not cleared.
+pub(crate) fn judge_site(
+    judged: Judged,
+    window: &Window,
+    recent: &Recent,
+    end: SystemTime,
+    rollback: Option<&RollbackEvent>,
+) -> SiteReport {
+    let start = window.start.unwrap_or(end);
+    let snapshot = &window.snapshot;
     let observation = Observation {
-        stage_window: &window,
-        recent_window: &recent,
-        recent_span: end.duration_since(recent_from).unwrap_or_default(),
+        stage_window: snapshot,
+        recent_window: &recent.snapshot,
+        recent_span: end.duration_since(recent.from).unwrap_or_default(),
         elapsed: end.duration_since(start).unwrap_or(Duration::ZERO),
         baseline: judged.baseline,
         memory: None,
@@ -336,7 +288,7 @@ fn site_report(
         rates: None,
     };
     let mut evaluation = evaluate(&judged.stage, &judged.triggers, &observation);
-    let latched = latched_rollback(&events, &judged);
+    let latched = rollback.filter(|rollback| latched_in(rollback, &judged));
     if let Some(rollback) = latched {
         if !matches!(evaluation.verdict, Verdict::Rollback { .. }) {
             evaluation.verdict = Verdict::Rollback {
@@ -344,31 +296,26 @@ fn site_report(
             };
         }
     }
-    Ok(SiteReport {
-        site: site.to_owned(),
-        records: count,
+    SiteReport {
+        site: snapshot.site.clone(),
+        records: window.records,
         summaries: ExecutionType::ALL
             .iter()
-            .map(|&et| window.summary(et))
+            .map(|&et| snapshot.summary(et))
             .collect(),
-        comparison: window.comparison(),
+        comparison: snapshot.comparison(),
         evaluation,
         window_from_stage_event: judged.start.is_some(),
         window: judged.window,
         latched_rollback: latched.is_some(),
-    })
+    }
 }
 
-/// The rollback still in force in the judged window: the site's last
-/// `rollback` not followed by `rollback_cleared`, when the window is the
-/// site's current one or the rollback happened in it.
-fn latched_rollback<'a>(events: &[&'a Event], judged: &Judged) -> Option<&'a RollbackEvent> {
-    let last = events.iter().rev().find_map(|e| match e {
-        Event::Rollback(rollback) => Some(Some(rollback)),
-        Event::Stage(StageEvent::RollbackCleared(_)) => Some(None),
-        _ => None,
-    })??;
-    let in_window = judged.start.is_none_or(|start| last.ts >= start)
-        && judged.until.is_none_or(|until| last.ts < until);
-    (judged.until.is_none() || in_window).then_some(last)
+/// Whether the site's last rollback not cleared is in force in the judged
+/// window: the window is the site's current one, or the rollback happened
+/// in it.
+fn latched_in(rollback: &RollbackEvent, judged: &Judged) -> bool {
+    let in_window = judged.start.is_none_or(|start| rollback.ts >= start)
+        && judged.until.is_none_or(|until| rollback.ts < until);
+    judged.until.is_none() || in_window
 }
