@@ -175,7 +175,7 @@ where
     let mut recorder = Recorder::new(call);
     let span = recorder.span.clone();
     let state_machine = async move {
-        let settings = match call.path {
+        let settings = match call.path() {
             Path::Async(settings) if tokio_available() => settings,
             _ => {
                 recorder.enter(ExecutionType::Sync);

@@ -172,10 +172,10 @@ impl Site {
     fn decide(&'static self, bucket: impl FnOnce() -> u16) -> Call {
         self.refresh_if_stale();
         let route = self.cache.route.load(Ordering::Acquire);
-        let path = if route & ROUTE_ROLLED_BACK != 0 {
-            Path::Sync(SyncReason::RolledBack)
+        let decision = if route & ROUTE_ROLLED_BACK != 0 {
+            Decision::Sync(SyncReason::RolledBack)
         } else if route & ROUTE_ASYNC == 0 {
-            Path::Sync(SyncReason::Disabled)
+            Decision::Sync(SyncReason::Disabled)
         } else {
             // Threshold 0 and 10_000 decide without hashing.
             let enrolled = match route & THRESHOLD {
@@ -184,14 +184,14 @@ impl Site {
                 t => u64::from(bucket()) < t,
             };
             if enrolled {
-                Path::Async(self.load_settings(route))
+                Decision::Async { route }
             } else {
-                Path::Sync(SyncReason::NotEnrolled)
+                Decision::Sync(SyncReason::NotEnrolled)
             }
         };
         Call {
             site: self,
-            path,
+            decision,
             bytes: None,
         }
     }
@@ -346,8 +346,17 @@ pub enum SyncReason {
 #[must_use = "a Call does nothing until it is executed"]
 pub struct Call {
     pub(crate) site: &'static Site,
-    pub(crate) path: Path,
+    decision: Decision,
     pub(crate) bytes: Option<u64>,
+}
+
+/// The decision as `decide` took it: for the async path only the site's
+/// route word, unpacked into [`Settings`] when the call runs, so a call
+/// stays four words and the sync paths never touch the settings.
+#[derive(Clone, Copy, Debug)]
+enum Decision {
+    Async { route: u64 },
+    Sync(SyncReason),
 }
 
 impl Call {
@@ -357,16 +366,20 @@ impl Call {
         self
     }
 
-    /// The path decided for this call.
+    /// The path decided for this call, with the settings in force when it
+    /// was decided.
     #[must_use]
     pub fn path(&self) -> Path {
-        self.path
+        match self.decision {
+            Decision::Async { route } => Path::Async(self.site.load_settings(route)),
+            Decision::Sync(reason) => Path::Sync(reason),
+        }
     }
 
     /// Whether the call takes the async path.
     #[must_use]
     pub fn runs_async(&self) -> bool {
-        matches!(self.path, Path::Async(_))
+        matches!(self.decision, Decision::Async { .. })
     }
 
     /// The site of the call.

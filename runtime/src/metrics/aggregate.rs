@@ -295,6 +295,7 @@ impl SiteSnapshot {
 
     /// Adds `other`'s counters (another replica's, or a later slice of
     /// the same log) to this one's.
+    #[cfg(any(feature = "report", feature = "redis"))]
     pub(crate) fn merge(&mut self, other: &SiteSnapshot) {
         for (mine, theirs) in self.paths.iter_mut().zip(&other.paths) {
             mine.merge(theirs);
@@ -303,6 +304,7 @@ impl SiteSnapshot {
 
     /// Back to no calls, keeping the allocations (a replay recycles its
     /// slices).
+    #[cfg(feature = "report")]
     pub(crate) fn clear(&mut self) {
         for path in &mut self.paths {
             path.clear();
@@ -368,6 +370,7 @@ impl PathSnapshot {
         self.latency.record(tally.micros);
     }
 
+    #[cfg(any(feature = "report", feature = "redis"))]
     fn merge(&mut self, other: &PathSnapshot) {
         self.count += other.count;
         self.successes += other.successes;
@@ -381,6 +384,7 @@ impl PathSnapshot {
         self.latency.merge(&other.latency);
     }
 
+    #[cfg(feature = "report")]
     fn clear(&mut self) {
         let mut latency = std::mem::take(&mut self.latency);
         latency.clear();

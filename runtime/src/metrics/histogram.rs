@@ -220,6 +220,7 @@ impl Histogram {
 
     /// Adds `other`'s counts to this one (replicas' histograms merge into
     /// a fleet's, a log's slices into a window's).
+    #[cfg(any(feature = "report", feature = "redis"))]
     pub(crate) fn merge(&mut self, other: &Histogram) {
         for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
             *mine += theirs;
@@ -227,6 +228,7 @@ impl Histogram {
     }
 
     /// Back to no value, keeping the allocation.
+    #[cfg(feature = "report")]
     pub(crate) fn clear(&mut self) {
         self.counts.fill(0);
     }
