@@ -252,7 +252,13 @@ where
         "no probe closed the breaker in {RECOVERY_MAX} calls"
     );
     let (probe, before) = recovery.split_last().unwrap();
-    assert!(before.iter().all(skipped), "{before:?}");
+    // Before it: skipped calls (and, on a very loaded machine, maybe a probe
+    // that timed out against the healthy backend and re-opened the breaker).
+    assert!(
+        before.iter().all(|r| skipped(r)
+            || (r.execution_type == ExecutionType::SyncFallback && r.success && r.attempts == 1)),
+        "{before:?}"
+    );
     assert_eq!(
         (probe.execution_type, probe.success, probe.attempts),
         (ExecutionType::Async, true, 1),
