@@ -2,8 +2,9 @@
 //! temporary file, checks its size and MD5 against the request's headers,
 //! and stores it under the request id at most once (a retried or fallback
 //! upload of a stored id is acknowledged as a duplicate and not stored
-//! again). Faults (delay, connection reset, HTTP 503) are injected per
-//! attempt by a [`FaultFn`].
+//! again). Faults (delay, connection reset, HTTP 503, black hole) are
+//! injected per attempt by a [`FaultFn`]; an [`Outage`] switches one fault
+//! on for every request of a client, and off again, while the server runs.
 //!
 //! The server is axum's router on a hand-written hyper accept loop: a
 //! connection reset needs the socket (`SO_LINGER` 0, then close), which
@@ -14,7 +15,7 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::path::{Path as FsPath, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -66,6 +67,9 @@ pub enum Fault {
     Reset,
     /// Answer `503 Service Unavailable`.
     Unavailable,
+    /// Accept the request, read its body, and never answer: the connection
+    /// stays open until the client gives up (its timeout) or the server stops.
+    BlackHole,
 }
 
 /// One request as the fault policy sees it.
@@ -94,6 +98,65 @@ pub enum Target {
     AsyncOnly,
     /// Every client.
     All,
+}
+
+/// A backend-wide outage switched on and off while the server runs: while
+/// on, every request of the targeted clients gets the outage's fault; while
+/// off, the policy it wraps ([`Outage::over`]) decides. Cheap to clone;
+/// clones share the switch.
+///
+/// ```ignore
+/// let outage = Outage::new(Fault::BlackHole, Target::AsyncOnly);
+/// let server = Server::start(dir, outage.over(no_faults())).await?;
+/// outage.start(); // t0: the async backend black-holes every request
+/// outage.end();   // t1: healthy again
+/// ```
+#[derive(Clone, Debug)]
+pub struct Outage {
+    fault: Fault,
+    target: Target,
+    on: Arc<AtomicBool>,
+}
+
+impl Outage {
+    /// An outage (off until [`start`](Outage::start)) that gives `fault` to
+    /// every request of `target`.
+    pub fn new(fault: Fault, target: Target) -> Outage {
+        Outage {
+            fault,
+            target,
+            on: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The outage begins: from now on, requests get its fault.
+    pub fn start(&self) {
+        self.on.store(true, Ordering::SeqCst);
+    }
+
+    /// The outage is over: requests are served (or faulted by the wrapped policy).
+    pub fn end(&self) {
+        self.on.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether the outage is on.
+    pub fn is_on(&self) -> bool {
+        self.on.load(Ordering::SeqCst)
+    }
+
+    /// The fault policy of a server under this outage: the outage's fault
+    /// while it is on (for its target), `normal`'s otherwise.
+    pub fn over(&self, normal: FaultFn) -> FaultFn {
+        let outage = self.clone();
+        Arc::new(move |attempt| {
+            let hit = outage.target == Target::All || attempt.client == Client::Async;
+            if hit && outage.is_on() {
+                Some(outage.fault)
+            } else {
+                normal(attempt)
+            }
+        })
+    }
 }
 
 /// Random faults, decided per request id: a fraction of ids gets a fault,
@@ -175,6 +238,8 @@ pub struct Stored {
 pub struct Counters {
     /// Requests received.
     pub requests: u64,
+    /// Requests received from the async client (of `requests`).
+    pub async_requests: u64,
     /// Files stored (first complete, verified upload of an id).
     pub stored: u64,
     /// Complete, verified uploads of an id already stored (acknowledged, not stored again).
@@ -189,11 +254,14 @@ pub struct Counters {
     pub unavailable: u64,
     /// Injected delays.
     pub delays: u64,
+    /// Requests black-holed (read, never answered).
+    pub black_holes: u64,
 }
 
 #[derive(Default)]
 struct Stats {
     requests: AtomicU64,
+    async_requests: AtomicU64,
     stored: AtomicU64,
     duplicates: AtomicU64,
     rejected: AtomicU64,
@@ -201,6 +269,7 @@ struct Stats {
     resets: AtomicU64,
     unavailable: AtomicU64,
     delays: AtomicU64,
+    black_holes: AtomicU64,
 }
 
 struct Shared {
@@ -284,6 +353,7 @@ impl Server {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Counters {
             requests: get(&s.requests),
+            async_requests: get(&s.async_requests),
             stored: get(&s.stored),
             duplicates: get(&s.duplicates),
             rejected: get(&s.rejected),
@@ -291,6 +361,7 @@ impl Server {
             resets: get(&s.resets),
             unavailable: get(&s.unavailable),
             delays: get(&s.delays),
+            black_holes: get(&s.black_holes),
         }
     }
 
@@ -433,6 +504,9 @@ async fn upload(
         Some("sync") => Client::Sync,
         _ => Client::Async,
     };
+    if client == Client::Async {
+        stats.async_requests.fetch_add(1, Ordering::Relaxed);
+    }
     let (Some(size), Some(md5)) = (
         header(SIZE_HEADER).and_then(|s| s.parse::<u64>().ok()),
         header(MD5_HEADER),
@@ -471,6 +545,13 @@ async fn upload(
             control.reset();
             // The connection task drops this handler with the connection.
             std::future::pending::<()>().await;
+        }
+        Some(Fault::BlackHole) => {
+            stats.black_holes.fetch_add(1, Ordering::Relaxed);
+            let mut body = body;
+            while let Some(Ok(_)) = body.frame().await {}
+            // Never answers; dropped with the connection (or the server).
+            return std::future::pending().await;
         }
         Some(Fault::Delay(delay)) => {
             stats.delays.fetch_add(1, Ordering::Relaxed);

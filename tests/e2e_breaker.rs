@@ -1,0 +1,420 @@
+//! The circuit breaker and the retry budget end to end: `#[async_upload]`
+//! functions at 100 % rollout against the loopback server, whose async
+//! backend black-holes (or resets) every request for a while and then
+//! recovers; and a backend failing 2 % of calls at random, which never opens
+//! the breaker.
+//!
+//! Each outage runs in phases that end before the next begins, so every
+//! assertion is on records and server counters, never on wall-clock time:
+//! healthy → trip (concurrent calls meet the outage and open the breaker) →
+//! open (calls one after another: skipped, except the half-open probes) →
+//! recovery (the backend is healthy again; the next probe closes the breaker)
+//! → healthy. The cool-down is short (0.1 s, through the per-site overrides)
+//! so the whole file runs in a few seconds.
+//!
+//! The figures: `cargo test -p async-upload --test e2e_breaker -- --nocapture`.
+
+mod support;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_upload::async_upload;
+use async_upload::config::SiteOverrides;
+use async_upload::metrics::{ExecutionType, RuntimeFault, UploadRecord};
+use tokio::task::JoinSet;
+
+use support::client::{send_async, send_blocking, Endpoint, Receipt, UploadError, UploadRequest};
+use support::files::{write_files, TestFile};
+use support::records::{enable_site, Capture};
+use support::server::{no_faults, Client, Fault, Outage, RandomFaults, Server, Target};
+
+fn blocking(req: UploadRequest) -> Result<Receipt, UploadError> {
+    send_blocking(&req)
+}
+
+#[async_upload(name = "e2e_breaker_black_hole", retries = 2, timeout = 0.2, backoff = 0.01,
+               fallback = blocking, key = req.id.as_str(), size = req.size)]
+async fn upload_black_hole(req: UploadRequest) -> Result<Receipt, UploadError> {
+    send_async(&req).await
+}
+
+#[async_upload(name = "e2e_breaker_reset", retries = 2, timeout = 0.2, backoff = 0.01,
+               fallback = blocking, key = req.id.as_str(), size = req.size)]
+async fn upload_reset(req: UploadRequest) -> Result<Receipt, UploadError> {
+    send_async(&req).await
+}
+
+#[async_upload(name = "e2e_breaker_two_percent", retries = 2, timeout = 0.2, backoff = 0.01,
+               fallback = blocking, key = req.id.as_str(), size = req.size)]
+async fn upload_two_percent(req: UploadRequest) -> Result<Receipt, UploadError> {
+    send_async(&req).await
+}
+
+/// The breaker's first cool-down in the outage tests (it doubles while
+/// probes fail, up to 8 ×: 0.8 s).
+const COOLDOWN: Duration = Duration::from_millis(100);
+/// Healthy calls before the outage.
+const HEALTHY: usize = 10;
+/// Calls started together when the outage begins.
+const TRIP: usize = 20;
+/// Calls one after another while the breaker is open.
+const OPEN: usize = 150;
+/// Pause between two calls of the open and recovery phases.
+const PACE: Duration = Duration::from_millis(5);
+/// At most this many calls for a probe to close the breaker (≥ 2.5 s of
+/// pauses alone, three times the longest cool-down).
+const RECOVERY_MAX: usize = 500;
+/// Healthy calls after recovery.
+const AFTER: usize = 10;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    files: Vec<TestFile>,
+    server: Server,
+    endpoint: Endpoint,
+    /// Files uploaded so far (each call uploads the next one).
+    used: usize,
+}
+
+impl Fixture {
+    /// `count` files of 256 B – 8 KiB: the sync path is quick, and the
+    /// phases are short.
+    async fn new(prefix: &str, count: usize, faults: support::server::FaultFn) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let files = write_files(&dir.path().join("files"), prefix, count, 256, 8192, 13).unwrap();
+        let server = Server::start(dir.path().join("store"), faults)
+            .await
+            .unwrap();
+        let endpoint = Endpoint::new(server.base_url());
+        Fixture {
+            _dir: dir,
+            files,
+            server,
+            endpoint,
+            used: 0,
+        }
+    }
+
+    /// The request for the next file.
+    fn next(&mut self) -> UploadRequest {
+        let request = self.files[self.used].request(&self.endpoint);
+        self.used += 1;
+        request
+    }
+
+    /// Every file uploaded so far is stored once, intact, and nothing else is.
+    fn assert_intact(&self) {
+        let check = self.server.verify(
+            self.files[..self.used]
+                .iter()
+                .map(|f| (f.id.as_str(), f.size, f.md5.as_str())),
+        );
+        assert!(check.all_intact(), "{check:?}");
+    }
+}
+
+/// A call the breaker skipped: the sync path carried it at once.
+fn skipped(r: &UploadRecord) -> bool {
+    r.execution_type == ExecutionType::SyncFallback
+        && r.success
+        && r.attempts == 0
+        && r.fault == Some(RuntimeFault::BreakerOpen)
+        && r.error_type.as_deref() == Some("breaker_open")
+}
+
+/// What the records and counters of one outage showed.
+#[derive(Debug)]
+struct Figures {
+    trip_calls: usize,
+    trip_requests: u64,
+    open_calls: usize,
+    open_requests: u64,
+    probes: usize,
+    recovery_calls: usize,
+}
+
+/// Runs healthy → outage (trip, open) → recovery → healthy through `upload`
+/// at `site`, the outage giving `fault` to every async request; `failed`
+/// says whether a record's async attempts met that fault.
+async fn outage_and_recovery<F, Fut>(
+    site: &'static str,
+    fault: Fault,
+    upload: F,
+    failed: fn(&UploadRecord) -> bool,
+) -> Figures
+where
+    F: Fn(UploadRequest) -> Fut,
+    Fut: Future<Output = Result<Receipt, UploadError>> + Send + 'static,
+{
+    enable_site(
+        site,
+        SiteOverrides {
+            rollout: Some(100.0),
+            breaker_cooldown: Some(COOLDOWN),
+            ..SiteOverrides::default()
+        },
+    );
+    let capture = Capture::site(site);
+    let outage = Outage::new(fault, Target::AsyncOnly);
+    let files = HEALTHY + TRIP + OPEN + RECOVERY_MAX + AFTER;
+    let mut fx = Fixture::new(site, files, outage.over(no_faults())).await;
+    let records_from = |from: usize| capture.records()[from..].to_vec();
+
+    // Healthy: the async path serves.
+    for _ in 0..HEALTHY {
+        let receipt = upload(fx.next()).await.unwrap();
+        assert_eq!(receipt.via, Client::Async);
+    }
+    assert!(capture
+        .records()
+        .iter()
+        .all(|r| r.execution_type == ExecutionType::Async && r.success));
+
+    // Trip: the outage begins under concurrent calls. Each one's failed
+    // attempts count towards opening the breaker; calls admitted after it
+    // opened are skipped. The sync path carries every call.
+    outage.start();
+    let start = fx.server.counters();
+    let trip_from = capture.records().len();
+    let mut calls = JoinSet::new();
+    for _ in 0..TRIP {
+        calls.spawn(upload(fx.next()));
+    }
+    while let Some(joined) = calls.join_next().await {
+        assert_eq!(joined.unwrap().unwrap().via, Client::Sync);
+    }
+    let trip = records_from(trip_from);
+    assert_eq!(trip.len(), TRIP);
+    for r in &trip {
+        assert!(
+            skipped(r)
+                || (r.execution_type == ExecutionType::SyncFallback
+                    && r.success
+                    && r.attempts >= 1
+                    && failed(r)),
+            "{r:?}"
+        );
+    }
+    let tripped = fx.server.counters();
+
+    // Open: enrolled calls skip the async path; only the half-open probes
+    // (one attempt each, never retried) reach the backend.
+    let open_from = capture.records().len();
+    for _ in 0..OPEN {
+        assert_eq!(upload(fx.next()).await.unwrap().via, Client::Sync);
+        tokio::time::sleep(PACE).await;
+    }
+    let open = records_from(open_from);
+    let opened = fx.server.counters();
+    let probes: Vec<&UploadRecord> = open.iter().filter(|r| !skipped(r)).collect();
+    for r in &probes {
+        assert!(
+            r.execution_type == ExecutionType::SyncFallback
+                && r.success
+                && r.attempts == 1
+                && failed(r),
+            "a probe: one failed attempt, then the sync path: {r:?}"
+        );
+    }
+    assert!(!probes.is_empty(), "a 0.1 s cool-down: probes ran");
+    assert!(
+        open.len() - probes.len() >= OPEN / 2,
+        "most calls skipped: {} probes in {} calls",
+        probes.len(),
+        open.len()
+    );
+    let open_requests = opened.async_requests - tripped.async_requests;
+    #[allow(clippy::cast_precision_loss)]
+    let per_call = open_requests as f64 / open.len() as f64;
+    assert!(
+        per_call <= 0.2,
+        "{open_requests} requests for {} calls while open",
+        open.len()
+    );
+
+    // Recovery: the backend is healthy again; the next probe closes the
+    // breaker (the calls before it are still skipped).
+    outage.end();
+    let recovery_from = capture.records().len();
+    let mut closed = false;
+    for _ in 0..RECOVERY_MAX {
+        if upload(fx.next()).await.unwrap().via == Client::Async {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(PACE).await;
+    }
+    let recovery = records_from(recovery_from);
+    assert!(
+        closed,
+        "no probe closed the breaker in {RECOVERY_MAX} calls"
+    );
+    let (probe, before) = recovery.split_last().unwrap();
+    // Before it: skipped calls (and, on a very loaded machine, maybe a probe
+    // that timed out against the healthy backend and re-opened the breaker).
+    assert!(
+        before.iter().all(|r| skipped(r)
+            || (r.execution_type == ExecutionType::SyncFallback && r.success && r.attempts == 1)),
+        "{before:?}"
+    );
+    assert_eq!(
+        (probe.execution_type, probe.success, probe.attempts),
+        (ExecutionType::Async, true, 1),
+        "the probe that closed it: {probe:?}"
+    );
+
+    // Healthy again: calls are async successes.
+    for _ in 0..AFTER {
+        assert_eq!(upload(fx.next()).await.unwrap().via, Client::Async);
+    }
+    let after = records_from(recovery_from + recovery.len());
+    assert!(
+        after
+            .iter()
+            .all(|r| r.execution_type == ExecutionType::Async && r.success),
+        "{after:?}"
+    );
+
+    // No call lost its record; every file arrived once, intact.
+    assert_eq!(capture.records().len(), fx.used, "one record per call");
+    fx.assert_intact();
+
+    Figures {
+        trip_calls: trip.len(),
+        trip_requests: tripped.async_requests - start.async_requests,
+        open_calls: open.len(),
+        open_requests,
+        probes: probes.len(),
+        recovery_calls: recovery.len(),
+    }
+}
+
+fn report(name: &str, f: &Figures) {
+    #[allow(clippy::cast_precision_loss)]
+    let per_call = |requests: u64, calls: usize| requests as f64 / calls as f64;
+    println!(
+        "{name}: trip {} requests for {} calls ({:.2} per call); open {} requests for {} calls \
+         ({:.3} per call, {} probes); closed by the probe of recovery call {}",
+        f.trip_requests,
+        f.trip_calls,
+        per_call(f.trip_requests, f.trip_calls),
+        f.open_requests,
+        f.open_calls,
+        per_call(f.open_requests, f.open_calls),
+        f.probes,
+        f.recovery_calls,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_black_holed_backend_opens_the_breaker_and_recovery_closes_it() {
+    let figures = outage_and_recovery(
+        "e2e_breaker_black_hole",
+        Fault::BlackHole,
+        upload_black_hole,
+        // The per-attempt timeout fired.
+        |r| r.fault == Some(RuntimeFault::Timeout) && r.error_type.as_deref() == Some("timeout"),
+    )
+    .await;
+    report("black hole", &figures);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resetting_backend_opens_the_breaker_and_recovery_closes_it() {
+    let figures = outage_and_recovery(
+        "e2e_breaker_reset",
+        Fault::Reset,
+        upload_reset,
+        // A transport error (reset, aborted or broken pipe, by when it hit),
+        // not a runtime fault.
+        |r| r.fault.is_none() && r.error_type.is_some(),
+    )
+    .await;
+    assert!(figures.trip_requests > 0);
+    report("reset", &figures);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_percent_failing_calls_never_open_the_breaker() {
+    let site = "e2e_breaker_two_percent";
+    // The default threshold and cool-down.
+    enable_site(
+        site,
+        SiteOverrides {
+            rollout: Some(100.0),
+            ..SiteOverrides::default()
+        },
+    );
+    let capture = Capture::site(site);
+    // 2 % of request ids, drawn by hash, have every async attempt reset.
+    let draw = RandomFaults {
+        reset: 0.02,
+        unavailable: 0.0,
+        delay_rate: 0.0,
+        delay: Duration::ZERO,
+        max_streak: 1,
+        target: Target::AsyncOnly,
+        seed: 2,
+    };
+    let faults: support::server::FaultFn = Arc::new(move |a| {
+        (a.client == Client::Async)
+            .then(|| draw.plan(a.id).map(|(fault, _)| fault))
+            .flatten()
+    });
+    const CALLS: usize = 600;
+    const WORKERS: usize = 8;
+    let mut fx = Fixture::new(site, CALLS, faults).await;
+    let failing = fx
+        .files
+        .iter()
+        .filter(|f| draw.plan(&f.id).is_some())
+        .count();
+    assert!(
+        (6..=24).contains(&failing),
+        "{failing} of {CALLS} ids fail: about 2 %"
+    );
+
+    let mut workers = JoinSet::new();
+    for w in 0..WORKERS {
+        let requests: Vec<UploadRequest> = (w..CALLS)
+            .step_by(WORKERS)
+            .map(|i| fx.files[i].request(&fx.endpoint))
+            .collect();
+        workers.spawn(async move {
+            for request in requests {
+                upload_two_percent(request).await.unwrap();
+            }
+        });
+    }
+    while let Some(joined) = workers.join_next().await {
+        joined.unwrap();
+    }
+    fx.used = CALLS;
+
+    let records = capture.records();
+    assert_eq!(records.len(), CALLS, "one record per call");
+    assert!(
+        records
+            .iter()
+            .all(|r| r.success && r.fault != Some(RuntimeFault::BreakerOpen)),
+        "the breaker never opened"
+    );
+    let fell_back = records
+        .iter()
+        .filter(|r| r.execution_type == ExecutionType::SyncFallback)
+        .count();
+    // Every failing id fell back (its every attempt failed), maybe with a
+    // few more calls whose attempts timed out on a loaded machine.
+    assert!(
+        fell_back >= failing,
+        "{fell_back} fallbacks, {failing} failing ids"
+    );
+    fx.assert_intact();
+    println!(
+        "2 % failing: {CALLS} calls, {failing} failing every attempt, {} resets, \
+         {fell_back} fallbacks, breaker never opened",
+        fx.server.counters().resets
+    );
+}
