@@ -120,11 +120,7 @@ pub(super) fn site(out: &mut String, site: &SiteReport) {
     match &e.verdict {
         Verdict::Hold { missing } => {
             for m in missing {
-                let _ = writeln!(
-                    out,
-                    "    missing: {}",
-                    serde_json::to_string(m).unwrap_or_default()
-                );
+                let _ = writeln!(out, "    missing: {m}");
             }
         }
         Verdict::Review { triggers } | Verdict::Rollback { triggers } => {

@@ -480,6 +480,38 @@ pub enum Missing {
     },
 }
 
+/// For a person: what is short, and how far.
+///
+/// ```
+/// use std::time::Duration;
+/// use async_upload::stages::Missing;
+///
+/// let short = Missing::Time { have: Duration::from_secs(3600), need: Duration::from_secs(86_400) };
+/// assert_eq!(short.to_string(), "time in stage: 1.0h of 24.0h");
+/// ```
+impl core::fmt::Display for Missing {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Missing::FreshHealth => f.write_str("fresh health counters (none at this tick)"),
+            Missing::Samples { have, need } => write!(f, "samples: {have} of {need} enrolled calls"),
+            Missing::Time { have, need } => write!(
+                f,
+                "time in stage: {:.1}h of {:.1}h",
+                have.as_secs_f64() / 3600.0,
+                need.as_secs_f64() / 3600.0
+            ),
+            Missing::LatencyData {
+                async_calls,
+                baseline_calls,
+                need,
+            } => write!(
+                f,
+                "latency data: {async_calls} async and {baseline_calls} baseline calls, {need} each needed"
+            ),
+        }
+    }
+}
+
 /// The decision about a stage. Worst wins: rollback > review > hold > advance.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "verdict", rename_all = "snake_case")]
