@@ -224,6 +224,37 @@ fn bad_input_exits_2() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("line 6"));
 }
 
+/// The report streams: a malformed line deep in a file many parse chunks
+/// long is named by its own line number, and a CSV that cannot be written
+/// (a full disk) is bad output, exit 2, naming the file.
+#[test]
+fn a_long_log_streams_with_exact_line_numbers_and_a_full_disk_is_reported() {
+    let dir = dir("stream");
+    let long = dir.join("long.jsonl");
+    let calls: Vec<_> = (0..4_000)
+        .map(|i| (ExecutionType::Async, true, 1, 10.0 + f64::from(i % 7)))
+        .collect();
+    write_log(&long, "upload", 1, &calls);
+    let mut lines: Vec<String> = std::fs::read_to_string(&long)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(lines.len() > 2_000, "{} lines", lines.len());
+    lines.insert(2_000, "{torn".into());
+    std::fs::write(&long, lines.join("\n") + "\n").unwrap();
+    let output = report(&[long.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("line 2001:"), "{stderr}");
+    assert_eq!(stderr.matches("(skipped)").count(), 1, "{stderr}");
+
+    let output = report(&[long.to_str().unwrap(), "--csv", "/dev/full"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("/dev/full") && stderr.contains("No space left"), "{stderr}");
+}
+
 /// A rollback the controller wrote stays the verdict, whatever the records
 /// say afterwards, until a `rollback_cleared` event follows it.
 #[test]
