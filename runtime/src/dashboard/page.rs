@@ -6,7 +6,7 @@ use super::charts::{self, RateLines};
 use super::trace::SiteTrace;
 use super::{Dashboard, HtmlError, MarkerKind, VerdictKind};
 use crate::metrics::ExecutionType;
-use crate::stages::{Check, Criterion, Missing, Report, SiteReport, Status, Verdict};
+use crate::stages::{Check, Criterion, Report, SiteReport, Status, Verdict};
 
 /// Error names listed per path.
 const TOP_ERRORS: usize = 5;
@@ -97,27 +97,7 @@ fn reason(site: &SiteReport) -> String {
     let text = match &site.evaluation.verdict {
         Verdict::Advance => "every stage criterion is met".to_owned(),
         Verdict::Hold { missing } => {
-            let parts: Vec<String> = missing
-                .iter()
-                .map(|m| match m {
-                    Missing::FreshHealth => "no fresh health data".to_owned(),
-                    Missing::Samples { have, need } => {
-                        format!("{have} of {need} enrolled calls")
-                    }
-                    Missing::Time { have, need } => format!(
-                        "{:.1} h of {:.1} h in the stage",
-                        have.as_secs_f64() / 3600.0,
-                        need.as_secs_f64() / 3600.0
-                    ),
-                    Missing::LatencyData {
-                        async_calls,
-                        baseline_calls,
-                        need,
-                    } => format!(
-                        "latency needs {need} calls a side ({async_calls} async, {baseline_calls} baseline)"
-                    ),
-                })
-                .collect();
+            let parts: Vec<String> = missing.iter().map(ToString::to_string).collect();
             format!("not enough data yet: {}", parts.join("; "))
         }
         Verdict::Review { triggers } | Verdict::Rollback { triggers } => triggers
