@@ -30,6 +30,9 @@
 //! `ASYNC_UPLOAD_ENABLED` / `ASYNC_UPLOAD_ROLLOUT` default to enabled / 50 %
 //! for the demo. Run with `--help` for the fault options.
 
+#[cfg(feature = "redis")]
+#[path = "upload_demo/fleet.rs"]
+mod fleet;
 #[path = "upload_demo/staged.rs"]
 mod staged;
 #[path = "../tests/support/mod.rs"]
@@ -52,7 +55,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use support::client::{send_async, send_blocking, Endpoint, Receipt, UploadError, UploadRequest};
 use support::files::write_files;
-use support::server::{Fault, Outage, RandomFaults, Server, Target};
+use support::server::{Fault, Outage, RandomFaults, Server, Target, Verification};
 
 /// The site name: in records, logs and `ASYNC_UPLOAD_<VAR>__UPLOAD_DEMO` overrides.
 const SITE: &str = "upload_demo";
@@ -144,6 +147,20 @@ struct Args {
     /// With --staged: milliseconds between two evaluations of the stage.
     #[arg(long, default_value_t = 100, requires = "staged")]
     tick_ms: u64,
+    /// With --staged: run the rollout across N replica processes sharing
+    /// their state through a redis-server the demo starts (built with
+    /// `--features redis`; needs redis-server installed).
+    #[arg(long, value_name = "N", requires = "staged")]
+    replicas: Option<usize>,
+    /// Internal: run as a replica uploading to the server at URL.
+    #[arg(long, hide = true, value_name = "URL")]
+    replica_of: Option<String>,
+    /// Internal: this replica's index.
+    #[arg(long, hide = true, default_value_t = 0)]
+    replica_index: usize,
+    /// Internal: the directory of the files a replica uploads its share of.
+    #[arg(long, hide = true)]
+    files_dir: Option<PathBuf>,
 }
 
 impl Args {
@@ -209,10 +226,38 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    if args.replicas == Some(0) {
+        eprintln!("--replicas must be at least 1");
+        return ExitCode::from(2);
+    }
+    #[cfg(not(feature = "redis"))]
+    if args.replicas.is_some() || args.replica_of.is_some() {
+        eprintln!(
+            "--replicas needs the redis feature: cargo run --release --features redis --example upload_demo -- --staged --replicas 3"
+        );
+        return ExitCode::from(2);
+    }
+    #[cfg(feature = "redis")]
+    if args.replicas.is_some() && args.replica_of.is_none() && !fleet::redis_installed() {
+        eprintln!("--replicas needs redis-server, which is not installed here");
+        println!("install it with: apt-get install -y redis-server");
+        return ExitCode::from(2);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("a Tokio runtime");
+    #[cfg(feature = "redis")]
+    if let Some(url) = args.replica_of.clone() {
+        return match runtime.block_on(fleet::replica(&args, &url)) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(error) => {
+                eprintln!("upload_demo replica: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     // The server stands in for a remote service: it gets threads of its own,
     // so its work (hashing, disk writes) does not tax the async client's
     // workers while the blocking client runs on threads of its own.
@@ -368,6 +413,11 @@ async fn run(
         args.max_streak.max(1),
     );
 
+    #[cfg(feature = "redis")]
+    if args.replicas.is_some() {
+        let files_dir = work.path().join("files");
+        return run_fleet(&args, &files, &server, regression, &files_dir, &out).await;
+    }
     let endpoint = Endpoint::new(server.base_url());
     let clock = Instant::now();
     let (calls, failures, staged) = if args.staged {
@@ -400,31 +450,7 @@ async fn run(
         }
     }
 
-    // The server's own view: every file re-read from its disk.
-    let counters = server.counters();
-    let check = server.verify(
-        files
-            .iter()
-            .map(|f| (f.id.as_str(), f.size, f.md5.as_str())),
-    );
-    println!(
-        "server: {} requests; injected {} resets, {} 503s, {} delays; {} stored, {} duplicate uploads acknowledged without storing, {} rejected, {} cut off",
-        counters.requests,
-        counters.resets,
-        counters.unavailable,
-        counters.delays,
-        counters.stored,
-        counters.duplicates,
-        counters.rejected,
-        counters.incomplete,
-    );
-    println!(
-        "server-side check: {}/{} files arrived intact (size + MD5 re-read from disk), each stored once; {} missing, {} corrupted",
-        check.intact,
-        check.expected,
-        check.missing.len(),
-        check.corrupted.len()
-    );
+    let check = server_check(&server, &files);
 
     // Summary, comparison and verdict from the records the run logged.
     if !async_upload::log::flush() {
@@ -522,6 +548,35 @@ async fn run(
     Ok(ok && shown)
 }
 
+/// The server's own view: every file re-read from its disk.
+fn server_check(server: &Server, files: &[support::files::TestFile]) -> Verification {
+    let counters = server.counters();
+    let check = server.verify(
+        files
+            .iter()
+            .map(|f| (f.id.as_str(), f.size, f.md5.as_str())),
+    );
+    println!(
+        "server: {} requests; injected {} resets, {} 503s, {} delays; {} stored, {} duplicate uploads acknowledged without storing, {} rejected, {} cut off",
+        counters.requests,
+        counters.resets,
+        counters.unavailable,
+        counters.delays,
+        counters.stored,
+        counters.duplicates,
+        counters.rejected,
+        counters.incomplete,
+    );
+    println!(
+        "server-side check: {}/{} files arrived intact (size + MD5 re-read from disk), each stored once; {} missing, {} corrupted",
+        check.intact,
+        check.expected,
+        check.missing.len(),
+        check.corrupted.len()
+    );
+    check
+}
+
 /// The default run: every file once, with a progress bar.
 async fn upload_all(
     args: &Args,
@@ -574,6 +629,20 @@ async fn run_staged(
     endpoint: &Endpoint,
     regression: Outage,
 ) -> staged::Outcome {
+    let (stages, recent_window) = print_plan(args);
+    let plan = staged::Plan {
+        stages,
+        regress_at: args.regress_at,
+        tick: Duration::from_millis(args.tick_ms),
+        recent_window,
+        after_rollback: Duration::from_secs(2),
+        patience: 3.0,
+    };
+    staged::run(plan, files, endpoint, args.concurrency, regression).await
+}
+
+/// The staged run's stages and recent window, as printed for the reader.
+fn print_plan(args: &Args) -> (Vec<async_upload::stages::Stage>, Duration) {
     let stages = staged::stages(args.time_scale, args.samples_scale, args.latency_ratio);
     let recent_window = async_upload::stages::DEFAULT_RECENT_WINDOW
         .mul_f64(args.time_scale)
@@ -614,15 +683,68 @@ async fn run_staged(
             None => "no regression injected".into(),
         }
     );
-    let plan = staged::Plan {
-        stages,
-        regress_at: args.regress_at,
-        tick: Duration::from_millis(args.tick_ms),
-        recent_window,
-        after_rollback: Duration::from_secs(2),
-        patience: 3.0,
+    (stages, recent_window)
+}
+
+/// `--staged --replicas N`: the rollout across replica processes sharing
+/// their state through a redis-server of the demo's own.
+#[cfg(feature = "redis")]
+async fn run_fleet(
+    args: &Args,
+    files: &[support::files::TestFile],
+    server: &Server,
+    regression: Outage,
+    files_dir: &Path,
+    out: &Path,
+) -> Result<bool, Box<dyn std::error::Error>> {
+    let _ = print_plan(args);
+    let redis = fleet::Redis::start()?;
+    let clock = Instant::now();
+    let outcome = fleet::run(args, &redis, files_dir, out, &server.base_url(), regression).await;
+    drop(redis);
+    println!("fleet: replicas exited, redis-server stopped");
+    let outcome = outcome?;
+    println!(
+        "uploads: {} calls by {} replicas in {:.1} s, {} failed",
+        outcome.calls,
+        args.replicas.unwrap_or(1),
+        clock.elapsed().as_secs_f64(),
+        outcome.failures
+    );
+    let logged: u64 = outcome.records.values().sum();
+    println!(
+        "records: {logged} in the replicas' logs ({}), {} calls made",
+        outcome
+            .records
+            .iter()
+            .map(|(path, n)| format!("{path} {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        outcome.calls
+    );
+    match outcome.rolled_back_at {
+        Some(stage) => println!("staged: rolled back at stage {stage}"),
+        None if outcome.completed => {
+            println!("staged: every stage passed, rollout complete at 100%")
+        }
+        None => println!(
+            "staged: stopped at stage {} without passing it",
+            outcome.stage
+        ),
+    }
+    let check = server_check(server, files);
+    let ok = outcome.failures == 0 && check.all_intact() && logged == outcome.calls;
+    if !ok {
+        println!("FAILED: a file was lost or corrupted, an upload failed, or the records do not match the calls");
+    }
+    let shown = match args.regress_at {
+        Some(n) => outcome.rolled_back_at == Some(n),
+        None => outcome.completed,
     };
-    staged::run(plan, files, endpoint, args.concurrency, regression).await
+    if !shown {
+        println!("FAILED: the staged rollout did not reach what was asked (see the timeline)");
+    }
+    Ok(ok && shown)
 }
 
 /// Installs the Prometheus exporter: every record reaches it through the

@@ -68,6 +68,15 @@ impl Timeline {
         }
     }
 
+    /// A timeline of transitions gathered elsewhere (the fleet's replicas).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub fn of(entries: Vec<Entry>) -> Self {
+        Timeline {
+            start: Instant::now(),
+            entries: Arc::new(Mutex::new(entries)),
+        }
+    }
+
     pub fn since_start(&self) -> Duration {
         self.start.elapsed()
     }
@@ -89,8 +98,8 @@ impl Timeline {
     }
 
     /// The timeline as printed: one line per transition, then one per replica that applied it.
-    pub fn print(&self) {
-        println!("timeline (t = time since the controller started):");
+    pub fn print(&self, zero: &str) {
+        println!("timeline (t = time since {zero}):");
         let mut max_lag = Duration::ZERO;
         for entry in self.entries() {
             println!("  t={:>8.3}s  {}", entry.at.as_secs_f64(), entry.what);
@@ -136,8 +145,46 @@ pub struct Plan {
     pub patience: f64,
 }
 
+/// Uploads pass after pass over `files`, `concurrency` at a time, until
+/// `stop` (checked between passes, so every file is uploaded at least
+/// once); the calls made and the failures.
+pub fn traffic(
+    files: &[TestFile],
+    endpoint: &Endpoint,
+    concurrency: usize,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<(u64, Vec<String>)> {
+    let files = files.to_vec();
+    let endpoint = endpoint.clone();
+    tokio::spawn(async move {
+        let limit = Arc::new(tokio::sync::Semaphore::new(concurrency));
+        let (mut calls, mut failures) = (0_u64, Vec::new());
+        while !stop.load(Ordering::SeqCst) {
+            let mut tasks = tokio::task::JoinSet::new();
+            for file in &files {
+                let request = file.request(&endpoint);
+                let limit = Arc::clone(&limit);
+                tasks.spawn(async move {
+                    let _permit = limit.acquire_owned().await.expect("never closed");
+                    let id = request.id.clone();
+                    (id, upload(request).await)
+                });
+            }
+            while let Some(joined) = tasks.join_next().await {
+                calls += 1;
+                match joined {
+                    Ok((_, Ok(_))) => {}
+                    Ok((id, Err(error))) => failures.push(format!("{id}: {error}")),
+                    Err(error) => failures.push(format!("task: {error}")),
+                }
+            }
+        }
+        (calls, failures)
+    })
+}
+
 /// A short text of a verdict.
-fn describe(verdict: &Verdict) -> String {
+pub fn describe(verdict: &Verdict) -> String {
     match verdict {
         Verdict::Advance => "advance".into(),
         Verdict::Hold { missing } => format!(
@@ -239,37 +286,7 @@ pub async fn run(
     };
     enter(&first);
 
-    // Uploads: pass after pass over the files, until told to stop.
-    let traffic = {
-        let stop = Arc::clone(&stop);
-        let files = files.to_vec();
-        let endpoint = endpoint.clone();
-        tokio::spawn(async move {
-            let limit = Arc::new(tokio::sync::Semaphore::new(concurrency));
-            let (mut calls, mut failures) = (0_u64, Vec::new());
-            while !stop.load(Ordering::SeqCst) {
-                let mut tasks = tokio::task::JoinSet::new();
-                for file in &files {
-                    let request = file.request(&endpoint);
-                    let limit = Arc::clone(&limit);
-                    tasks.spawn(async move {
-                        let _permit = limit.acquire_owned().await.expect("never closed");
-                        let id = request.id.clone();
-                        (id, upload(request).await)
-                    });
-                }
-                while let Some(joined) = tasks.join_next().await {
-                    calls += 1;
-                    match joined {
-                        Ok((_, Ok(_))) => {}
-                        Ok((id, Err(error))) => failures.push(format!("{id}: {error}")),
-                        Err(error) => failures.push(format!("task: {error}")),
-                    }
-                }
-            }
-            (calls, failures)
-        })
-    };
+    let traffic = traffic(files, endpoint, concurrency, Arc::clone(&stop));
 
     let mut stage = first;
     let mut stage_since = Instant::now();
@@ -351,7 +368,7 @@ pub async fn run(
     let (async_now, total_now) = counts();
     timeline.push("uploads stopped", Vec::new());
     println!();
-    timeline.print();
+    timeline.print("the controller started");
     Outcome {
         calls,
         failures,
