@@ -134,15 +134,6 @@ pub async fn replica(args: &Args, base_url: &str) -> Result<bool, Box<dyn std::e
     let fleet = async_upload::fleet::global()
         .ok_or("ASYNC_UPLOAD_REDIS_URL must be set for a replica")?
         .clone();
-    let stages = staged::stages(args.time_scale, args.samples_scale, args.latency_ratio);
-    let recent_window = recent_window(args.time_scale);
-    fleet.drive(SITE, Duration::from_millis(args.tick_ms), move || {
-        Controller::builder(SITE)
-            .stages(stages.clone())
-            .auto_advance(true)
-            .recent_window(recent_window)
-    })?;
-    let files = share(&dir, index, replicas)?;
 
     // Every change of the state this replica applied, with its wall clock.
     let stop = Arc::new(AtomicBool::new(false));
@@ -174,6 +165,16 @@ pub async fn replica(args: &Args, base_url: &str) -> Result<bool, Box<dyn std::e
             }
         })
     };
+    // The controller starts once the monitor watches, so no change goes unseen.
+    let stages = staged::stages(args.time_scale, args.samples_scale, args.latency_ratio);
+    let recent_window = recent_window(args.time_scale);
+    fleet.drive(SITE, Duration::from_millis(args.tick_ms), move || {
+        Controller::builder(SITE)
+            .stages(stages.clone())
+            .auto_advance(true)
+            .recent_window(recent_window)
+    })?;
+    let files = share(&dir, index, replicas)?;
     {
         let stop = Arc::clone(&stop);
         std::thread::spawn(move || {
@@ -416,6 +417,10 @@ pub async fn run(
         .map(|l| (l.replica, l.at_us));
     let mut records: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut decisions: Vec<(u64, Decision)> = Vec::new();
+    // The leader's monitor saw the lease within a millisecond or so of its
+    // controller; a guard it ran before entered its stage earlier still, and
+    // for each stage the last `entered` is the leading controller's.
+    let tolerance = 100_000;
     for (index, child) in children.iter().enumerate() {
         let log = match read_file(&child.log) {
             Ok(log) => log,
@@ -433,12 +438,16 @@ pub async fn run(
             let at = us_of(event.ts());
             match event {
                 Event::Stage(StageEvent::Entered(e))
-                    if e.site == SITE && leading_since.is_some_and(|since| at >= since) =>
+                    if e.site == SITE
+                        && leading_since.is_some_and(|since| at + tolerance >= since) =>
                 {
+                    decisions
+                        .retain(|(_, d)| !matches!(d, Decision::Entered(n, _) if *n == e.stage));
                     decisions.push((at, Decision::Entered(e.stage, e.rollout)));
                 }
                 Event::Stage(StageEvent::Verdict(e))
-                    if e.site == SITE && leading_since.is_some_and(|since| at >= since) =>
+                    if e.site == SITE
+                        && leading_since.is_some_and(|since| at + tolerance >= since) =>
                 {
                     let key = (e.evaluation.stage, e.evaluation.verdict.name());
                     if last_verdict != Some(key) {
