@@ -446,8 +446,7 @@ pub async fn run(
                     decisions.push((at, Decision::Entered(e.stage, e.rollout)));
                 }
                 Event::Stage(StageEvent::Verdict(e))
-                    if e.site == SITE
-                        && leading_since.is_some_and(|since| at + tolerance >= since) =>
+                    if e.site == SITE && leading_since.is_some_and(|since| at >= since) =>
                 {
                     let key = (e.evaluation.stage, e.evaluation.verdict.name());
                     if last_verdict != Some(key) {
@@ -477,7 +476,10 @@ pub async fn run(
                     .find(|l| {
                         l.replica == r && l.is("state") && l.at_us + 1_000_000 >= from && accept(l)
                     })
-                    .map(|l| (format!("replica-{r}"), since(l.at_us)))
+                    .map(|l| {
+                        let version = l.get("version").unwrap_or("?");
+                        (format!("replica-{r} (state v{version})"), since(l.at_us))
+                    })
             })
             .collect()
     };
