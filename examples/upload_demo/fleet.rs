@@ -364,8 +364,10 @@ pub async fn run(
         if rollback_since.is_none() {
             if let Some(current) = current {
                 let waited = stage_since.elapsed();
+                // The leader judges fleet numbers published about once a
+                // second: give it a few to see the last stage pass.
                 if Some(current.number) == last
-                    && waited >= current.min_duration + Duration::from_secs(1)
+                    && waited >= current.min_duration + Duration::from_secs(3)
                 {
                     break;
                 }
