@@ -252,7 +252,10 @@ fn a_long_log_streams_with_exact_line_numbers_and_a_full_disk_is_reported() {
     let output = report(&[long.to_str().unwrap(), "--csv", "/dev/full"]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("/dev/full") && stderr.contains("No space left"), "{stderr}");
+    assert!(
+        stderr.contains("/dev/full") && stderr.contains("No space left"),
+        "{stderr}"
+    );
 }
 
 /// A rollback the controller wrote stays the verdict, whatever the records

@@ -1,6 +1,6 @@
 //! CSV export of upload records, for spreadsheets and ad-hoc analysis.
 
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 
 use crate::metrics::UploadRecord;
 
@@ -62,26 +62,25 @@ pub fn write_csv<'a>(
 /// ```
 #[derive(Debug)]
 pub struct CsvWriter<W: Write> {
-    inner: csv::Writer<W>,
-    /// Reused for each field that is formatted (time and numbers): a row
-    /// allocates nothing.
-    field: String,
+    out: BufWriter<W>,
+    /// The row being written, reused: a row allocates nothing.
+    row: Vec<u8>,
 }
 
 impl<W: Write> CsvWriter<W> {
-    /// A writer to `out`, the header row ([`CSV_HEADER`]) written.
+    /// A writer to `out` (buffered here), the header row ([`CSV_HEADER`])
+    /// written.
     ///
     /// # Errors
     ///
     /// Writing the header failed.
     pub fn new(out: W) -> io::Result<Self> {
-        let mut inner = csv::WriterBuilder::new()
-            .has_headers(false)
-            .from_writer(out);
-        inner.write_record(CSV_HEADER)?;
+        let mut out = BufWriter::with_capacity(1 << 16, out);
+        out.write_all(CSV_HEADER.join(",").as_bytes())?;
+        out.write_all(b"\n")?;
         Ok(CsvWriter {
-            inner,
-            field: String::with_capacity(32),
+            out,
+            row: Vec::with_capacity(128),
         })
     }
 
@@ -93,38 +92,34 @@ impl<W: Write> CsvWriter<W> {
     ///
     /// Writing failed.
     pub fn write(&mut self, record: &UploadRecord) -> io::Result<()> {
-        self.formatted(format_args!(
-            "{}",
-            humantime::format_rfc3339_micros(record.ts)
-        ))?;
-        self.inner.write_field(record.site.as_bytes())?;
-        self.inner.write_field(record.execution_type.as_str())?;
-        self.inner
-            .write_field(if record.success { "true" } else { "false" })?;
+        let row = &mut self.row;
+        row.clear();
+        write!(row, "{},", humantime::format_rfc3339_micros(record.ts))?;
+        text_field(row, &record.site);
+        row.push(b',');
+        row.extend_from_slice(record.execution_type.as_str().as_bytes());
+        row.extend_from_slice(if record.success {
+            b",true,"
+        } else {
+            b",false,"
+        });
         // `{:?}`: the shortest text that reads back as the same number, with
         // its `.0`, as in the JSON line.
-        self.formatted(format_args!(
-            "{:?}",
-            super::line::round_ms(record.duration_ms)
-        ))?;
-        self.formatted(format_args!("{}", record.attempts))?;
-        self.inner
-            .write_field(record.error_type.as_deref().unwrap_or_default())?;
-        match record.bytes {
-            Some(bytes) => self.formatted(format_args!("{bytes}"))?,
-            None => self.inner.write_field("")?,
+        write!(
+            row,
+            "{:?},{},",
+            super::line::round_ms(record.duration_ms),
+            record.attempts
+        )?;
+        if let Some(error) = record.error_type.as_deref() {
+            text_field(row, error);
         }
-        self.inner.write_record(None::<&[u8]>)?;
-        Ok(())
-    }
-
-    fn formatted(&mut self, value: core::fmt::Arguments<'_>) -> io::Result<()> {
-        use core::fmt::Write as _;
-        self.field.clear();
-        // Writing into a String cannot fail.
-        let _ = self.field.write_fmt(value);
-        self.inner.write_field(&self.field)?;
-        Ok(())
+        row.push(b',');
+        if let Some(bytes) = record.bytes {
+            write!(row, "{bytes}")?;
+        }
+        row.push(b'\n');
+        self.out.write_all(row)
     }
 
     /// Flushes every row and gives the output back.
@@ -133,8 +128,48 @@ impl<W: Write> CsvWriter<W> {
     ///
     /// Flushing failed.
     pub fn finish(self) -> io::Result<W> {
-        self.inner
+        self.out
             .into_inner()
-            .map_err(|error| io::Error::new(error.error().kind(), error.to_string()))
+            .map_err(io::IntoInnerError::into_error)
+    }
+}
+
+/// A free-text field (a site or error name) as RFC 4180 writes it: quoted,
+/// its quotes doubled, when it holds a comma, a quote or a line break.
+fn text_field(row: &mut Vec<u8>, text: &str) {
+    if !text
+        .bytes()
+        .any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
+    {
+        row.extend_from_slice(text.as_bytes());
+        return;
+    }
+    row.push(b'"');
+    for b in text.bytes() {
+        if b == b'"' {
+            row.push(b'"');
+        }
+        row.push(b);
+    }
+    row.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::ExecutionType;
+
+    #[test]
+    fn names_with_commas_quotes_or_newlines_are_quoted() {
+        let mut record = UploadRecord::new("a,b", ExecutionType::Async, false, 1.5, 2);
+        record.error_type = Some("say \"no\"\nnow".into());
+        let mut writer = CsvWriter::new(Vec::new()).unwrap();
+        writer.write(&record).unwrap();
+        let text = String::from_utf8(writer.finish().unwrap()).unwrap();
+        let row = text.split_once('\n').unwrap().1;
+        assert!(
+            row.ends_with(",\"a,b\",async,false,1.5,2,\"say \"\"no\"\"\nnow\",\n"),
+            "{row}"
+        );
     }
 }

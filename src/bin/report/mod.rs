@@ -2,7 +2,6 @@
 //! report, the HTML dashboard and the CSV export at once.
 
 use std::fs::File;
-use std::io::BufWriter;
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::thread::{self, JoinHandle};
@@ -111,7 +110,7 @@ impl CsvThread {
     fn spawn(path: PathBuf) -> Result<Self, String> {
         let failed = |e: std::io::Error| format!("{}: {e}", path.display());
         let mut out = File::create(&path)
-            .and_then(|file| CsvWriter::new(BufWriter::with_capacity(1 << 16, file)))
+            .and_then(CsvWriter::new)
             .map_err(failed)?;
         let (sender, batches) = sync_channel::<Vec<UploadRecord>>(4);
         let writer = thread::Builder::new()
