@@ -129,14 +129,18 @@ fn report(c: &mut Criterion) {
             15
         }));
         for (output, extra) in outputs(&dir) {
+            // Measured once, and only for the benchmarks a filter selects.
+            let mut peak_printed = false;
             group.bench_function(BenchmarkId::from_parameter(output), |b| {
+                if !std::mem::replace(&mut peak_printed, true) {
+                    if let Some(peak) = peak_memory(&path, &extra) {
+                        #[allow(clippy::cast_precision_loss)]
+                        let mib = peak as f64 / (1024.0 * 1024.0);
+                        println!("report/{label}/{output}: peak resident memory {mib:.1} MiB");
+                    }
+                }
                 b.iter(|| run(&path, &extra));
             });
-            if let Some(peak) = peak_memory(&path, &extra) {
-                #[allow(clippy::cast_precision_loss)]
-                let mib = peak as f64 / (1024.0 * 1024.0);
-                println!("report/{label}/{output}: peak resident memory {mib:.1} MiB");
-            }
         }
         group.finish();
     }
