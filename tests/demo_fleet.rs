@@ -7,39 +7,10 @@
 //!
 //! Run: `cargo test -p async-upload --features redis --test demo_fleet`
 
-use std::path::PathBuf;
-use std::process::Command;
+#[path = "support/demo.rs"]
+mod demo;
 
-/// Builds the demo with `redis` and returns its path.
-fn demo() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "-q",
-            "--example",
-            "upload_demo",
-            "--features",
-            "redis",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .unwrap();
-    assert!(status.success(), "cannot build the demo");
-    let deps = std::env::current_exe().unwrap();
-    deps.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/upload_demo")
-}
-
-fn line_of(lines: &[&str], text: &str, output: &str) -> usize {
-    lines
-        .iter()
-        .position(|l| l.contains(text))
-        .unwrap_or_else(|| panic!("no line with {text:?} in:\n{output}"))
-}
+use demo::line_of;
 
 /// The `applied by` lines right after line `at`.
 fn applied_by(lines: &[&str], at: usize) -> Vec<String> {
@@ -53,26 +24,10 @@ fn applied_by(lines: &[&str], at: usize) -> Vec<String> {
 #[test]
 fn fleet_mode_runs_the_rollout_across_three_replicas() {
     let out = tempfile::tempdir().unwrap();
-    let output = Command::new(demo())
-        .args(["--staged", "--replicas", "3", "--regress-at", "3"])
-        .args(["--files", "300"])
-        .args(["--time-scale", "0.00002", "--samples-scale", "0.05"])
-        .args(["--latency-ratio", "3"])
-        .arg("--out")
-        .arg(out.path())
-        .env_remove("ASYNC_UPLOAD_ENABLED")
-        .env_remove("ASYNC_UPLOAD_ROLLOUT")
-        .env_remove("ASYNC_UPLOAD_LOG")
-        .env_remove("ASYNC_UPLOAD_REDIS_URL")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    println!("{text}");
-    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
-    assert!(
-        output.status.success(),
-        "the demo failed: {:?}",
-        output.status
+    let text = demo::run_staged(
+        &demo::build(&["redis"]),
+        &["--replicas", "3", "--files", "300"],
+        out.path(),
     );
 
     let lines: Vec<&str> = text.lines().collect();

@@ -5,61 +5,15 @@
 //!
 //! Run: `cargo test -p async-upload --test demo_staged`
 
-use std::path::PathBuf;
-use std::process::Command;
+#[path = "support/demo.rs"]
+mod demo;
 
-/// Builds the demo (the test binary's own build does not build examples
-/// when run alone) and returns its path.
-fn demo() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "-q", "--example", "upload_demo"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .unwrap();
-    assert!(status.success(), "cannot build the demo");
-    // target/debug/deps/<this test> → target/debug/examples/upload_demo
-    let deps = std::env::current_exe().unwrap();
-    deps.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/upload_demo")
-}
-
-/// The line index of the first line containing `text`; fails the test without one.
-fn line_of(lines: &[&str], text: &str, output: &str) -> usize {
-    lines
-        .iter()
-        .position(|l| l.contains(text))
-        .unwrap_or_else(|| panic!("no line with {text:?} in:\n{output}"))
-}
+use demo::line_of;
 
 #[test]
 fn staged_mode_advances_in_order_and_rolls_back_at_the_regressed_stage() {
     let out = tempfile::tempdir().unwrap();
-    let output = Command::new(demo())
-        .args(["--staged", "--regress-at", "3", "--files", "200"])
-        // Stage durations 1.7 s, 3.5 s, 5.2 s; 5, 25, 100 enrolled calls; a
-        // debug build's HTTP clients are not what the latency criterion judges.
-        .args(["--time-scale", "0.00002", "--samples-scale", "0.05"])
-        .args(["--latency-ratio", "3"])
-        .arg("--out")
-        .arg(out.path())
-        .env_remove("ASYNC_UPLOAD_ENABLED")
-        .env_remove("ASYNC_UPLOAD_ROLLOUT")
-        .env_remove("ASYNC_UPLOAD_LOG")
-        .env_remove("ASYNC_UPLOAD_REDIS_URL")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    println!("{text}");
-    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
-    assert!(
-        output.status.success(),
-        "the demo failed: {:?}",
-        output.status
-    );
+    let text = demo::run_staged(&demo::build(&[]), &["--files", "200"], out.path());
 
     let lines: Vec<&str> = text.lines().collect();
     let timeline = line_of(&lines, "timeline (t = time since", &text);

@@ -5,36 +5,12 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use async_upload::metrics::{DURATION_BUCKETS, DURATION_METRIC};
 
-/// Builds the demo with the `metrics` feature (the test binary's own build
-/// does not build examples when run alone) and returns its path.
-fn demo() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "-q",
-            "--example",
-            "upload_demo",
-            "--features",
-            "metrics",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .unwrap();
-    assert!(status.success(), "cannot build the demo");
-    // target/debug/deps/<this test> → target/debug/examples/upload_demo
-    let deps = std::env::current_exe().unwrap();
-    deps.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/upload_demo")
-}
+#[path = "support/demo.rs"]
+mod demo;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -65,7 +41,7 @@ fn sum(text: &str, name: &str, site: &str) -> f64 {
 
 #[test]
 fn the_demo_serves_counters_equal_to_its_calls() {
-    let demo = demo();
+    let demo = demo::build(&["metrics"]);
     let port = free_port();
     let out = tempfile::tempdir().unwrap();
     let mut child = Command::new(demo)
