@@ -194,6 +194,21 @@ fn mids(timeline: &Timeline) -> impl Iterator<Item = (f64, &Bucket)> {
         .map(move |(start, b)| (start as f64 + half, b))
 }
 
+/// A chart's builder with the page's caption style, margin and label
+/// areas (the x labels' area can be changed after).
+fn titled<'a, 'b, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    caption: &str,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .caption(caption, (FONT, 16))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(55);
+    builder
+}
+
 /// Calls per minute per execution type.
 pub(crate) fn calls_over_time(trace: &SiteTrace) -> Result<String, HtmlError> {
     let timeline = &trace.timeline;
@@ -208,12 +223,8 @@ pub(crate) fn calls_over_time(trace: &SiteTrace) -> Result<String, HtmlError> {
     let x = time_range(timeline);
     let markers = trace.sorted_markers();
     svg(SIZE, |area| {
-        let mut chart = ChartBuilder::on(area)
-            .caption("Calls per minute, by path", (FONT, 16))
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(55)
-            .build_cartesian_2d(x.clone(), 0.0..top)?;
+        let mut chart =
+            titled(area, "Calls per minute, by path").build_cartesian_2d(x.clone(), 0.0..top)?;
         chart
             .configure_mesh()
             .light_line_style(GRID.mix(0.5))
@@ -261,14 +272,7 @@ pub(crate) fn success_over_time(trace: &SiteTrace, lines: RateLines) -> Result<S
     let x = time_range(timeline);
     let markers = trace.sorted_markers();
     svg(SIZE, |area| {
-        let mut chart = ChartBuilder::on(area)
-            .caption(
-                "Async success rate (a fallback counts as a failure)",
-                (FONT, 16),
-            )
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(55)
+        let mut chart = titled(area, "Async success rate (a fallback counts as a failure)")
             .build_cartesian_2d(x.clone(), bottom..100.5)?;
         chart
             .configure_mesh()
@@ -339,11 +343,7 @@ pub(crate) fn latency_over_time(trace: &SiteTrace) -> Result<String, HtmlError> 
     let x = time_range(timeline);
     let markers = trace.sorted_markers();
     svg(SIZE, |area| {
-        let mut chart = ChartBuilder::on(area)
-            .caption("Latency over time: async vs sync, p50 and p95", (FONT, 16))
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(55)
+        let mut chart = titled(area, "Latency over time: async vs sync, p50 and p95")
             .build_cartesian_2d(x.clone(), (low..high).log_scale())?;
         chart
             .configure_mesh()
@@ -425,15 +425,12 @@ pub(crate) fn latency_distribution(trace: &SiteTrace) -> Result<String, HtmlErro
         _ => (1.0..1000.0, 100.0),
     };
     svg((SIZE.0, 340), |area| {
-        let mut chart = ChartBuilder::on(area)
-            .caption(
-                "Latency distribution per path (stage window; p50 / p95 / p99 marked)",
-                (FONT, 16),
-            )
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(55)
-            .build_cartesian_2d(x.clone().log_scale(), 0.0..top)?;
+        let mut chart = titled(
+            area,
+            "Latency distribution per path (stage window; p50 / p95 / p99 marked)",
+        )
+        .x_label_area_size(35)
+        .build_cartesian_2d(x.clone().log_scale(), 0.0..top)?;
         chart
             .configure_mesh()
             .light_line_style(GRID.mix(0.5))
