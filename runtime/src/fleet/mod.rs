@@ -40,7 +40,8 @@ use std::time::{Duration, Instant};
 pub use env::{INSTANCE, REDIS_STALE_AFTER, REDIS_URL};
 pub use report::{merge_reports, ReplicaReport};
 pub use seams::LocalGuard;
-pub use state::{validate_site, Defaults, FleetState, SiteState};
+pub(crate) use state::validate_site;
+pub use state::{Defaults, FleetState, SiteState};
 pub use store::{FleetError, Store, DEFAULT_TIMEOUT};
 
 use apply::Applier;

@@ -166,7 +166,7 @@ fn seconds(duration: Duration) -> String {
 ///
 /// An empty name, or one with whitespace or control characters (the
 /// change channel separates fields with a space).
-pub fn validate_site(site: &str) -> Result<(), ConfigError> {
+pub(crate) fn validate_site(site: &str) -> Result<(), ConfigError> {
     if site.is_empty() || site.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(ConfigError::new(
             "site",

@@ -29,14 +29,14 @@ use crate::metrics::Histogram;
 
 /// How many alternatives each rate test weighs: the excess rate it is most
 /// sensitive to is `limit × 1.5`, `× 2.5` and `× 5` (capped below 1).
-pub const ARMS: usize = 3;
+pub(crate) const ARMS: usize = 3;
 
 const ARM_FACTORS: [f64; ARMS] = [1.5, 2.5, 5.0];
 
 /// The restarts the CUSUM's error budget covers: a stage of 24 hours
 /// looked at every 30 seconds. A stage longer than that, or looked at more
 /// often, spends its budget proportionally faster.
-pub const LOOKS_PER_STAGE: u64 = 2880;
+pub(crate) const LOOKS_PER_STAGE: u64 = 2880;
 
 /// A confidence level, e.g. 99 %: the probability that a rate trigger does
 /// *not* fire during a stage when the true rate is within its limit, and
@@ -489,7 +489,7 @@ pub fn quantile_ratio(
 /// the async side is uncertain (the baseline was frozen at the end of the
 /// previous stage).
 #[must_use]
-pub fn quantile_ratio_to(
+pub(crate) fn quantile_ratio_to(
     async_latency: &Histogram,
     baseline_micros: f64,
     q: f64,

@@ -73,8 +73,8 @@ pub use controller::{
 };
 pub use evaluate::{evaluate, Observation};
 pub use judge::{
-    quantile_ratio, quantile_ratio_to, rate_interval, Confidence, ConfidenceError, Evidence,
-    Interval, LimitError, RateMethod, RateTest, ARMS, LOOKS_PER_STAGE,
+    quantile_ratio, rate_interval, Confidence, ConfidenceError, Evidence, Interval, LimitError,
+    RateMethod, RateTest,
 };
 pub use memory::{MemoryProbe, ProcStatm};
 pub use rates::RateEvidence;
