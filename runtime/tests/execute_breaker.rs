@@ -56,6 +56,27 @@ async fn call(site: &'static Site, backend: &Backend) -> Result<u32, TestError> 
     execute_in_place(site.call_unkeyed(), (), |()| backend.call(), |()| Ok(2)).await
 }
 
+/// One call whose attempts fail transiently (a reset connection) while
+/// `fail` says so; the sync path answers 2.
+async fn call_failing(
+    site: &'static Site,
+    mut fail: impl FnMut() -> bool,
+) -> Result<u32, TestError> {
+    execute_in_place(
+        site.call_unkeyed(),
+        (),
+        |()| {
+            ready(if fail() {
+                Err(TestError::Transient)
+            } else {
+                Ok(1)
+            })
+        },
+        |()| Ok(2),
+    )
+    .await
+}
+
 /// The `q` quantile of `values` (nearest rank).
 fn quantile(values: &mut [f64], q: f64) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -189,22 +210,13 @@ async fn two_percent_random_failures_never_open_it_in_ten_minutes() {
     let mut calls = 0;
     while start.elapsed() < Duration::from_secs(600) {
         let fail = rng.f64() < 0.02;
-        let result = execute_in_place(
-            SITE.call_unkeyed(),
-            (),
-            |()| {
-                if fail {
-                    failures.fetch_add(1, Ordering::Relaxed);
-                }
-                // Each attempt of a failing call fails: a reset connection.
-                ready(if fail {
-                    Err(TestError::Transient)
-                } else {
-                    Ok(1)
-                })
-            },
-            |()| Ok(2),
-        )
+        // Each attempt of a failing call fails.
+        let result = call_failing(&SITE, || {
+            if fail {
+                failures.fetch_add(1, Ordering::Relaxed);
+            }
+            fail
+        })
         .await;
         assert!(result.is_ok());
         calls += 1;
@@ -240,20 +252,10 @@ async fn retries_stay_within_the_budget() {
         // Three calls in ten fail their first attempt: below the breaker's
         // threshold, but 30 % retries without a budget.
         let first = AtomicBool::new(true);
-        let result = execute_in_place(
-            SITE.call_unkeyed(),
-            (),
-            |()| {
-                attempts.fetch_add(1, Ordering::Relaxed);
-                let fail = first.swap(false, Ordering::Relaxed) && i % 10 < 3;
-                ready(if fail {
-                    Err(TestError::Transient)
-                } else {
-                    Ok(1)
-                })
-            },
-            |()| Ok(2),
-        )
+        let result = call_failing(&SITE, || {
+            attempts.fetch_add(1, Ordering::Relaxed);
+            first.swap(false, Ordering::Relaxed) && i % 10 < 3
+        })
         .await;
         assert!(result.is_ok());
         tokio::time::sleep(Duration::from_millis(10)).await;
