@@ -77,19 +77,26 @@ fn quick_stages() -> Vec<Stage> {
     ]
 }
 
-#[test]
-fn the_controller_acts_only_through_its_actuator() {
-    let site = "seams_actuator";
+/// A controller of `site` over [`quick_stages`] on a manual clock, acting
+/// through a recording actuator and reading test counters.
+fn rig(site: &str) -> (Controller, Arc<Recording>, Arc<Counters>, ManualClock) {
     let actuator = Arc::new(Recording::default());
     let health = Arc::new(Counters::default());
     let clock = ManualClock::new();
-    let mut controller = Controller::builder(site)
+    let controller = Controller::builder(site)
         .stages(quick_stages())
         .clock(clock.clone())
         .memory(|| None)
         .actuator(Arc::clone(&actuator))
         .health(Arc::clone(&health))
         .start();
+    (controller, actuator, health, clock)
+}
+
+#[test]
+fn the_controller_acts_only_through_its_actuator() {
+    let site = "seams_actuator";
+    let (mut controller, actuator, health, clock) = rig(site);
     assert_eq!(
         *actuator.stages.lock().unwrap(),
         [(site.to_owned(), 1, 5.0)]
@@ -120,16 +127,7 @@ fn the_controller_acts_only_through_its_actuator() {
 #[test]
 fn no_fresh_health_holds_and_never_advances() {
     let site = "seams_stale";
-    let actuator = Arc::new(Recording::default());
-    let health = Arc::new(Counters::default());
-    let clock = ManualClock::new();
-    let mut controller = Controller::builder(site)
-        .stages(quick_stages())
-        .clock(clock.clone())
-        .memory(|| None)
-        .actuator(Arc::clone(&actuator))
-        .health(Arc::clone(&health))
-        .start();
+    let (mut controller, actuator, health, clock) = rig(site);
     // No data at all: hold, saying why.
     clock.advance(Duration::from_secs(120));
     let verdict = controller.tick().verdict.clone();
