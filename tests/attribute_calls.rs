@@ -22,30 +22,12 @@ use std::time::Duration;
 
 use async_upload::config::{handle, SiteOverrides};
 use async_upload::metrics::{self, ExecutionType, Summary};
-use async_upload::policy::{Classify, ErrorClass, Fault};
 use async_upload::{async_upload, rollout};
 
-#[derive(Clone, Debug, PartialEq)]
-enum UploadError {
-    Transient,
-    Unsupported,
-    Invalid,
-    Fault(String),
-}
+#[path = "attribute_support/upload_error.rs"]
+mod upload_error;
 
-impl Classify for UploadError {
-    fn classify(&self) -> ErrorClass {
-        match self {
-            UploadError::Transient => ErrorClass::Retry,
-            UploadError::Unsupported | UploadError::Fault(_) => ErrorClass::Fallback,
-            UploadError::Invalid => ErrorClass::Fail,
-        }
-    }
-
-    fn from_fault(fault: Fault) -> Self {
-        UploadError::Fault(fault.to_string())
-    }
-}
+use upload_error::UploadError;
 
 #[derive(Clone, Debug)]
 struct Req {

@@ -22,28 +22,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use async_upload::config::{handle, SiteOverrides};
 use async_upload::metrics::{self, ExecutionType};
-use async_upload::policy::{Classify, ErrorClass, Fault};
 use async_upload::{async_upload, rollout};
 
-#[derive(Clone, Debug, PartialEq)]
-enum UploadError {
-    Transient,
-    Unsupported,
-    Fault(String),
-}
+#[path = "attribute_support/upload_error.rs"]
+mod upload_error;
 
-impl Classify for UploadError {
-    fn classify(&self) -> ErrorClass {
-        match self {
-            UploadError::Transient => ErrorClass::Retry,
-            UploadError::Unsupported | UploadError::Fault(_) => ErrorClass::Fallback,
-        }
-    }
-
-    fn from_fault(fault: Fault) -> Self {
-        UploadError::Fault(fault.to_string())
-    }
-}
+use upload_error::UploadError;
 
 /// What the async body does: fail its first `fail_first` attempts with
 /// `error`, then succeed. Cloned into each attempt; the count is shared.
