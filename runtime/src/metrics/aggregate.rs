@@ -386,12 +386,35 @@ impl PathSnapshot {
 
     #[cfg(feature = "report")]
     fn clear(&mut self) {
-        let mut latency = std::mem::take(&mut self.latency);
-        latency.clear();
-        *self = PathSnapshot {
+        // Field by field: a default snapshot would allocate a histogram
+        // only to drop it. `max_us` bounds every value in `latency` (see
+        // `since`).
+        let PathSnapshot {
+            count,
+            successes,
+            failures,
+            cancelled,
+            critical,
+            attempts,
+            bytes,
+            duration_sum_us,
+            max_us,
             latency,
-            ..PathSnapshot::default()
-        };
+        } = self;
+        latency.clear_to(*max_us);
+        for counter in [
+            count,
+            successes,
+            failures,
+            cancelled,
+            critical,
+            attempts,
+            bytes,
+            duration_sum_us,
+            max_us,
+        ] {
+            *counter = 0;
+        }
     }
 
     fn since(&self, earlier: &PathSnapshot) -> PathSnapshot {

@@ -227,10 +227,17 @@ impl Histogram {
         }
     }
 
-    /// Back to no value, keeping the allocation.
+    /// Back to no value, keeping the allocation, when no value above
+    /// `max_micros` was recorded: only the buckets up to it are cleared (a
+    /// replay recycles a slice of a few seconds' calls tens of thousands of
+    /// times, and the whole array is 8 KiB).
     #[cfg(feature = "report")]
-    pub(crate) fn clear(&mut self) {
-        self.counts.fill(0);
+    pub(crate) fn clear_to(&mut self, max_micros: u64) {
+        self.counts[..=index(max_micros)].fill(0);
+        debug_assert!(
+            self.is_empty(),
+            "a value above {max_micros} µs was recorded"
+        );
     }
 }
 
