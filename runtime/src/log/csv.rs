@@ -2,7 +2,7 @@
 
 use std::io::{self, BufWriter, Write};
 
-use crate::metrics::UploadRecord;
+use crate::metrics::{rfc3339, UploadRecord};
 
 /// The header row [`write_csv`] writes: the record's fields in log order.
 pub const CSV_HEADER: [&str; 8] = [
@@ -94,7 +94,14 @@ impl<W: Write> CsvWriter<W> {
     pub fn write(&mut self, record: &UploadRecord) -> io::Result<()> {
         let row = &mut self.row;
         row.clear();
-        write!(row, "{},", humantime::format_rfc3339_micros(record.ts))?;
+        let ts = rfc3339::micros(record.ts).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                rfc3339::out_of_range(record.ts),
+            )
+        })?;
+        row.extend_from_slice(&ts);
+        row.push(b',');
         text_field(row, &record.site);
         row.push(b',');
         row.extend_from_slice(record.execution_type.as_str().as_bytes());
@@ -103,20 +110,22 @@ impl<W: Write> CsvWriter<W> {
         } else {
             b",false,"
         });
-        // `{:?}`: the shortest text that reads back as the same number, with
-        // its `.0`, as in the JSON line.
-        write!(
-            row,
-            "{:?},{},",
-            super::line::round_ms(record.duration_ms),
-            record.attempts
-        )?;
+        // ryu, as serde_json writes the JSON line: the shortest text that
+        // reads back as the same number, with its `.0`.
+        row.extend_from_slice(
+            ryu::Buffer::new()
+                .format(super::line::round_ms(record.duration_ms))
+                .as_bytes(),
+        );
+        row.push(b',');
+        row.extend_from_slice(itoa::Buffer::new().format(record.attempts).as_bytes());
+        row.push(b',');
         if let Some(error) = record.error_type.as_deref() {
             text_field(row, error);
         }
         row.push(b',');
         if let Some(bytes) = record.bytes {
-            write!(row, "{bytes}")?;
+            row.extend_from_slice(itoa::Buffer::new().format(bytes).as_bytes());
         }
         row.push(b'\n');
         self.out.write_all(row)

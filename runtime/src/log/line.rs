@@ -81,12 +81,7 @@ pub(crate) fn decode(text: &str) -> Result<Event, String> {
 /// What serde cannot say: values that parse but no writer produces.
 fn check(event: &Event) -> Result<(), String> {
     match event {
-        Event::Upload(record) if !(record.duration_ms.is_finite() && record.duration_ms >= 0.0) => {
-            Err(format!(
-                "`duration_ms` {} is not a duration: a finite number of milliseconds ≥ 0 is accepted",
-                record.duration_ms
-            ))
-        }
+        Event::Upload(record) => check_upload(record),
         Event::Stage(StageEvent::Entered(e) | StageEvent::RollbackCleared(e))
             if e.stage != e.criteria.number =>
         {
@@ -99,19 +94,27 @@ fn check(event: &Event) -> Result<(), String> {
     }
 }
 
+fn check_upload(record: &UploadRecord) -> Result<(), String> {
+    if record.duration_ms.is_finite() && record.duration_ms >= 0.0 {
+        return Ok(());
+    }
+    Err(format!(
+        "`duration_ms` {} is not a duration: a finite number of milliseconds ≥ 0 is accepted",
+        record.duration_ms
+    ))
+}
+
 /// Line number `line` of a log, its newline included or not: `None` when
 /// it is blank, else the event or what is wrong with it.
 pub(crate) fn parse_line(bytes: &[u8], line: usize) -> Option<Result<Event, LineError>> {
     // Nearly every line is an upload: parsed straight from the bytes into a
     // record, without the tagged enum's buffering of each line. Anything
     // else, or anything wrong, takes the strict path, which names the fault.
-    if let Some(record) = crate::metrics::upload_from_line(bytes, FORMAT_VERSION) {
-        let event = Event::Upload(record);
-        return Some(
-            check(&event)
-                .map(|()| event)
-                .map_err(|message| LineError { line, message }),
-        );
+    // A record that fails the check goes the strict way too, to be named.
+    let upload = crate::metrics::upload_from_line(bytes, FORMAT_VERSION)
+        .filter(|record| check_upload(record).is_ok());
+    if let Some(record) = upload {
+        return Some(Ok(Event::Upload(record)));
     }
     let parsed = match std::str::from_utf8(bytes) {
         Ok(text) if text.trim().is_empty() => return None,

@@ -12,8 +12,10 @@
 mod aggregate;
 #[cfg(feature = "metrics")]
 mod facade;
+mod flat_json;
 mod histogram;
 pub(crate) mod record;
+pub(crate) mod rfc3339;
 mod sink;
 mod summary;
 
@@ -26,6 +28,5 @@ pub use record::{ExecutionType, RuntimeFault, UploadRecord};
 pub use sink::{add_sink, remove_sink, FanOut, MetricsSink, SinkId};
 pub use summary::{Comparison, Summary};
 
-pub(crate) use record::rfc3339;
 pub(crate) use record::upload_from_line;
 pub(crate) use sink::dispatch;

@@ -89,7 +89,7 @@ pub enum StageWindow {
     /// criteria recorded in it, and its triggers when recorded.
     Recorded {
         /// When the window starts.
-        #[serde(serialize_with = "timestamp")]
+        #[serde(serialize_with = "crate::metrics::rfc3339::serialize")]
         start: SystemTime,
         /// When the next stage started, if one did.
         #[serde(serialize_with = "maybe_timestamp")]
@@ -110,17 +110,13 @@ pub enum StageWindow {
     NotEntered,
 }
 
-fn timestamp<S: Serializer>(ts: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.collect_str(&humantime::format_rfc3339_micros(*ts))
-}
-
 #[allow(clippy::ref_option)] // serde's signature
 fn maybe_timestamp<S: Serializer>(
     ts: &Option<SystemTime>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     match ts {
-        Some(ts) => timestamp(ts, serializer),
+        Some(ts) => crate::metrics::rfc3339::serialize(ts, serializer),
         None => serializer.serialize_none(),
     }
 }

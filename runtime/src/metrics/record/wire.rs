@@ -1,0 +1,360 @@
+//! The JSON shape of a record, both ways.
+
+use std::borrow::Cow;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ExecutionType, RuntimeFault, UploadRecord};
+use crate::metrics::flat_json::{self, Scalar};
+use crate::metrics::rfc3339;
+
+#[derive(Serialize, Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
+pub(super) struct Upload {
+    #[serde(with = "crate::metrics::rfc3339")]
+    ts: SystemTime,
+    site: Cow<'static, str>,
+    execution_type: ExecutionType,
+    success: bool,
+    duration_ms: f64,
+    attempts: u32,
+    error_type: Option<Cow<'static, str>>,
+    bytes: Option<u64>,
+    #[serde(default)]
+    critical: Option<bool>,
+    #[serde(default)]
+    fault: Option<RuntimeFault>,
+    /// The log line's framing (`"kind":"upload"`, `"v"`): read only
+    /// when a line is parsed straight into a record, never written here
+    /// (the log's event enum writes both).
+    #[serde(default, skip_serializing)]
+    kind: Option<Kind>,
+    #[serde(default, skip_serializing, rename = "v")]
+    version: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Kind {
+    Upload,
+}
+
+/// The record of an `upload` line of format `version`, parsed in one
+/// pass with no intermediate buffering (the log reader's fast path);
+/// `None` when the line is anything else or wrong in any way, for the
+/// strict reader to name what.
+pub(crate) fn from_line(line: &[u8], version: u32) -> Option<UploadRecord> {
+    // One UTF-8 check of the whole line is cheaper than serde_json's
+    // check of each string in it.
+    let text = std::str::from_utf8(line).ok()?;
+    let wire = scanned(text).or_else(|| serde_json::from_str::<Upload>(text).ok())?;
+    let framed = wire.kind == Some(Kind::Upload) && wire.version == Some(u64::from(version));
+    framed.then(|| UploadRecord::try_from(wire).ok()).flatten()
+}
+
+/// `text` read by the flat scanner exactly as `serde_json` reads it into an
+/// [`Upload`]; `None` when the scanner declines, a key is unknown or
+/// repeated, a value is not of the key's type, or a required key is
+/// missing: `serde_json` then reads the line and decides.
+fn scanned(text: &str) -> Option<Upload> {
+    let mut line = Scanned::default();
+    flat_json::scan(text, |key, value| line.field(key, value))?;
+    line.upload()
+}
+
+/// The fields of a scanned line; a nullable field is `Some(None)` once
+/// read as `null`.
+#[derive(Default)]
+// The outer option says the key was seen (a repeat is `serde_json`'s to
+// reject), the inner one its value or `null`.
+#[allow(clippy::option_option)]
+struct Scanned<'a> {
+    ts: Option<SystemTime>,
+    site: Option<&'a str>,
+    execution_type: Option<ExecutionType>,
+    success: Option<bool>,
+    duration_ms: Option<f64>,
+    attempts: Option<u32>,
+    error_type: Option<Option<&'a str>>,
+    bytes: Option<Option<u64>>,
+    critical: Option<Option<bool>>,
+    fault: Option<Option<RuntimeFault>>,
+    kind: Option<Option<Kind>>,
+    version: Option<Option<u64>>,
+}
+
+impl<'a> Scanned<'a> {
+    fn field(&mut self, key: &str, value: Scalar<'a>) -> Option<()> {
+        match key {
+            "ts" => once(&mut self.ts, rfc3339::parse(text(value)?)?),
+            "site" => once(&mut self.site, text(value)?),
+            "execution_type" => {
+                let name = text(value)?;
+                let execution_type = ExecutionType::ALL.into_iter().find(|t| t.as_str() == name);
+                once(&mut self.execution_type, execution_type?)
+            }
+            "success" => once(&mut self.success, flag(value)?),
+            // Rust's parse rounds correctly, as serde_json's
+            // `float_roundtrip` does; an overflow is serde_json's to name.
+            "duration_ms" => {
+                let duration = number(value)?.parse::<f64>().ok()?;
+                once(
+                    &mut self.duration_ms,
+                    Some(duration).filter(|d| d.is_finite())?,
+                )
+            }
+            "attempts" => once(&mut self.attempts, number(value)?.parse().ok()?),
+            "error_type" => once(&mut self.error_type, nullable(value, text)?),
+            "bytes" => once(
+                &mut self.bytes,
+                nullable(value, |v| number(v)?.parse().ok())?,
+            ),
+            "critical" => once(&mut self.critical, nullable(value, flag)?),
+            "fault" => once(
+                &mut self.fault,
+                nullable(value, |v| RuntimeFault::named(text(v)?))?,
+            ),
+            "kind" => once(
+                &mut self.kind,
+                nullable(value, |v| (text(v)? == "upload").then_some(Kind::Upload))?,
+            ),
+            "v" => once(
+                &mut self.version,
+                nullable(value, |v| number(v)?.parse().ok())?,
+            ),
+            _ => None,
+        }
+    }
+
+    fn upload(self) -> Option<Upload> {
+        let owned = |text: &str| Cow::Owned(text.to_owned());
+        Some(Upload {
+            ts: self.ts?,
+            site: owned(self.site?),
+            execution_type: self.execution_type?,
+            success: self.success?,
+            duration_ms: self.duration_ms?,
+            attempts: self.attempts?,
+            error_type: self.error_type.flatten().map(owned),
+            bytes: self.bytes.flatten(),
+            critical: self.critical.flatten(),
+            fault: self.fault.flatten(),
+            kind: self.kind.flatten(),
+            version: self.version.flatten(),
+        })
+    }
+}
+
+/// Sets `slot` to `value`; `None` when it was set already (`serde_json`
+/// rejects a repeated key).
+fn once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
+    slot.is_none().then(|| *slot = Some(value))
+}
+
+fn text(value: Scalar<'_>) -> Option<&str> {
+    match value {
+        Scalar::Str(text) => Some(text),
+        _ => None,
+    }
+}
+
+fn number(value: Scalar<'_>) -> Option<&str> {
+    match value {
+        Scalar::Number(text) => Some(text),
+        _ => None,
+    }
+}
+
+fn flag(value: Scalar<'_>) -> Option<bool> {
+    match value {
+        Scalar::Bool(flag) => Some(flag),
+        _ => None,
+    }
+}
+
+/// `null` as `Some(None)`, else the value read by `read`.
+#[allow(clippy::option_option)] // as in `Scanned`
+fn nullable<'a, T>(
+    value: Scalar<'a>,
+    read: impl FnOnce(Scalar<'a>) -> Option<T>,
+) -> Option<Option<T>> {
+    match value {
+        Scalar::Null => Some(None),
+        value => read(value).map(Some),
+    }
+}
+
+impl From<UploadRecord> for Upload {
+    fn from(r: UploadRecord) -> Self {
+        Upload {
+            critical: Some(r.is_critical()),
+            ts: r.ts,
+            site: r.site,
+            execution_type: r.execution_type,
+            success: r.success,
+            duration_ms: r.duration_ms,
+            attempts: r.attempts,
+            error_type: r.error_type,
+            bytes: r.bytes,
+            fault: r.fault,
+            kind: None,
+            version: None,
+        }
+    }
+}
+
+impl TryFrom<Upload> for UploadRecord {
+    type Error = String;
+
+    fn try_from(w: Upload) -> Result<Self, String> {
+        let fault = match (w.critical, w.fault) {
+            // A line of a version before `critical`: only there is the
+            // fault read from the reserved names.
+            (None, None) => w.error_type.as_deref().and_then(RuntimeFault::named),
+            (_, fault) => fault,
+        };
+        let critical = fault.is_some_and(RuntimeFault::is_critical);
+        if w.critical.is_some_and(|said| said != critical) {
+            return Err(format!(
+                "`critical` is {} but `fault` is {}: only fault \"panic\" is critical",
+                !critical,
+                fault.map_or("null", RuntimeFault::as_str),
+            ));
+        }
+        Ok(UploadRecord {
+            ts: w.ts,
+            site: w.site,
+            execution_type: w.execution_type,
+            success: w.success,
+            duration_ms: w.duration_ms,
+            attempts: w.attempts,
+            error_type: w.error_type,
+            bytes: w.bytes,
+            fault,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+
+    /// A line as the log's writer frames a record.
+    fn line(record: &UploadRecord) -> String {
+        let fields = serde_json::to_string(record).unwrap();
+        format!(
+            "{{\"kind\":\"upload\",{},\"v\":1}}\n",
+            &fields[1..fields.len() - 1]
+        )
+    }
+
+    fn record(rng: &mut fastrand::Rng) -> UploadRecord {
+        let sites = ["upload", "a,b", "é ü", "quo\"te", "back\\slash"];
+        let errors = [
+            None,
+            Some("timeout"),
+            Some("connection_reset"),
+            Some("panic"),
+            Some("tab\t"),
+        ];
+        let mut record = UploadRecord::new(
+            sites[rng.usize(0..sites.len())],
+            ExecutionType::ALL[rng.usize(0..3)],
+            rng.bool(),
+            match rng.u8(0..4) {
+                0 => f64::from(rng.u32(0..100_000)),
+                1 => rng.f64() * 1e-3,
+                2 => rng.f64() * 1e12,
+                _ => (rng.f64() * 1e6).round() / 1000.0,
+            },
+            rng.u32(0..4),
+        );
+        record.ts = UNIX_EPOCH + Duration::from_micros(rng.u64(0..4_000_000_000_000_000));
+        record.error_type = errors[rng.usize(0..errors.len())].map(Cow::Borrowed);
+        record.bytes = rng.bool().then(|| rng.u64(..));
+        if rng.u8(0..4) == 0 {
+            record = record.with_fault(RuntimeFault::ALL[rng.usize(0..RuntimeFault::ALL.len())]);
+        }
+        record
+    }
+
+    /// What `serde_json` reads of `text`, when the scanner reads it too.
+    fn agree(text: &str) -> bool {
+        let Some(fast) = scanned(text) else {
+            return false;
+        };
+        let derived = serde_json::from_str::<Upload>(text);
+        assert_eq!(derived.as_ref().ok(), Some(&fast), "{text}");
+        true
+    }
+
+    #[test]
+    fn the_scanner_reads_written_lines_as_serde_json_does() {
+        let mut rng = fastrand::Rng::with_seed(12);
+        for _ in 0..20_000 {
+            let record = record(&mut rng);
+            let text = line(&record);
+            // Every line the writer writes is in the scanner's subset but
+            // those with escapes.
+            assert_eq!(agree(&text), !text.contains('\\'), "{text}");
+            assert_eq!(from_line(text.as_bytes(), 1), Some(record), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_damaged_line_is_read_as_serde_json_reads_it_or_left_to_it() {
+        let mut rng = fastrand::Rng::with_seed(13);
+        let bytes = b"{}[]\",:0123456789.eE+- tnulfa\\\n";
+        let mut read = 0;
+        for _ in 0..100_000 {
+            let mut text = line(&record(&mut rng)).into_bytes();
+            for _ in 0..rng.usize(1..3) {
+                let at = rng.usize(0..text.len());
+                match rng.u8(0..3) {
+                    0 => {
+                        text.remove(at);
+                    }
+                    1 => text.insert(at, bytes[rng.usize(0..bytes.len())]),
+                    _ => text[at] = bytes[rng.usize(0..bytes.len())],
+                }
+            }
+            if let Ok(text) = String::from_utf8(text) {
+                read += usize::from(agree(&text));
+            }
+        }
+        assert!(
+            read > 1000,
+            "only {read} damaged lines were still in the subset"
+        );
+    }
+
+    #[test]
+    fn keys_in_any_order_old_lines_and_integers_read_alike() {
+        for text in [
+            "{\"v\":1,\"bytes\":null,\"kind\":\"upload\",\"site\":\"s\",\"ts\":\"2026-11-30T01:25:18Z\",\
+             \"execution_type\":\"async\",\"success\":false,\"duration_ms\":5,\"attempts\":2,\"error_type\":\"panic\"}",
+            "{\"ts\":\"2026-11-30T01:25:18.5+01:00\",\"site\":\"s\",\"execution_type\":\"sync\",\
+             \"success\":true,\"duration_ms\":-0,\"attempts\":0}",
+            "{\"ts\":\"2026-11-30T01:25:18.000001Z\",\"site\":\"s\",\"execution_type\":\"sync\",\
+             \"success\":true,\"duration_ms\":18446744073709551616,\"attempts\":0,\"kind\":null}",
+        ] {
+            assert!(agree(text), "{text}");
+        }
+        for declined in [
+            // Repeated key, unknown key, missing key, out of range.
+            "{\"ts\":\"2026-11-30T01:25:18Z\",\"ts\":\"2026-11-30T01:25:18Z\",\"site\":\"s\",\
+             \"execution_type\":\"sync\",\"success\":true,\"duration_ms\":1,\"attempts\":0}",
+            "{\"extra\":1,\"ts\":\"2026-11-30T01:25:18Z\",\"site\":\"s\",\"execution_type\":\"sync\",\
+             \"success\":true,\"duration_ms\":1,\"attempts\":0}",
+            "{\"ts\":\"2026-11-30T01:25:18Z\",\"execution_type\":\"sync\",\"success\":true,\
+             \"duration_ms\":1,\"attempts\":0}",
+            "{\"ts\":\"2026-11-30T01:25:18Z\",\"site\":\"s\",\"execution_type\":\"sync\",\
+             \"success\":true,\"duration_ms\":1e400,\"attempts\":4294967296}",
+        ] {
+            assert!(scanned(declined).is_none(), "{declined}");
+        }
+    }
+}
