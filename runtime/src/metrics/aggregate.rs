@@ -386,32 +386,19 @@ impl PathSnapshot {
 
     #[cfg(feature = "report")]
     fn clear(&mut self) {
-        // Field by field: a default snapshot would allocate a histogram
-        // only to drop it. `max_us` bounds every value in `latency` (see
-        // `since`).
-        let PathSnapshot {
-            count,
-            successes,
-            failures,
-            cancelled,
-            critical,
-            attempts,
-            bytes,
-            duration_sum_us,
-            max_us,
-            latency,
-        } = self;
-        latency.clear_to(*max_us);
+        // In place: a default snapshot would allocate a histogram only to
+        // drop it. `max_us` bounds every value in `latency` (see `since`).
+        self.latency.clear_to(self.max_us);
         for counter in [
-            count,
-            successes,
-            failures,
-            cancelled,
-            critical,
-            attempts,
-            bytes,
-            duration_sum_us,
-            max_us,
+            &mut self.count,
+            &mut self.successes,
+            &mut self.failures,
+            &mut self.cancelled,
+            &mut self.critical,
+            &mut self.attempts,
+            &mut self.bytes,
+            &mut self.duration_sum_us,
+            &mut self.max_us,
         ] {
             *counter = 0;
         }
@@ -471,5 +458,33 @@ impl Tally {
             bytes: record.bytes.unwrap_or(0),
             micros: record.duration_micros(),
         }
+    }
+}
+
+#[cfg(all(test, feature = "report"))]
+mod tests {
+    use super::*;
+    use crate::metrics::RuntimeFault;
+
+    #[test]
+    fn a_cleared_snapshot_is_an_empty_one() {
+        let mut snapshot = SiteSnapshot::empty("up");
+        for execution_type in ExecutionType::ALL {
+            // Every counter moves: a success with a size, a critical
+            // failure after retries, a cancelled call, one of them long.
+            let mut sized = UploadRecord::new("up", execution_type, true, 30_000.0, 1);
+            sized.bytes = Some(10);
+            snapshot.record(&sized);
+            snapshot.record(
+                &UploadRecord::new("up", execution_type, false, 2.0, 3)
+                    .with_fault(RuntimeFault::Panic),
+            );
+            snapshot.record(
+                &UploadRecord::new("up", execution_type, false, 1.0, 1)
+                    .with_fault(RuntimeFault::Cancelled),
+            );
+        }
+        snapshot.clear();
+        assert_eq!(snapshot, SiteSnapshot::empty("up"));
     }
 }
