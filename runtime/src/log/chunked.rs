@@ -33,11 +33,10 @@ pub(crate) struct Chunked {
     results: Vec<Receiver<Parsed>>,
     /// The parser whose batch comes next.
     next: usize,
+    /// The current chunk's lines not yet taken, numbered in the file.
     batch: std::vec::IntoIter<Result<Event, LineError>>,
-    /// Lines in the chunks before the current batch's.
-    before: usize,
-    /// Lines in the current batch's chunk.
-    current: usize,
+    /// Lines in the chunks received so far.
+    lines: usize,
     done: bool,
 }
 
@@ -66,8 +65,7 @@ impl Chunked {
             results,
             next: 0,
             batch: Vec::new().into_iter(),
-            before: 0,
-            current: 0,
+            lines: 0,
             done: false,
         })
     }
@@ -78,22 +76,35 @@ impl Chunked {
     ///
     /// Reading the source failed.
     pub(crate) fn next_event(&mut self) -> io::Result<Option<Result<Event, LineError>>> {
-        loop {
-            match self.batch.next() {
-                Some(Err(mut error)) => {
-                    error.line += self.before;
-                    return Ok(Some(Err(error)));
-                }
-                line @ Some(Ok(_)) => return Ok(line),
-                None => {}
-            }
-            if self.done {
-                return Ok(None);
-            }
+        self.load()?;
+        Ok(self.batch.next())
+    }
+
+    /// The next line, left in place: a merge compares the times of its
+    /// sources' next lines without moving them (an event is a few hundred
+    /// bytes).
+    ///
+    /// # Errors
+    ///
+    /// Reading the source failed.
+    pub(crate) fn peek(&mut self) -> io::Result<Option<&Result<Event, LineError>>> {
+        self.load()?;
+        Ok(self.batch.as_slice().first())
+    }
+
+    /// Takes the next batch when the current one is used up, its line
+    /// numbers made the file's.
+    fn load(&mut self) -> io::Result<()> {
+        while self.batch.as_slice().is_empty() && !self.done {
             match self.results[self.next].recv() {
                 Ok(parsed) => {
-                    let batch = parsed?;
-                    self.before += std::mem::replace(&mut self.current, batch.count);
+                    let mut batch = parsed?;
+                    for line in &mut batch.lines {
+                        if let Err(error) = line {
+                            error.line += self.lines;
+                        }
+                    }
+                    self.lines += batch.count;
                     self.batch = batch.lines.into_iter();
                 }
                 // The reader ended and this parser with it: the whole file is read.
@@ -101,6 +112,7 @@ impl Chunked {
             }
             self.next = (self.next + 1) % self.results.len();
         }
+        Ok(())
     }
 }
 

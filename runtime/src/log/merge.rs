@@ -1,17 +1,19 @@
 //! Several instances' logs read as one, in time order, a line at a time.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead};
 use std::num::NonZeroUsize;
 use std::path::Path;
+use std::time::SystemTime;
 
 use super::chunked::Chunked;
 use super::event::Event;
+use super::handoff::Handoff;
 use super::line::{LineError, Reader};
 
 /// Up to this many files, each is parsed on threads of its own; more are
-/// read line by line in the caller's thread, so memory stays bounded
-/// whatever the number of files.
+/// read line by line and merged on one thread, so memory and threads stay
+/// bounded whatever the number of files.
 const MAX_THREADED_FILES: usize = 16;
 
 /// Several logs (one per instance) read as one: each step yields the
@@ -42,28 +44,38 @@ const MAX_THREADED_FILES: usize = 16;
 /// # Ok::<(), async_upload::log::MergeError>(())
 /// ```
 pub struct Merged<'a> {
-    sources: Vec<Source<'a>>,
+    merge: Merge<'a>,
+}
+
+enum Merge<'a> {
+    /// Merged in the caller's thread.
+    Here(Vec<Lines<'a>>),
+    /// Groups of files, each merged on a thread of its own, their lines
+    /// handed over in batches and merged here.
+    Groups(Vec<Handoff>),
 }
 
 impl core::fmt::Debug for Merged<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let sources = match &self.merge {
+            Merge::Here(sources) => sources.len(),
+            Merge::Groups(groups) => groups.iter().map(|group| group.sources).sum(),
+        };
         f.debug_struct("Merged")
-            .field("sources", &self.sources.len())
+            .field("sources", &sources)
             .finish_non_exhaustive()
     }
 }
 
-struct Source<'a> {
-    lines: Lines<'a>,
-    /// The next parsed line, read ahead.
-    head: Option<Event>,
-    done: bool,
-}
-
 /// Where a source's lines come from.
-enum Lines<'a> {
-    /// Read and parsed in the caller's thread.
-    Here(Reader<Box<dyn BufRead + 'a>>),
+// A merge holds a few of these, the read-ahead line inline.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Lines<'a> {
+    /// Read and parsed in the caller's thread; the next line read ahead.
+    Here {
+        reader: Reader<Box<dyn BufRead + 'a>>,
+        head: Option<Result<Event, LineError>>,
+    },
     /// Read and parsed on threads of their own.
     Threads(Chunked),
 }
@@ -71,8 +83,23 @@ enum Lines<'a> {
 impl Lines<'_> {
     fn next_event(&mut self) -> io::Result<Option<Result<Event, LineError>>> {
         match self {
-            Lines::Here(reader) => reader.next_event(),
+            Lines::Here { reader, head } => match head.take() {
+                Some(line) => Ok(Some(line)),
+                None => reader.next_event(),
+            },
             Lines::Threads(chunked) => chunked.next_event(),
+        }
+    }
+
+    fn peek(&mut self) -> io::Result<Option<&Result<Event, LineError>>> {
+        match self {
+            Lines::Here { reader, head } => {
+                if head.is_none() {
+                    *head = reader.next_event()?;
+                }
+                Ok(head.as_ref())
+            }
+            Lines::Threads(chunked) => chunked.peek(),
         }
     }
 }
@@ -108,22 +135,15 @@ impl<'a> Merged<'a> {
     /// Merges `sources`, each a log in time order, read in the caller's
     /// thread.
     pub fn new<R: BufRead + 'a>(sources: impl IntoIterator<Item = R>) -> Self {
-        Self::of(
-            sources
-                .into_iter()
-                .map(|source| Lines::Here(Reader::new(Box::new(source)))),
-        )
+        Self::of(sources.into_iter().map(|source| Lines::Here {
+            reader: Reader::new(Box::new(source)),
+            head: None,
+        }))
     }
 
-    fn of(lines: impl Iterator<Item = Lines<'a>>) -> Self {
+    pub(super) fn of(sources: impl Iterator<Item = Lines<'a>>) -> Self {
         Merged {
-            sources: lines
-                .map(|lines| Source {
-                    lines,
-                    head: None,
-                    done: false,
-                })
-                .collect(),
+            merge: Merge::Here(sources.collect()),
         }
     }
 
@@ -135,44 +155,72 @@ impl<'a> Merged<'a> {
     ///
     /// Reading a source failed.
     pub fn next_event(&mut self) -> Result<Option<SourcedLine>, MergeError> {
-        // One source needs no merging: its lines go straight out, an event
-        // being a few hundred bytes to move.
-        if let [source] = self.sources.as_mut_slice() {
-            let line = source.lines.next_event();
-            return line
-                .map(|line| line.map(|line| (0, line)))
-                .map_err(|error| MergeError { source: 0, error });
-        }
-        for (index, source) in self.sources.iter_mut().enumerate() {
-            if source.head.is_some() || source.done {
-                continue;
+        match &mut self.merge {
+            Merge::Here(sources) => {
+                // One source needs no comparing.
+                let index = if sources.len() == 1 {
+                    0
+                } else {
+                    let peeks = sources.iter_mut().enumerate().map(|(index, source)| {
+                        source.peek().map_err(|error| MergeError {
+                            source: index,
+                            error,
+                        })
+                    });
+                    match earliest(peeks)? {
+                        Some(index) => index,
+                        None => return Ok(None),
+                    }
+                };
+                let Some(source) = sources.get_mut(index) else {
+                    return Ok(None);
+                };
+                let line = source.next_event().map_err(|error| MergeError {
+                    source: index,
+                    error,
+                })?;
+                Ok(line.map(|line| (index, line)))
             }
-            match source.lines.next_event().map_err(|error| MergeError {
-                source: index,
-                error,
-            })? {
-                Some(Ok(event)) => source.head = Some(event),
-                Some(Err(error)) => return Ok(Some((index, Err(error)))),
-                None => source.done = true,
+            Merge::Groups(groups) => {
+                let peeks = groups
+                    .iter_mut()
+                    .map(|group| Ok(group.peek()?.map(|(_, line)| line)));
+                match earliest(peeks)? {
+                    Some(group) => groups[group].next_event(),
+                    None => Ok(None),
+                }
             }
         }
-        let earliest = self
-            .sources
-            .iter()
-            .enumerate()
-            .filter_map(|(index, source)| Some((source.head.as_ref()?.ts(), index)))
-            .min();
-        Ok(earliest.and_then(|(_, index)| {
-            let event = self.sources[index].head.take()?;
-            Some((index, Ok(event)))
-        }))
     }
+}
+
+/// Which of the next lines `peeks` (one per source, in order) comes first:
+/// a malformed line at once (it has no time), else the earliest, the lower
+/// index on a tie; `None` when every source is at its end. The lines are
+/// compared where they are, and only the one chosen is then moved: an
+/// event is a few hundred bytes.
+fn earliest<'l>(
+    peeks: impl Iterator<Item = Result<Option<&'l Result<Event, LineError>>, MergeError>>,
+) -> Result<Option<usize>, MergeError> {
+    let mut earliest: Option<(SystemTime, usize)> = None;
+    for (index, peek) in peeks.enumerate() {
+        let ts = match peek? {
+            None => continue,
+            Some(Err(_)) => return Ok(Some(index)),
+            Some(Ok(event)) => event.ts(),
+        };
+        if earliest.is_none_or(|(at, _)| ts < at) {
+            earliest = Some((ts, index));
+        }
+    }
+    Ok(earliest.map(|(_, index)| index))
 }
 
 impl Merged<'static> {
     /// Opens the log files at `paths` and merges them, parsing on every
-    /// core: a few files each get parser threads of their own (the cores
-    /// shared out among them), more than 16 are read line by line.
+    /// core: up to 16 files each get parser threads of their own (the cores
+    /// shared out among them); more are read line by line and merged on
+    /// one thread, beside the caller's.
     ///
     /// # Errors
     ///
@@ -183,19 +231,146 @@ impl Merged<'static> {
             .enumerate()
             .map(|(source, path)| File::open(path).map_err(|error| MergeError { source, error }))
             .collect::<Result<Vec<_>, _>>()?;
+        let count = files.len();
         let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-        let parsers =
-            (files.len() <= MAX_THREADED_FILES).then(|| (cores / files.len().max(1)).max(1));
+        if count > MAX_THREADED_FILES {
+            // One group of neighbouring files per core: each merged on a
+            // thread of its own, the groups merged here. Ties still go to
+            // the lower index, as a group holds a range of them.
+            let per_group = count.div_ceil(cores);
+            let mut files = files.into_iter();
+            let groups = (0..count)
+                .step_by(per_group)
+                .map(|first| {
+                    let group: Vec<File> = files.by_ref().take(per_group).collect();
+                    Handoff::spawn(group, first).map_err(|error| MergeError {
+                        source: first,
+                        error,
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(Merged {
+                merge: Merge::Groups(groups),
+            });
+        }
+        let parsers = (cores / count.max(1)).max(1);
         let lines = files
             .into_iter()
             .enumerate()
-            .map(|(source, file)| match parsers {
-                Some(parsers) => Chunked::spawn(file, parsers)
+            .map(|(source, file)| {
+                Chunked::spawn(file, parsers)
                     .map(Lines::Threads)
-                    .map_err(|error| MergeError { source, error }),
-                None => Ok(Lines::Here(Reader::new(Box::new(BufReader::new(file))))),
+                    .map_err(|error| MergeError { source, error })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self::of(lines.into_iter()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const START: u64 = 1_796_000_000;
+
+    fn upload(second: u64) -> String {
+        let ts = std::time::UNIX_EPOCH + std::time::Duration::from_secs(START + second);
+        format!(
+            "{{\"kind\":\"upload\",\"v\":1,\"ts\":\"{}\",\"site\":\"up\",\
+             \"execution_type\":\"sync\",\"success\":true,\"duration_ms\":1.0,\"attempts\":0,\
+             \"error_type\":null,\"bytes\":null}}\n",
+            humantime::format_rfc3339(ts)
+        )
+    }
+
+    /// `sources` written as files in a fresh directory.
+    fn files(name: &str, sources: &[String]) -> (std::path::PathBuf, Vec<std::path::PathBuf>) {
+        let dir = std::env::temp_dir().join(format!("au-merge-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let paths = sources
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let path = dir.join(format!("{i}.jsonl"));
+                std::fs::write(&path, text).unwrap();
+                path
+            })
+            .collect();
+        (dir, paths)
+    }
+
+    /// Each line out: its source, and its second or `None` for a bad line.
+    fn drain(mut merged: Merged<'_>) -> Vec<(usize, Option<u64>)> {
+        let mut out = Vec::new();
+        while let Some((source, line)) = merged.next_event().unwrap() {
+            let second = line.ok().map(|event| {
+                let since = event.ts().duration_since(std::time::UNIX_EPOCH).unwrap();
+                since.as_secs() - START
+            });
+            out.push((source, second));
+        }
+        out
+    }
+
+    #[test]
+    fn lines_come_out_in_time_order_ties_by_source_bad_lines_at_once() {
+        let sources = [
+            upload(1) + &upload(4) + &upload(4),
+            upload(2) + "torn {\n" + &upload(3),
+            String::new(),
+            upload(1) + &upload(5),
+        ];
+        let expected = [
+            (0, Some(1)),
+            (3, Some(1)),
+            (1, Some(2)),
+            // Read while source 0 waits at second 4: a bad line has no time.
+            (1, None),
+            (1, Some(3)),
+            (0, Some(4)),
+            (0, Some(4)),
+            (3, Some(5)),
+        ];
+        assert_eq!(
+            drain(Merged::new(sources.iter().map(String::as_bytes))),
+            expected
+        );
+        // The same from files, each parsed on threads of its own, and from
+        // more files than get threads of their own (merged on one thread).
+        let (dir, paths) = files("few", &sources);
+        assert_eq!(drain(Merged::open(&paths).unwrap()), expected);
+        // The last source moved to the second group: its tie with source 0
+        // still goes to source 0.
+        let mut many = sources[..3].to_vec();
+        many.resize(MAX_THREADED_FILES, String::new());
+        many.push(sources[3].clone());
+        let (many_dir, many_paths) = files("many", &many);
+        let last = MAX_THREADED_FILES;
+        let moved = expected.map(|(source, line)| (if source == 3 { last } else { source }, line));
+        assert_eq!(drain(Merged::open(&many_paths).unwrap()), moved);
+        for dir in [dir, many_dir] {
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+    }
+
+    #[test]
+    fn many_files_merge_across_handed_over_batches() {
+        // Dealt round-robin: file i holds the seconds i, i + 20, i + 40...
+        let count = 20;
+        let sources: Vec<String> = (0..count)
+            .map(|i| (0..200).map(|j| upload(j * count + i)).collect())
+            .collect();
+        let (dir, paths) = files("batches", &sources);
+        let lines = drain(Merged::open(&paths).unwrap());
+        std::fs::remove_dir_all(dir).unwrap();
+        let expected: Vec<_> = (0..count * 200)
+            .map(|second| (usize::try_from(second % count).unwrap(), Some(second)))
+            .collect();
+        assert_eq!(lines, expected);
+    }
+
+    #[test]
+    fn no_source_is_an_empty_log() {
+        assert!(drain(Merged::new(Vec::<&[u8]>::new())).is_empty());
     }
 }

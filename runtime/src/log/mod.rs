@@ -77,6 +77,7 @@ mod chunked;
 #[cfg(feature = "report")]
 mod csv;
 mod event;
+mod handoff;
 mod line;
 mod merge;
 mod output;
