@@ -7,8 +7,7 @@ use std::io::{self, BufReader};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread;
 
-use super::line::Reader;
-use super::merge::{Lines, MergeError, Merged, SourcedLine};
+use super::sources::{Lines, MergeError, SourcedLine, Sources};
 
 /// Lines handed over at a time.
 const BATCH: usize = 1024;
@@ -41,11 +40,13 @@ impl Handoff {
         thread::Builder::new()
             .name("async-upload-log-merge".into())
             .spawn(move || {
-                let mut merged = Merged::of(files.into_iter().map(|file| Lines::Here {
-                    reader: Reader::new(Box::new(BufReader::new(file))),
-                    head: None,
-                }));
-                hand_over(&mut merged, first, &sender);
+                let mut sources = Sources(
+                    files
+                        .into_iter()
+                        .map(|file| Lines::here(BufReader::new(file)))
+                        .collect(),
+                );
+                hand_over(&mut sources, first, &sender);
             })?;
         Ok(Handoff {
             first,
@@ -92,13 +93,13 @@ impl Handoff {
     }
 }
 
-/// The merging thread: `merged`'s lines in batches (numbered from `first`),
+/// The merging thread: the lines of `sources` in batches (numbered from `first`),
 /// then the end.
-fn hand_over(merged: &mut Merged<'_>, first: usize, sender: &SyncSender<Handover>) {
+fn hand_over(sources: &mut Sources<'_>, first: usize, sender: &SyncSender<Handover>) {
     loop {
         let mut batch = Vec::with_capacity(BATCH);
         let end = loop {
-            match merged.next_event() {
+            match sources.next_event() {
                 Ok(Some((source, line))) => batch.push((first + source, line)),
                 Ok(None) => break Some(Ok(())),
                 Err(error) => {

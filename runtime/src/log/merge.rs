@@ -1,15 +1,13 @@
 //! Several instances' logs read as one, in time order, a line at a time.
 
 use std::fs::File;
-use std::io::{self, BufRead};
+use std::io::BufRead;
 use std::num::NonZeroUsize;
 use std::path::Path;
-use std::time::SystemTime;
 
 use super::chunked::Chunked;
-use super::event::Event;
 use super::handoff::Handoff;
-use super::line::{LineError, Reader};
+use super::sources::{earliest, Lines, MergeError, SourcedLine, Sources};
 
 /// Up to this many files, each is parsed on threads of its own; more are
 /// read line by line and merged on one thread, so memory and threads stay
@@ -49,7 +47,7 @@ pub struct Merged<'a> {
 
 enum Merge<'a> {
     /// Merged in the caller's thread.
-    Here(Vec<Lines<'a>>),
+    Here(Sources<'a>),
     /// Groups of files, each merged on a thread of its own, their lines
     /// handed over in batches and merged here.
     Groups(Vec<Handoff>),
@@ -58,7 +56,7 @@ enum Merge<'a> {
 impl core::fmt::Debug for Merged<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let sources = match &self.merge {
-            Merge::Here(sources) => sources.len(),
+            Merge::Here(sources) => sources.0.len(),
             Merge::Groups(groups) => groups.iter().map(|group| group.sources).sum(),
         };
         f.debug_struct("Merged")
@@ -67,83 +65,12 @@ impl core::fmt::Debug for Merged<'_> {
     }
 }
 
-/// Where a source's lines come from.
-// A merge holds a few of these, the read-ahead line inline.
-#[allow(clippy::large_enum_variant)]
-pub(super) enum Lines<'a> {
-    /// Read and parsed in the caller's thread; the next line read ahead.
-    Here {
-        reader: Reader<Box<dyn BufRead + 'a>>,
-        head: Option<Result<Event, LineError>>,
-    },
-    /// Read and parsed on threads of their own.
-    Threads(Chunked),
-}
-
-impl Lines<'_> {
-    fn next_event(&mut self) -> io::Result<Option<Result<Event, LineError>>> {
-        match self {
-            Lines::Here { reader, head } => match head.take() {
-                Some(line) => Ok(Some(line)),
-                None => reader.next_event(),
-            },
-            Lines::Threads(chunked) => chunked.next_event(),
-        }
-    }
-
-    fn peek(&mut self) -> io::Result<Option<&Result<Event, LineError>>> {
-        match self {
-            Lines::Here { reader, head } => {
-                if head.is_none() {
-                    *head = reader.next_event()?;
-                }
-                Ok(head.as_ref())
-            }
-            Lines::Threads(chunked) => chunked.peek(),
-        }
-    }
-}
-
-/// One line of a merged log: the index of its source, and its event or
-/// what is wrong with it.
-pub type SourcedLine = (usize, Result<Event, LineError>);
-
-/// Opening or reading one of the merged sources failed (the source, not a
-/// line's content): the merge cannot go on without losing its lines.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct MergeError {
-    /// The index of the source, in the order given.
-    pub source: usize,
-    /// What failed.
-    pub error: io::Error,
-}
-
-impl core::fmt::Display for MergeError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "log {}: {}", self.source, self.error)
-    }
-}
-
-impl std::error::Error for MergeError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.error)
-    }
-}
-
 impl<'a> Merged<'a> {
     /// Merges `sources`, each a log in time order, read in the caller's
     /// thread.
     pub fn new<R: BufRead + 'a>(sources: impl IntoIterator<Item = R>) -> Self {
-        Self::of(sources.into_iter().map(|source| Lines::Here {
-            reader: Reader::new(Box::new(source)),
-            head: None,
-        }))
-    }
-
-    pub(super) fn of(sources: impl Iterator<Item = Lines<'a>>) -> Self {
         Merged {
-            merge: Merge::Here(sources.collect()),
+            merge: Merge::Here(Sources(sources.into_iter().map(Lines::here).collect())),
         }
     }
 
@@ -156,31 +83,7 @@ impl<'a> Merged<'a> {
     /// Reading a source failed.
     pub fn next_event(&mut self) -> Result<Option<SourcedLine>, MergeError> {
         match &mut self.merge {
-            Merge::Here(sources) => {
-                // One source needs no comparing.
-                let index = if sources.len() == 1 {
-                    0
-                } else {
-                    let peeks = sources.iter_mut().enumerate().map(|(index, source)| {
-                        source.peek().map_err(|error| MergeError {
-                            source: index,
-                            error,
-                        })
-                    });
-                    match earliest(peeks)? {
-                        Some(index) => index,
-                        None => return Ok(None),
-                    }
-                };
-                let Some(source) = sources.get_mut(index) else {
-                    return Ok(None);
-                };
-                let line = source.next_event().map_err(|error| MergeError {
-                    source: index,
-                    error,
-                })?;
-                Ok(line.map(|line| (index, line)))
-            }
+            Merge::Here(sources) => sources.next_event(),
             Merge::Groups(groups) => {
                 let peeks = groups
                     .iter_mut()
@@ -192,28 +95,6 @@ impl<'a> Merged<'a> {
             }
         }
     }
-}
-
-/// Which of the next lines `peeks` (one per source, in order) comes first:
-/// a malformed line at once (it has no time), else the earliest, the lower
-/// index on a tie; `None` when every source is at its end. The lines are
-/// compared where they are, and only the one chosen is then moved: an
-/// event is a few hundred bytes.
-fn earliest<'l>(
-    peeks: impl Iterator<Item = Result<Option<&'l Result<Event, LineError>>, MergeError>>,
-) -> Result<Option<usize>, MergeError> {
-    let mut earliest: Option<(SystemTime, usize)> = None;
-    for (index, peek) in peeks.enumerate() {
-        let ts = match peek? {
-            None => continue,
-            Some(Err(_)) => return Ok(Some(index)),
-            Some(Ok(event)) => event.ts(),
-        };
-        if earliest.is_none_or(|(at, _)| ts < at) {
-            earliest = Some((ts, index));
-        }
-    }
-    Ok(earliest.map(|(_, index)| index))
 }
 
 impl Merged<'static> {
@@ -263,7 +144,9 @@ impl Merged<'static> {
                     .map_err(|error| MergeError { source, error })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self::of(lines.into_iter()))
+        Ok(Merged {
+            merge: Merge::Here(Sources(lines)),
+        })
     }
 }
 

@@ -82,6 +82,7 @@ mod line;
 mod merge;
 mod output;
 mod sink;
+mod sources;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
@@ -96,8 +97,9 @@ pub use event::{
 #[cfg(feature = "report")]
 pub(crate) use line::Replay;
 pub use line::{read_file, LineError, Log, Reader, FORMAT_VERSION};
-pub use merge::{MergeError, Merged, SourcedLine};
+pub use merge::Merged;
 pub use sink::{FlushGuard, JsonlLog, LogStats, DEFAULT_CAPACITY};
+pub use sources::{MergeError, SourcedLine};
 
 use crate::metrics::{add_sink, remove_sink, SinkId};
 
