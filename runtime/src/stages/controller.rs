@@ -6,13 +6,12 @@ use std::time::{Duration, Instant};
 
 use super::clock::{Clock, SystemClock};
 use super::evaluate::{evaluate, Observation};
+use super::health::Health;
 use super::memory::{MemoryProbe, ProcStatm};
 use super::rates::RateMonitors;
 use super::seams::{Actuator, HealthSource, LocalActuator};
 use super::stage::{Stage, Triggers, DEFAULT_STAGES};
-use super::verdict::{
-    Baseline, Complaints, Evaluation, Health, Missing, Trigger, TriggerKind, Verdict,
-};
+use super::verdict::{Baseline, Complaints, Evaluation, Missing, Trigger, TriggerKind, Verdict};
 use super::warmup::MemoryBaseline;
 use super::window::{Observed, Windows};
 use crate::log::{self, Event, JsonlLog, RollbackEvent, StageEntered, StageEvent, VerdictEvent};

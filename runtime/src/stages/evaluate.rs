@@ -4,14 +4,15 @@
 
 use std::time::Duration;
 
+use super::health::{rate, Health};
 use super::judge::{
     quantile_ratio, quantile_ratio_to, rate_interval, Confidence, Evidence, Interval,
 };
 use super::rates::RateEvidence;
 use super::stage::{Stage, Triggers};
 use super::verdict::{
-    rate, Baseline, BaselineSource, Bound, Check, Complaints, Criterion, Evaluation, Health,
-    Latency, Memory, Missing, Trigger, TriggerKind, Verdict,
+    Baseline, BaselineSource, Bound, Check, Complaints, Criterion, Evaluation, Latency, Memory,
+    Missing, Trigger, TriggerKind, Verdict,
 };
 use crate::metrics::{ExecutionType, SiteSnapshot};
 

@@ -50,6 +50,7 @@
 mod clock;
 mod controller;
 mod evaluate;
+mod health;
 mod judge;
 mod memory;
 mod rates;
@@ -72,6 +73,7 @@ pub use controller::{
     drive, AdvanceError, Controller, ControllerBuilder, DEFAULT_RECENT_WINDOW, DEFAULT_TICK,
 };
 pub use evaluate::{evaluate, Observation};
+pub use health::Health;
 pub use judge::{
     quantile_ratio, rate_interval, Confidence, ConfidenceError, Evidence, Interval, LimitError,
     RateMethod, RateTest,
@@ -87,6 +89,6 @@ pub use report::{Report, ReportError, ReportOptions, SiteReport, StageWindow};
 pub use seams::{Actuator, HealthSource, LocalActuator};
 pub use stage::{Stage, Triggers, DEFAULT_STAGES};
 pub use verdict::{
-    Baseline, BaselineSource, Bound, Check, Complaints, Criterion, Evaluation, Health, Latency,
-    Memory, Missing, Status, Trigger, TriggerKind, Verdict,
+    Baseline, BaselineSource, Bound, Check, Complaints, Criterion, Evaluation, Latency, Memory,
+    Missing, Status, Trigger, TriggerKind, Verdict,
 };

@@ -4,9 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::health::Health;
 use super::judge::{Confidence, Evidence, RateTest};
 use super::stage::Triggers;
-use super::verdict::Health;
 
 /// The smallest bad-call limit a test takes: a success floor of 100 % (or an
 /// error ceiling of 0 %) means "any bad call is too many", which this

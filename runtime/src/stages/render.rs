@@ -2,8 +2,20 @@
 
 use std::fmt::Write as _;
 
-use super::report::{SiteReport, StageWindow};
+use super::report::{Report, SiteReport, StageWindow};
 use super::verdict::{BaselineSource, Criterion, Status, Verdict};
+
+impl Report {
+    /// The human-readable report.
+    #[must_use]
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for site in &self.sites {
+            self::site(&mut out, site);
+        }
+        out
+    }
+}
 
 fn pct(rate: f64) -> String {
     format!("{:.2}%", rate * 100.0)

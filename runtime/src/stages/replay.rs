@@ -3,15 +3,19 @@
 //! (the window of the stage entered last, the last window of the stage
 //! asked for, every record for a log without stage events, and the last
 //! minutes in slices), so memory is bounded by the number of sites, not by
-//! the log's size.
+//! the log's size; at the end each site's window is judged as the stage
+//! event that opened it recorded.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use super::report::{judge_site, Judged, Report, ReportError, ReportOptions, SiteReport};
+use super::evaluate::{evaluate, Observation};
+use super::report::{Report, ReportError, ReportOptions, SiteReport, StageWindow};
+use super::stage::{Stage, Triggers};
 use super::tail::{Recent, Tail};
-use crate::log::{Event, RollbackEvent, StageEntered, StageEvent};
-use crate::metrics::{SiteSnapshot, UploadRecord};
+use super::verdict::{Baseline, Verdict};
+use crate::log::{Event, Log, RollbackEvent, StageEntered, StageEvent};
+use crate::metrics::{ExecutionType, SiteSnapshot, UploadRecord};
 
 /// Builds a [`Report`] from a log read once, in time order, without
 /// keeping its records: what `async-upload report` does with logs of any
@@ -269,4 +273,142 @@ impl SiteReplay {
             self.rollback.as_ref(),
         ))
     }
+}
+
+impl Report {
+    /// Builds the report of `log`: its records and events replayed in
+    /// time order through a [`ReportBuilder`](super::ReportBuilder).
+    ///
+    /// # Errors
+    ///
+    /// No upload record (for the requested site), or a stage that is
+    /// neither in the log nor defined.
+    pub fn build(log: &Log, options: &ReportOptions) -> Result<Report, ReportError> {
+        let mut builder = ReportBuilder::new(options.clone());
+        log.replay(&mut builder);
+        builder.finish()
+    }
+}
+
+/// The stage judged for one site: its criteria, triggers and window.
+struct Judged {
+    stage: Stage,
+    triggers: Triggers,
+    window: StageWindow,
+    start: Option<SystemTime>,
+    until: Option<SystemTime>,
+    baseline: Option<Baseline>,
+}
+
+impl Judged {
+    /// The window a stage event opened: judged with the criteria, triggers
+    /// and baseline it recorded.
+    fn recorded(window: &Window, options: &ReportOptions) -> Judged {
+        let entered = window
+            .entered
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("a recorded window has its stage event"));
+        Judged {
+            stage: entered.criteria.clone(),
+            triggers: entered
+                .triggers
+                .clone()
+                .unwrap_or_else(|| options.triggers.clone()),
+            window: StageWindow::Recorded {
+                start: entered.ts,
+                until: window.until,
+                triggers_recorded: entered.triggers.is_some(),
+            },
+            start: Some(entered.ts),
+            until: window.until,
+            baseline: entered.baseline,
+        }
+    }
+
+    /// Stage `number` as `options` define it, over every record: the log
+    /// never enters it (`started`: the site has other stage events).
+    fn built_in(
+        options: &ReportOptions,
+        number: u32,
+        started: bool,
+    ) -> Result<Judged, ReportError> {
+        let stage = options
+            .stages
+            .iter()
+            .find(|s| s.number == number)
+            .ok_or_else(|| ReportError::UnknownStage {
+                stage: number,
+                defined: options.stages.iter().map(|s| s.number).collect(),
+            })?;
+        Ok(Judged {
+            stage: stage.clone(),
+            triggers: options.triggers.clone(),
+            window: if started {
+                StageWindow::NotEntered
+            } else {
+                StageWindow::Assumed {
+                    requested: options.stage.is_some(),
+                }
+            },
+            start: None,
+            until: None,
+            baseline: None,
+        })
+    }
+}
+
+/// The report of one site: `window`'s calls judged as `judged` says, up to
+/// `end`, with `recent` its last minutes and `rollback` the site's last
+/// rollback not cleared.
+fn judge_site(
+    judged: Judged,
+    window: &Window,
+    recent: &Recent,
+    end: SystemTime,
+    rollback: Option<&RollbackEvent>,
+) -> SiteReport {
+    let start = window.start.unwrap_or(end);
+    let snapshot = &window.snapshot;
+    let observation = Observation {
+        stage_window: snapshot,
+        recent_window: &recent.snapshot,
+        recent_span: end.duration_since(recent.from).unwrap_or_default(),
+        elapsed: end.duration_since(start).unwrap_or(Duration::ZERO),
+        baseline: judged.baseline,
+        memory: None,
+        success_band_for: Duration::ZERO,
+        complaints: None,
+        rates: None,
+    };
+    let mut evaluation = evaluate(&judged.stage, &judged.triggers, &observation);
+    let latched = rollback.filter(|rollback| latched_in(rollback, &judged));
+    if let Some(rollback) = latched {
+        if !matches!(evaluation.verdict, Verdict::Rollback { .. }) {
+            evaluation.verdict = Verdict::Rollback {
+                triggers: vec![rollback.first_trigger()],
+            };
+        }
+    }
+    SiteReport {
+        site: snapshot.site.clone(),
+        records: window.records,
+        summaries: ExecutionType::ALL
+            .iter()
+            .map(|&et| snapshot.summary(et))
+            .collect(),
+        comparison: snapshot.comparison(),
+        evaluation,
+        window_from_stage_event: judged.start.is_some(),
+        window: judged.window,
+        latched_rollback: latched.is_some(),
+    }
+}
+
+/// Whether the site's last rollback not cleared is in force in the judged
+/// window: the window is the site's current one, or the rollback happened
+/// in it.
+fn latched_in(rollback: &RollbackEvent, judged: &Judged) -> bool {
+    let in_window = judged.start.is_none_or(|start| rollback.ts >= start)
+        && judged.until.is_none_or(|until| rollback.ts < until);
+    judged.until.is_none() || in_window
 }
