@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::time::SystemTime;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 /// Which path served a call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -159,8 +159,8 @@ pub(crate) fn user_error_name(name: &'static str) -> &'static str {
 /// assert_eq!(record.execution_type.as_str(), "async");
 /// assert!(!record.is_critical());
 /// ```
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(into = "wire::Upload", try_from = "wire::Upload")]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(try_from = "wire::Upload")]
 #[non_exhaustive]
 pub struct UploadRecord {
     /// When the call ended (RFC 3339, UTC, in JSON).
@@ -235,6 +235,12 @@ impl UploadRecord {
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let micros = (self.duration_ms * 1000.0).round() as u64;
         micros
+    }
+}
+
+impl Serialize for UploadRecord {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        wire::Upload::from(self).serialize(serializer)
     }
 }
 

@@ -9,17 +9,19 @@ use super::{ExecutionType, RuntimeFault, UploadRecord};
 use crate::metrics::flat_json::{self, Scalar};
 use crate::metrics::rfc3339;
 
+/// A record as its line holds it: read with owned strings, written with
+/// the record's borrowed (`S = &str`), so writing copies nothing.
 #[derive(Serialize, Deserialize)]
 #[cfg_attr(test, derive(Debug, PartialEq))]
-pub(super) struct Upload {
+pub(super) struct Upload<S = Cow<'static, str>> {
     #[serde(with = "crate::metrics::rfc3339")]
     ts: SystemTime,
-    site: Cow<'static, str>,
+    site: S,
     execution_type: ExecutionType,
     success: bool,
     duration_ms: f64,
     attempts: u32,
-    error_type: Option<Cow<'static, str>>,
+    error_type: Option<S>,
     bytes: Option<u64>,
     #[serde(default)]
     critical: Option<bool>,
@@ -185,17 +187,17 @@ fn nullable<'a, T>(
     }
 }
 
-impl From<UploadRecord> for Upload {
-    fn from(r: UploadRecord) -> Self {
+impl<'a> From<&'a UploadRecord> for Upload<&'a str> {
+    fn from(r: &'a UploadRecord) -> Self {
         Upload {
             critical: Some(r.is_critical()),
             ts: r.ts,
-            site: r.site,
+            site: &r.site,
             execution_type: r.execution_type,
             success: r.success,
             duration_ms: r.duration_ms,
             attempts: r.attempts,
-            error_type: r.error_type,
+            error_type: r.error_type.as_deref(),
             bytes: r.bytes,
             fault: r.fault,
             kind: None,
