@@ -9,7 +9,7 @@
 
 use std::io::{self, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::thread;
+use std::thread::{self, JoinHandle};
 
 use super::event::Event;
 use super::line::{parse_line, LineError};
@@ -31,6 +31,10 @@ type Parsed = io::Result<Batch>;
 /// A log parsed by `parsers` threads.
 pub(crate) struct Chunked {
     results: Vec<Receiver<Parsed>>,
+    /// The parser threads, in the order of `results`, joined when their
+    /// channel closes, and the reader.
+    parsers: Vec<Option<JoinHandle<()>>>,
+    reader: Option<JoinHandle<()>>,
     /// The parser whose batch comes next.
     next: usize,
     /// The current chunk's lines not yet taken, numbered in the file.
@@ -49,20 +53,24 @@ impl Chunked {
     pub(crate) fn spawn<R: Read + Send + 'static>(source: R, parsers: usize) -> io::Result<Self> {
         let mut chunks = Vec::new();
         let mut results = Vec::new();
+        let mut threads = Vec::new();
         for _ in 0..parsers.max(1) {
             let (chunk_tx, chunk_rx) = sync_channel::<io::Result<Vec<u8>>>(1);
             let (result_tx, result_rx) = sync_channel::<Parsed>(1);
-            thread::Builder::new()
+            let parser = thread::Builder::new()
                 .name("async-upload-log-parse".into())
                 .spawn(move || parse(&chunk_rx, &result_tx))?;
             chunks.push(chunk_tx);
             results.push(result_rx);
+            threads.push(Some(parser));
         }
-        thread::Builder::new()
+        let reader = thread::Builder::new()
             .name("async-upload-log-read".into())
             .spawn(move || cut(source, &chunks))?;
         Ok(Chunked {
             results,
+            parsers: threads,
+            reader: Some(reader),
             next: 0,
             batch: Vec::new().into_iter(),
             lines: 0,
@@ -107,10 +115,31 @@ impl Chunked {
                     self.lines += batch.count;
                     self.batch = batch.lines.into_iter();
                 }
-                // The reader ended and this parser with it: the whole file is read.
-                Err(_) => self.done = true,
+                Err(_) => {
+                    self.done = true;
+                    self.ended()?;
+                }
             }
             self.next = (self.next + 1) % self.results.len();
+        }
+        Ok(())
+    }
+}
+
+impl Chunked {
+    /// The current parser's channel closed: the end of the file when the
+    /// parser and the reader returned, an error when either panicked (the
+    /// lines it held are lost, and must not read as the end).
+    fn ended(&mut self) -> io::Result<()> {
+        // The parser has dropped its channel, so it is exiting. It ends
+        // normally only once the reader dropped the chunk channels, so then
+        // the reader is exiting too; after a parser's panic the reader may
+        // be blocked on another parser, and is not waited for.
+        if let Some(Err(_)) = self.parsers[self.next].take().map(JoinHandle::join) {
+            return Err(io::Error::other("a log parser thread panicked"));
+        }
+        if let Some(Err(_)) = self.reader.take().map(JoinHandle::join) {
+            return Err(io::Error::other("the log reader thread panicked"));
         }
         Ok(())
     }
@@ -278,6 +307,34 @@ mod tests {
             self.0 -= n;
             Ok(n)
         }
+    }
+
+    /// Panics after the first chunk, as a bug in a reader would.
+    struct Panicking(usize);
+
+    impl Read for Panicking {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            assert!(self.0 > 0, "the source broke");
+            let line = upload(0);
+            let n = line.len().min(buf.len()).min(self.0);
+            buf[..n].copy_from_slice(&line.as_bytes()[..n]);
+            self.0 -= n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_thread_that_panics_is_an_error_not_an_end() {
+        let mut chunked = Chunked::spawn(Panicking(upload(0).len() * 3), 2).unwrap();
+        let mut lines = 0;
+        let error = loop {
+            match chunked.next_event() {
+                Ok(Some(_)) => lines += 1,
+                Ok(None) => panic!("the end after {lines} lines"),
+                Err(error) => break error,
+            }
+        };
+        assert_eq!(error.to_string(), "the log reader thread panicked");
     }
 
     #[test]

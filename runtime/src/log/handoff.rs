@@ -22,8 +22,9 @@ enum Handover {
 
 /// A group of files merging on a thread of its own.
 pub(super) struct Handoff {
-    /// The index of the group's first file, and how many it has.
+    /// The index of the group's first file in the whole merge.
     first: usize,
+    /// Files in the group.
     pub(super) sources: usize,
     handed: Receiver<Handover>,
     batch: std::vec::IntoIter<SourcedLine>,
@@ -115,14 +116,12 @@ fn hand_over(sources: &mut Sources<'_>, first: usize, sender: &SyncSender<Handov
         };
         // The lines read before an error go out before it. A failed send:
         // the merge was dropped, stop reading.
-        let sent = batch.is_empty() || sender.send(Handover::Lines(batch)).is_ok();
-        match end {
-            Some(end) if sent => {
-                let _ = sender.send(Handover::End(end));
-                return;
-            }
-            None if sent => {}
-            _ => return,
+        if !batch.is_empty() && sender.send(Handover::Lines(batch)).is_err() {
+            return;
+        }
+        if let Some(end) = end {
+            let _ = sender.send(Handover::End(end));
+            return;
         }
     }
 }
