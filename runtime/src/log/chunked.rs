@@ -104,22 +104,19 @@ impl Chunked {
     /// numbers made the file's.
     fn load(&mut self) -> io::Result<()> {
         while self.batch.as_slice().is_empty() && !self.done {
-            match self.results[self.next].recv() {
-                Ok(parsed) => {
-                    let mut batch = parsed?;
-                    for line in &mut batch.lines {
-                        if let Err(error) = line {
-                            error.line += self.lines;
-                        }
-                    }
-                    self.lines += batch.count;
-                    self.batch = batch.lines.into_iter();
-                }
-                Err(_) => {
-                    self.done = true;
-                    self.ended()?;
+            let Ok(parsed) = self.results[self.next].recv() else {
+                // The parser's channel closed: the end, or a thread died.
+                self.done = true;
+                return self.ended();
+            };
+            let mut batch = parsed?;
+            for line in &mut batch.lines {
+                if let Err(error) = line {
+                    error.line += self.lines;
                 }
             }
+            self.lines += batch.count;
+            self.batch = batch.lines.into_iter();
             self.next = (self.next + 1) % self.results.len();
         }
         Ok(())

@@ -1,7 +1,7 @@
 //! The JSONL log: one [`Event`] type for every line, a [`JsonlLog`] sink
 //! that writes records and events off the caller's path, a [`Reader`] that
-//! parses a log back ([`Merged`]: several instances' logs as one), and CSV export ([`write_csv`], with the `report`
-//! feature).
+//! parses a log back ([`Merged`]: several instances' logs as one), and CSV
+//! export ([`write_csv`], with the `report` feature).
 //!
 //! # Format
 //!

@@ -3,14 +3,15 @@
 //!
 //! Written by hand rather than through `humantime`'s `Display`: the log's
 //! sink and the CSV export write one per record, and the formatting
-//! machinery cost more than the rest of a CSV row. Read with `humantime`.
+//! machinery cost more than the rest of a CSV row. Read by hand when in
+//! exactly the written form, else with `humantime`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{de::Error as _, ser::Error as _, Deserialize, Deserializer, Serializer};
 
 /// Bytes of a timestamp: `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
-pub(crate) const LEN: usize = 27;
+const LEN: usize = 27;
 
 /// The first second of the year 10000, which RFC 3339 cannot write.
 const YEAR_10000: u64 = 253_402_300_800;
@@ -83,16 +84,14 @@ pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<SystemTime, D::Error> {
     let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-    canonical(&text).map_or_else(
-        || {
-            humantime::parse_rfc3339_weak(&text).map_err(|e| {
-                D::Error::custom(format_args!(
-                    "`ts` {text:?} is not an RFC 3339 UTC time: {e}"
-                ))
-            })
-        },
-        Ok,
-    )
+    if let Some(ts) = canonical(&text) {
+        return Ok(ts);
+    }
+    humantime::parse_rfc3339_weak(&text).map_err(|e| {
+        D::Error::custom(format_args!(
+            "`ts` {text:?} is not an RFC 3339 UTC time: {e}"
+        ))
+    })
 }
 
 /// `text` read as an RFC 3339 UTC time, as `humantime` reads it; `None`

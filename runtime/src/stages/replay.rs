@@ -151,17 +151,17 @@ impl crate::log::Replay for ReportBuilder {
 /// The calls of one window: from a stage event to the next, or every
 /// record of the site.
 #[derive(Clone, Debug)]
-pub(crate) struct Window {
+struct Window {
     /// The stage event that opened it; `None` for every record.
-    pub(crate) entered: Option<StageEntered>,
+    entered: Option<StageEntered>,
     /// Where it starts: the event's time, or the site's first record.
-    pub(crate) start: Option<SystemTime>,
+    start: Option<SystemTime>,
     /// The next stage event's time, once one came.
-    pub(crate) until: Option<SystemTime>,
-    pub(crate) snapshot: SiteSnapshot,
-    pub(crate) records: usize,
+    until: Option<SystemTime>,
+    snapshot: SiteSnapshot,
+    records: usize,
     /// Measured when the window closed.
-    pub(crate) recent: Option<Recent>,
+    recent: Option<Recent>,
 }
 
 impl Window {
