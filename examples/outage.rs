@@ -146,13 +146,7 @@ fn quantile(values: &[f64], q: f64) -> f64 {
     }
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
+    support::rank::nearest_rank(&sorted, q)
 }
 
 /// When a call started: its record's end minus its duration.

@@ -30,6 +30,9 @@
 //! scenario and the run's index, so the table is the same on every machine
 //! and with any number of threads.
 
+#[path = "../tests/support/rank.rs"]
+mod rank;
+
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -353,13 +356,7 @@ fn cell(args: &Args, scenario: usize, traffic: usize, runs: u32) -> Vec<Outcome>
 fn quantile_minutes(ticks: &[Option<u32>], q: f64) -> Option<f64> {
     let mut sorted: Vec<u32> = ticks.iter().map(|t| t.unwrap_or(u32::MAX)).collect();
     sorted.sort_unstable();
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    let tick = sorted[rank - 1];
+    let tick = rank::nearest_rank(&sorted, q);
     (tick != u32::MAX).then(|| f64::from(tick) * TICK.as_secs_f64() / 60.0)
 }
 

@@ -551,11 +551,7 @@ async fn run(
 /// The server's own view: every file re-read from its disk.
 fn server_check(server: &Server, files: &[support::files::TestFile]) -> Verification {
     let counters = server.counters();
-    let check = server.verify(
-        files
-            .iter()
-            .map(|f| (f.id.as_str(), f.size, f.md5.as_str())),
-    );
+    let check = server.verify_files(files);
     println!(
         "server: {} requests; injected {} resets, {} 503s, {} delays; {} stored, {} duplicate uploads acknowledged without storing, {} rejected, {} cut off",
         counters.requests,

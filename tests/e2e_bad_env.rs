@@ -49,11 +49,7 @@ async fn child() {
         assert_eq!(receipt.via, Client::Sync);
         assert!(receipt.stored);
     }
-    let check = server.verify(
-        files
-            .iter()
-            .map(|f| (f.id.as_str(), f.size, f.md5.as_str())),
-    );
+    let check = server.verify_files(&files);
     assert!(check.all_intact(), "{check:?}");
     let records = capture.records();
     assert_eq!(records.len(), files.len());

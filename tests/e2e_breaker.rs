@@ -25,10 +25,10 @@ use async_upload::config::SiteOverrides;
 use async_upload::metrics::{ExecutionType, RuntimeFault, UploadRecord};
 use tokio::task::JoinSet;
 
-use support::client::{send_async, send_blocking, Endpoint, Receipt, UploadError, UploadRequest};
-use support::files::{write_files, TestFile};
+use support::client::{send_async, send_blocking, Receipt, UploadError, UploadRequest};
+use support::fixture::Fixture;
 use support::records::{enable_site, Capture};
-use support::server::{no_faults, Client, Fault, Outage, RandomFaults, Server, Target};
+use support::server::{no_faults, Client, Fault, Outage, RandomFaults, Target};
 
 fn blocking(req: UploadRequest) -> Result<Receipt, UploadError> {
     send_blocking(&req)
@@ -69,51 +69,9 @@ const RECOVERY_MAX: usize = 500;
 /// Healthy calls after recovery.
 const AFTER: usize = 10;
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    files: Vec<TestFile>,
-    server: Server,
-    endpoint: Endpoint,
-    /// Files uploaded so far (each call uploads the next one).
-    used: usize,
-}
-
-impl Fixture {
-    /// `count` files of 256 B – 8 KiB: the sync path is quick, and the
-    /// phases are short.
-    async fn new(prefix: &str, count: usize, faults: support::server::FaultFn) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let files = write_files(&dir.path().join("files"), prefix, count, 256, 8192, 13).unwrap();
-        let server = Server::start(dir.path().join("store"), faults)
-            .await
-            .unwrap();
-        let endpoint = Endpoint::new(server.base_url());
-        Fixture {
-            _dir: dir,
-            files,
-            server,
-            endpoint,
-            used: 0,
-        }
-    }
-
-    /// The request for the next file.
-    fn next(&mut self) -> UploadRequest {
-        let request = self.files[self.used].request(&self.endpoint);
-        self.used += 1;
-        request
-    }
-
-    /// Every file uploaded so far is stored once, intact, and nothing else is.
-    fn assert_intact(&self) {
-        let check = self.server.verify(
-            self.files[..self.used]
-                .iter()
-                .map(|f| (f.id.as_str(), f.size, f.md5.as_str())),
-        );
-        assert!(check.all_intact(), "{check:?}");
-    }
-}
+/// 256 B – 8 KiB files: the sync path is quick, and the phases are short.
+const SIZES: (u64, u64) = (256, 8192);
+const SEED: u64 = 13;
 
 /// A call the breaker skipped: the sync path carried it at once.
 fn skipped(r: &UploadRecord) -> bool {
@@ -159,7 +117,7 @@ where
     let capture = Capture::site(site);
     let outage = Outage::new(fault, Target::AsyncOnly);
     let files = HEALTHY + TRIP + OPEN + RECOVERY_MAX + AFTER;
-    let mut fx = Fixture::new(site, files, outage.over(no_faults())).await;
+    let mut fx = Fixture::new(site, files, SIZES, SEED, outage.over(no_faults())).await;
     let records_from = |from: usize| capture.records()[from..].to_vec();
 
     // Healthy: the async path serves.
@@ -279,7 +237,7 @@ where
 
     // No call lost its record; every file arrived once, intact.
     assert_eq!(capture.records().len(), fx.used, "one record per call");
-    fx.assert_intact();
+    fx.assert_stored(&fx.files[..fx.used]);
 
     Figures {
         trip_calls: trip.len(),
@@ -365,7 +323,7 @@ async fn two_percent_failing_calls_never_open_the_breaker() {
     });
     const CALLS: usize = 600;
     const WORKERS: usize = 8;
-    let mut fx = Fixture::new(site, CALLS, faults).await;
+    let mut fx = Fixture::new(site, CALLS, SIZES, SEED, faults).await;
     let failing = fx
         .files
         .iter()
@@ -411,7 +369,7 @@ async fn two_percent_failing_calls_never_open_the_breaker() {
         fell_back >= failing,
         "{fell_back} fallbacks, {failing} failing ids"
     );
-    fx.assert_intact();
+    fx.assert_stored(&fx.files[..fx.used]);
     println!(
         "2 % failing: {CALLS} calls, {failing} failing every attempt, {} resets, \
          {fell_back} fallbacks, breaker never opened",

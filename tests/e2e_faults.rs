@@ -11,56 +11,18 @@ use async_upload::async_upload;
 use async_upload::config::SiteOverrides;
 use async_upload::metrics::ExecutionType;
 
-use support::client::{send_async, send_blocking, Endpoint, Receipt, UploadError, UploadRequest};
-use support::files::{write_files, TestFile};
+use support::client::{send_async, send_blocking, Receipt, UploadError, UploadRequest};
+use support::fixture::Fixture;
 use support::records::{enable_site, enable_site_at, Capture};
-use support::server::{Client, Fault, FaultFn, Server};
+use support::server::{Client, Fault, FaultFn};
 
 fn blocking(req: UploadRequest) -> Result<Receipt, UploadError> {
     send_blocking(&req)
 }
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    files: Vec<TestFile>,
-    server: Server,
-    endpoint: Endpoint,
-}
-
-impl Fixture {
-    /// `count` files of 1 KiB – 2 MiB and a server with `faults`.
-    async fn new(prefix: &str, count: usize, faults: FaultFn) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let files = write_files(
-            &dir.path().join("files"),
-            prefix,
-            count,
-            1024,
-            2 * 1024 * 1024,
-            3,
-        )
-        .unwrap();
-        let server = Server::start(dir.path().join("store"), faults)
-            .await
-            .unwrap();
-        let endpoint = Endpoint::new(server.base_url());
-        Fixture {
-            _dir: dir,
-            files,
-            server,
-            endpoint,
-        }
-    }
-
-    fn all_intact(&self) -> bool {
-        let check = self.server.verify(
-            self.files
-                .iter()
-                .map(|f| (f.id.as_str(), f.size, f.md5.as_str())),
-        );
-        check.all_intact()
-    }
-}
+/// 1 KiB – 2 MiB files.
+const SIZES: (u64, u64) = (1024, 2 * 1024 * 1024);
+const SEED: u64 = 3;
 
 /// Faults for the async client's first `n` attempts of every request.
 fn async_first(n: u32, fault: Fault) -> FaultFn {
@@ -80,7 +42,7 @@ async fn reset_twice_then_success_on_the_third_attempt() {
     let capture = Capture::site(site);
     // The first file is 1 KiB (reset while waiting for the answer), the second 2 MiB
     // (reset while the body is still being sent).
-    let fx = Fixture::new(site, 3, async_first(2, Fault::Reset)).await;
+    let fx = Fixture::new(site, 3, SIZES, SEED, async_first(2, Fault::Reset)).await;
     for file in &fx.files {
         let receipt = upload_reset(file.request(&fx.endpoint)).await.unwrap();
         assert_eq!(receipt.via, Client::Async, "{}", file.id);
@@ -90,7 +52,7 @@ async fn reset_twice_then_success_on_the_third_attempt() {
     }
     capture.assert_every(fx.files.len(), ExecutionType::Async, true, 3, None);
     assert_eq!(fx.server.counters().resets, 2 * fx.files.len() as u64);
-    assert!(fx.all_intact());
+    fx.assert_stored(&fx.files);
 }
 
 #[async_upload(name = "e2e_slow", retries = 2, timeout = 0.3, backoff = 0.05,
@@ -107,6 +69,8 @@ async fn server_slower_than_the_timeout_retries_then_falls_back() {
     let fx = Fixture::new(
         site,
         2,
+        SIZES,
+        SEED,
         async_first(u32::MAX, Fault::Delay(Duration::from_secs(3))),
     )
     .await;
@@ -135,7 +99,7 @@ async fn server_slower_than_the_timeout_retries_then_falls_back() {
         3,
         Some("timeout"),
     );
-    assert!(fx.all_intact());
+    fx.assert_stored(&fx.files);
 }
 
 #[async_upload(name = "e2e_503", retries = 2, timeout = 10, backoff = 0.01,
@@ -149,7 +113,14 @@ async fn unavailable_for_the_async_client_falls_back_to_sync() {
     let site = "e2e_503";
     enable_site_at(site, 100.0);
     let capture = Capture::site(site);
-    let fx = Fixture::new(site, 3, async_first(u32::MAX, Fault::Unavailable)).await;
+    let fx = Fixture::new(
+        site,
+        3,
+        SIZES,
+        SEED,
+        async_first(u32::MAX, Fault::Unavailable),
+    )
+    .await;
     for file in &fx.files {
         let receipt = upload_503(file.request(&fx.endpoint)).await.unwrap();
         assert_eq!(receipt.via, Client::Sync);
@@ -168,7 +139,7 @@ async fn unavailable_for_the_async_client_falls_back_to_sync() {
         3,
         Some("unavailable"),
     );
-    assert!(fx.all_intact());
+    fx.assert_stored(&fx.files);
 }
 
 #[async_upload(name = "e2e_503_no_fallback", retries = 2, timeout = 10, backoff = 0.01,
@@ -189,7 +160,14 @@ async fn unavailable_with_fallback_off_reaches_the_caller() {
         },
     );
     let capture = Capture::site(site);
-    let fx = Fixture::new(site, 2, async_first(u32::MAX, Fault::Unavailable)).await;
+    let fx = Fixture::new(
+        site,
+        2,
+        SIZES,
+        SEED,
+        async_first(u32::MAX, Fault::Unavailable),
+    )
+    .await;
     for file in &fx.files {
         let error = upload_503_no_fallback(file.request(&fx.endpoint))
             .await
@@ -223,7 +201,7 @@ async fn panic_in_the_async_path_falls_back_and_is_critical() {
     let site = "e2e_panic";
     enable_site_at(site, 100.0);
     let capture = Capture::site(site);
-    let fx = Fixture::new(site, 2, support::server::no_faults()).await;
+    let fx = Fixture::new(site, 2, SIZES, SEED, support::server::no_faults()).await;
     for file in &fx.files {
         let receipt = upload_panic(file.request(&fx.endpoint)).await.unwrap();
         assert_eq!(receipt.via, Client::Sync);
@@ -246,5 +224,5 @@ async fn panic_in_the_async_path_falls_back_and_is_critical() {
     assert_eq!((counters.stored, counters.duplicates), (2, 2));
     let snapshot = async_upload::metrics::global().snapshot(site).unwrap();
     assert_eq!(snapshot.path(ExecutionType::SyncFallback).critical, 2);
-    assert!(fx.all_intact());
+    fx.assert_stored(&fx.files);
 }

@@ -84,11 +84,7 @@ async fn two_thousand_uploads_two_hundred_in_flight_with_faults() {
     assert!(elapsed < Duration::from_secs(60), "{elapsed:?}");
 
     // The server: every file once, intact, re-read from disk.
-    let check = server.verify(
-        files
-            .iter()
-            .map(|f| (f.id.as_str(), f.size, f.md5.as_str())),
-    );
+    let check = server.verify_files(&files);
     assert!(check.all_intact(), "{check:?}");
     let counters = server.counters();
     assert_eq!(counters.stored, UPLOADS as u64, "{counters:?}");

@@ -86,11 +86,7 @@ async fn route(site: &'static str, percent: f64) -> (usize, usize) {
         .count();
     assert_eq!(async_records, expected.len());
     assert!(records.iter().all(|r| r.success && r.attempts <= 1));
-    let check = server.verify(
-        files
-            .iter()
-            .map(|f| (f.id.as_str(), f.size, f.md5.as_str())),
-    );
+    let check = server.verify_files(&files);
     assert!(check.all_intact(), "{check:?}");
     (expected.len(), files.len())
 }

@@ -23,7 +23,8 @@ use async_upload::config::SiteOverrides;
 use async_upload::fleet::{Defaults, Store};
 use async_upload::stages::Controller;
 
-use fleet_support::{eventually, now_us, quantile, wait_for, Line, RedisServer, Replica};
+use fleet_support::rank::nearest_rank;
+use fleet_support::{eventually, now_us, wait_for, Line, RedisServer, Replica};
 
 const SITE: &str = "fleet_upload";
 
@@ -187,8 +188,8 @@ fn summary(name: &str, mut micros: Vec<u64>) -> String {
     format!(
         "{name}: {} arrivals, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         micros.len(),
-        quantile(&micros, 0.50) as f64 / 1000.0,
-        quantile(&micros, 0.99) as f64 / 1000.0,
+        nearest_rank(&micros, 0.50) as f64 / 1000.0,
+        nearest_rank(&micros, 0.99) as f64 / 1000.0,
         micros.last().copied().unwrap_or(0) as f64 / 1000.0,
     )
 }

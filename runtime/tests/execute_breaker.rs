@@ -6,6 +6,8 @@
 //!
 //! The figures: `cargo test -p async-upload-runtime --test execute_breaker -- --nocapture`.
 
+#[path = "../../tests/support/rank.rs"]
+mod rank;
 mod support;
 
 use std::future::{pending, ready};
@@ -80,13 +82,7 @@ async fn call_failing(
 /// The `q` quantile of `values` (nearest rank).
 fn quantile(values: &mut [f64], q: f64) -> f64 {
     values.sort_by(f64::total_cmp);
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
-    values[rank - 1]
+    rank::nearest_rank(values, q)
 }
 
 #[tokio::test(start_paused = true)]

@@ -8,5 +8,7 @@
 
 pub mod client;
 pub mod files;
+pub mod fixture;
+pub mod rank;
 pub mod records;
 pub mod server;

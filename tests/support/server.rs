@@ -32,6 +32,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tower::ServiceExt;
 
+use super::files::TestFile;
+
 /// Header naming the client that sends a request (`async` or `sync`).
 pub const CLIENT_HEADER: &str = "x-upload-client";
 /// Header with the file's size in bytes.
@@ -400,6 +402,15 @@ impl Server {
         }
         v.stored = files.len() as u64;
         v
+    }
+
+    /// [`Server::verify`] of `files`, each uploaded under its own id.
+    pub fn verify_files(&self, files: &[TestFile]) -> Verification {
+        self.verify(
+            files
+                .iter()
+                .map(|f| (f.id.as_str(), f.size, f.md5.as_str())),
+        )
     }
 }
 
