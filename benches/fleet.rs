@@ -8,9 +8,11 @@
 //! `redis-server` on a free loopback port; says how to install it if missing).
 
 use std::hint::black_box;
+#[path = "../tests/support/redis.rs"]
+#[allow(dead_code)] // shared with the tests, which use all of it
+mod redis;
+
 use std::io;
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use async_upload::async_upload;
@@ -19,6 +21,8 @@ use async_upload::fleet::{Defaults, Fleet, Store};
 use async_upload::rollout::bucket;
 use criterion::{criterion_group, Criterion};
 use tokio::runtime::Runtime;
+
+use redis::RedisServer;
 
 #[allow(clippy::unnecessary_wraps)] // the fallback's signature is the body's
 fn blocking(id: u64) -> io::Result<u64> {
@@ -37,56 +41,17 @@ fn key(enrolled: bool) -> u64 {
         .unwrap_or(0)
 }
 
-struct RedisServer(Child, u16);
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn redis_server() -> Option<RedisServer> {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .ok()?;
-    let server = RedisServer(child, port);
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if started.elapsed() > Duration::from_secs(10) {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    Some(server)
-}
-
-fn commands_processed(port: u16) -> u64 {
-    let out = Command::new("redis-cli")
-        .args(["-p", &port.to_string(), "info", "stats"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    out.lines()
-        .find_map(|l| l.strip_prefix("total_commands_processed:"))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 fn fleet(c: &mut Criterion) {
-    let Some(server) = redis_server() else {
-        eprintln!("fleet bench skipped: no redis-server (apt-get install redis-server)");
-        return;
+    let server = match RedisServer::start() {
+        Ok(server) => server,
+        Err(error) => {
+            eprintln!(
+                "fleet bench skipped: no redis-server ({error}; apt-get install redis-server)"
+            );
+            return;
+        }
     };
-    let url = format!("redis://127.0.0.1:{}", server.1);
+    let url = server.url();
     let store = Store::open(&url).expect("redis URL");
     store
         .set_defaults(Defaults {
@@ -117,7 +82,7 @@ fn fleet(c: &mut Criterion) {
     let runtime = Runtime::new().expect("runtime");
     let (enrolled, not_enrolled) = (key(true), key(false));
 
-    let before = (commands_processed(server.1), Instant::now());
+    let before = (server.commands_processed().unwrap_or(0), Instant::now());
     let mut group = c.benchmark_group("fleet");
     group.bench_function("enrolled/macro", |b| {
         b.iter(|| runtime.block_on(fleet_call(black_box(enrolled))));
@@ -134,7 +99,10 @@ fn fleet(c: &mut Criterion) {
                 .map(|kind| s.path(kind).count)
                 .sum::<u64>()
         });
-    let commands = commands_processed(server.1).saturating_sub(before.0 + 1);
+    let commands = server
+        .commands_processed()
+        .unwrap_or(0)
+        .saturating_sub(before.0 + 1);
     println!(
         "fleet/redis: {commands} Redis commands during {calls} calls in {:.1} s \
          (the fleet's background only: no round trip per call)",

@@ -238,7 +238,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     #[cfg(feature = "redis")]
-    if args.replicas.is_some() && args.replica_of.is_none() && !fleet::redis_installed() {
+    if args.replicas.is_some() && args.replica_of.is_none() && !support::redis::installed() {
         eprintln!("--replicas needs redis-server, which is not installed here");
         println!("install it with: apt-get install -y redis-server");
         return ExitCode::from(2);
@@ -694,7 +694,7 @@ async fn run_fleet(
     out: &Path,
 ) -> Result<bool, Box<dyn std::error::Error>> {
     let _ = print_plan(args);
-    let redis = fleet::Redis::start()?;
+    let redis = support::redis::RedisServer::start()?;
     let clock = Instant::now();
     let outcome = fleet::run(args, &redis, files_dir, out, &server.base_url(), regression).await;
     drop(redis);

@@ -5,7 +5,7 @@ mod fleet_support;
 
 use std::process::{Command, Output};
 
-use fleet_support::RedisServer;
+use fleet_support::redis_server;
 
 fn fleet(url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_async-upload"))
@@ -29,7 +29,7 @@ fn status_json(url: &str) -> serde_json::Value {
 
 #[test]
 fn set_roll_back_clear_and_advance_show_in_status() {
-    let redis = RedisServer::start();
+    let redis = redis_server();
     let url = redis.url();
     assert_eq!(status_json(&url)["defaults"], serde_json::Value::Null);
 
@@ -94,7 +94,7 @@ fn set_roll_back_clear_and_advance_show_in_status() {
 
 #[test]
 fn bad_input_and_no_redis_exit_2_with_what_is_accepted() {
-    let redis = RedisServer::start();
+    let redis = redis_server();
     let url = redis.url();
     let bad = fleet(&url, &["set", "--site", "up", "--rollout", "150"]);
     assert_eq!(bad.status.code(), Some(2));

@@ -24,7 +24,8 @@ use async_upload::fleet::{Defaults, Store};
 use async_upload::stages::Controller;
 
 use fleet_support::rank::nearest_rank;
-use fleet_support::{eventually, now_us, wait_for, Line, RedisServer, Replica};
+use fleet_support::replica_lines::now_us;
+use fleet_support::{eventually, redis_server, wait_for, Line, RedisServer, Replica};
 
 const SITE: &str = "fleet_upload";
 
@@ -56,10 +57,7 @@ fn replica_process() {
 
 mod replica {
     use super::*;
-
-    fn say(text: &str) {
-        println!("FLEET {} {text}", now_us());
-    }
+    use fleet_support::replica_lines::say;
 
     pub fn run() {
         let panic_mode = std::env::var("FLEET_TEST_MODE").as_deref() == Ok("panic");
@@ -213,7 +211,7 @@ fn start_fleet(
 
 #[test]
 fn rollout_and_rollback_changes_reach_three_replicas() {
-    let redis = RedisServer::start();
+    let redis = redis_server();
     let store = Store::open(&redis.url()).unwrap();
     store
         .set_defaults(Defaults {
@@ -275,9 +273,9 @@ fn rollout_and_rollback_changes_reach_three_replicas() {
     );
 
     // Cost of an idle fleet: commands per second per replica.
-    let before = redis.commands_processed();
+    let before = redis.commands_processed().expect("redis-cli INFO stats");
     std::thread::sleep(Duration::from_secs(5));
-    let after = redis.commands_processed();
+    let after = redis.commands_processed().expect("redis-cli INFO stats");
     #[allow(clippy::cast_precision_loss)]
     let per_replica = (after - before - 1) as f64 / 5.0 / 3.0;
     println!("Redis commands per second per replica (idle, not leading): {per_replica:.1}");
@@ -299,7 +297,7 @@ fn rollout_and_rollback_changes_reach_three_replicas() {
 
 #[test]
 fn redis_killed_mid_load_and_restarted() {
-    let mut redis = RedisServer::start();
+    let mut redis = redis_server();
     let port = redis.port();
     let store = Store::open(&redis.url()).unwrap();
     store
@@ -328,7 +326,7 @@ fn redis_killed_mid_load_and_restarted() {
     });
     assert_eq!(during.len(), 3);
 
-    let redis = RedisServer::start_on(port);
+    let redis = RedisServer::start_on(port).expect("redis-server restarts on its port");
     // An empty Redis (no persistence): the operator sets the state again;
     // every replica resyncs after its reconnection.
     let store = Store::open(&redis.url()).unwrap();
@@ -377,7 +375,7 @@ fn redis_killed_mid_load_and_restarted() {
 
 #[test]
 fn the_lease_fails_over_after_kill_9_of_the_leader() {
-    let redis = RedisServer::start();
+    let redis = redis_server();
     let store = Store::open(&redis.url()).unwrap();
     store
         .set_defaults(Defaults {
@@ -410,7 +408,7 @@ fn the_lease_fails_over_after_kill_9_of_the_leader() {
 
 #[test]
 fn a_replica_that_stops_publishing_drops_out_of_fleet_health() {
-    let redis = RedisServer::start();
+    let redis = redis_server();
     let store = Store::open(&redis.url()).unwrap();
     store
         .set_defaults(Defaults {
@@ -449,7 +447,7 @@ fn a_replica_that_stops_publishing_drops_out_of_fleet_health() {
 
 #[test]
 fn one_breach_seen_by_three_replicas_is_one_rollback_event() {
-    let redis = RedisServer::start();
+    let redis = redis_server();
     let store = Store::open(&redis.url()).unwrap();
     store
         .set_defaults(Defaults {

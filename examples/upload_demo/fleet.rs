@@ -13,10 +13,9 @@
 //! time.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -28,71 +27,14 @@ use async_upload::stages::{Controller, TriggerKind, Verdict};
 use crate::staged::{self, Entry, Timeline};
 use crate::support::client::Endpoint;
 use crate::support::files::TestFile;
+use crate::support::redis::RedisServer;
+use crate::support::replica_lines::{as_replica, forward, instance, now_us, say, Line};
 use crate::support::server::{file_digest, Outage};
 use crate::{site_settings, Args, SITE};
-
-/// Whether `redis-server` can be run.
-pub fn redis_installed() -> bool {
-    Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
-}
-
-/// A `redis-server` of the demo's own on 127.0.0.1, no persistence; killed when dropped.
-pub struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    /// Starts one on a free port and waits until it accepts connections.
-    pub fn start() -> Result<Redis, Box<dyn std::error::Error>> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()?;
-        let redis = Redis { child, port };
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if started.elapsed() > Duration::from_secs(10) {
-                return Err(format!("redis-server did not start on port {port}").into());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Ok(redis)
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-}
 
 fn us_of(ts: SystemTime) -> u64 {
     ts.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-}
-
-/// A replica's line for the parent: `FLEET <wall µs> words...`.
-fn say(text: &str) {
-    println!("FLEET {} {text}", now_us());
 }
 
 /// The replica's files: every `replicas`-th file of the directory, from `index`.
@@ -210,24 +152,6 @@ pub fn recent_window(time_scale: f64) -> Duration {
         .max(Duration::from_secs(1))
 }
 
-/// One line a replica printed.
-struct Line {
-    replica: usize,
-    at_us: u64,
-    words: Vec<String>,
-}
-
-impl Line {
-    fn get(&self, name: &str) -> Option<&str> {
-        self.words
-            .iter()
-            .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
-    }
-    fn is(&self, first: &str) -> bool {
-        self.words.first().map(String::as_str) == Some(first)
-    }
-}
-
 struct Child_ {
     child: Child,
     stdin: Option<ChildStdin>,
@@ -250,7 +174,7 @@ pub struct Outcome {
 #[allow(clippy::too_many_lines)] // the parent's script, step by step
 pub async fn run(
     args: &Args,
-    redis: &Redis,
+    redis: &RedisServer,
     files_dir: &Path,
     out: &Path,
     base_url: &str,
@@ -273,10 +197,10 @@ pub async fn run(
     let t0 = now_us();
     let mut children = Vec::new();
     for index in 0..replicas {
-        let log = out.join(format!("replica-{index}.jsonl"));
+        let log = out.join(format!("{}.jsonl", instance(index)));
         let _ = std::fs::remove_file(&log);
         let mut command = Command::new(&exe);
-        command
+        as_replica(&mut command, index, &redis.url(), &log)
             .args(["--staged", "--replica-of", base_url])
             .args(["--replica-index", &index.to_string()])
             .args(["--replicas", &replicas.to_string()])
@@ -288,42 +212,14 @@ pub async fn run(
             .args([
                 "--concurrency",
                 &args.concurrency.div_ceil(replicas).to_string(),
-            ])
-            .env("ASYNC_UPLOAD_REDIS_URL", redis.url())
-            .env("ASYNC_UPLOAD_INSTANCE", format!("replica-{index}"))
-            .env("ASYNC_UPLOAD_LOG", &log)
-            .env_remove("ASYNC_UPLOAD_ENABLED")
-            .env_remove("ASYNC_UPLOAD_ROLLOUT")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            ]);
         if let Some(ratio) = args.latency_ratio {
             command.args(["--latency-ratio", &ratio.to_string()]);
         }
         let mut child = command.spawn()?;
         let stdout = child.stdout.take().ok_or("piped stdout")?;
         let stdin = child.stdin.take();
-        let sender = sender.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let mut words = line.split_whitespace();
-                if words.next() != Some("FLEET") {
-                    continue;
-                }
-                let at_us = words.next().and_then(|t| t.parse().ok()).unwrap_or(0);
-                let words = words.map(str::to_owned).collect();
-                if sender
-                    .send(Line {
-                        replica: index,
-                        at_us,
-                        words,
-                    })
-                    .is_err()
-                {
-                    return;
-                }
-            }
-        });
+        forward(index, stdout, sender.clone());
         children.push(Child_ { child, stdin, log });
     }
     drop(sender);

@@ -11,4 +11,6 @@ pub mod files;
 pub mod fixture;
 pub mod rank;
 pub mod records;
+pub mod redis;
+pub mod replica_lines;
 pub mod server;
