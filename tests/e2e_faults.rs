@@ -29,6 +29,11 @@ fn async_first(n: u32, fault: Fault) -> FaultFn {
     Arc::new(move |a| (a.client == Client::Async && a.attempt <= n).then_some(fault))
 }
 
+/// `fault` for every async attempt.
+fn async_always(fault: Fault) -> FaultFn {
+    async_first(u32::MAX, fault)
+}
+
 #[async_upload(name = "e2e_reset", retries = 2, timeout = 10, backoff = 0.01,
                fallback = blocking, key = req.id.as_str(), size = req.size)]
 async fn upload_reset(req: UploadRequest) -> Result<Receipt, UploadError> {
@@ -71,7 +76,7 @@ async fn server_slower_than_the_timeout_retries_then_falls_back() {
         2,
         SIZES,
         SEED,
-        async_first(u32::MAX, Fault::Delay(Duration::from_secs(3))),
+        async_always(Fault::Delay(Duration::from_secs(3))),
     )
     .await;
     for file in &fx.files {
@@ -113,14 +118,7 @@ async fn unavailable_for_the_async_client_falls_back_to_sync() {
     let site = "e2e_503";
     enable_site_at(site, 100.0);
     let capture = Capture::site(site);
-    let fx = Fixture::new(
-        site,
-        3,
-        SIZES,
-        SEED,
-        async_first(u32::MAX, Fault::Unavailable),
-    )
-    .await;
+    let fx = Fixture::new(site, 3, SIZES, SEED, async_always(Fault::Unavailable)).await;
     for file in &fx.files {
         let receipt = upload_503(file.request(&fx.endpoint)).await.unwrap();
         assert_eq!(receipt.via, Client::Sync);
@@ -160,14 +158,7 @@ async fn unavailable_with_fallback_off_reaches_the_caller() {
         },
     );
     let capture = Capture::site(site);
-    let fx = Fixture::new(
-        site,
-        2,
-        SIZES,
-        SEED,
-        async_first(u32::MAX, Fault::Unavailable),
-    )
-    .await;
+    let fx = Fixture::new(site, 2, SIZES, SEED, async_always(Fault::Unavailable)).await;
     for file in &fx.files {
         let error = upload_503_no_fallback(file.request(&fx.endpoint))
             .await
