@@ -36,6 +36,7 @@ pub mod metrics;
 pub mod policy;
 pub mod rollout;
 mod site;
+mod sync;
 pub mod stages;
 
 pub use policy::{Classify, ErrorClass, Fault};
