@@ -116,5 +116,5 @@ fn bad_input_and_no_redis_exit_2_with_what_is_accepted() {
 
     let not_redis = fleet("http://127.0.0.1:1", &["status"]);
     assert_eq!(not_redis.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&not_redis.stderr).contains("redis://host:port"));
+    assert!(String::from_utf8_lossy(&not_redis.stderr).contains("host:port"));
 }

@@ -60,6 +60,11 @@ mod replica {
     use fleet_support::replica_lines::say;
 
     pub fn run() {
+        if std::env::var_os("FLEET_TEST_TRACE").is_some() {
+            tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .init();
+        }
         let panic_mode = std::env::var("FLEET_TEST_MODE").as_deref() == Ok("panic");
         if panic_mode {
             // Hundreds of injected panics a second: keep stderr readable.
@@ -284,7 +289,7 @@ fn rollout_and_rollback_changes_reach_three_replicas() {
             "-p",
             &redis.port().to_string(),
             "strlen",
-            "async-upload:v1:replica:replica-0",
+            "async-upload:v2:replica:replica-0",
         ])
         .output()
         .unwrap();
