@@ -341,21 +341,7 @@ impl Applier {
                 );
             }
         }
-        let mut write_backs = Vec::new();
-        let mut lifted = Vec::new();
-        for (site, latch) in &self.latches {
-            let stored = read.sites.get(site);
-            if stored.is_some_and(|s| s.rollback.is_some()) {
-                continue;
-            }
-            let cleared_here = stored.is_some_and(|s| s.cleared_version.is_some())
-                && latch.confirmed.as_deref() == Some(here.as_str());
-            if cleared_here {
-                lifted.push((site.clone(), stored.and_then(|s| s.by.clone())));
-            } else {
-                write_backs.push((site.clone(), latch.reason.clone()));
-            }
-        }
+        let (write_backs, lifted) = self.sort_latches(read);
         for (site, by) in lifted {
             if let Some(latch) = self.latches.remove(&site) {
                 handle.clear_rollback(&site);
@@ -383,6 +369,41 @@ impl Applier {
             }
         }
         write_backs
+    }
+
+    /// The latches `read` lacks: those to write back, and those it cleared
+    /// since this replica saw them latched there (to lift, with who cleared).
+    #[allow(clippy::type_complexity)]
+    fn sort_latches(
+        &self,
+        read: &FleetState,
+    ) -> (Vec<(String, String)>, Vec<(String, Option<String>)>) {
+        let here = epoch_key(read.epoch.as_ref());
+        let mut write_backs = Vec::new();
+        let mut lifted = Vec::new();
+        for (site, latch) in &self.latches {
+            let stored = read.sites.get(site);
+            if stored.is_some_and(|s| s.rollback.is_some()) {
+                continue;
+            }
+            let cleared_here = stored.is_some_and(|s| s.cleared_version.is_some())
+                && latch.confirmed.as_deref() == Some(here.as_str());
+            if cleared_here {
+                lifted.push((site.clone(), stored.and_then(|s| s.by.clone())));
+            } else {
+                write_backs.push((site.clone(), latch.reason.clone()));
+            }
+        }
+        (write_backs, lifted)
+    }
+
+    /// The latches the store as last read lacks (a latch thrown here since:
+    /// written back at the next poll even when nothing else changed).
+    pub(crate) fn unwritten(&self) -> Vec<(String, String)> {
+        self.store
+            .as_ref()
+            .map(|store| self.sort_latches(store).0)
+            .unwrap_or_default()
     }
 
     /// What is in force: the base state, what the store says that is safer,
@@ -565,12 +586,16 @@ impl Applier {
 
     /// No contact for longer than `stale_after`: the replica runs the sync
     /// path until Redis is reached again. Logged once.
-    pub(crate) fn fall_to_sync(&mut self, handle: &ConfigHandle) {
+    pub(crate) fn fall_to_sync(&mut self, handle: &ConfigHandle, after: std::time::Duration) {
         if self.stale {
             return;
         }
         self.stale = true;
-        tracing::warn!(instance = %self.instance, "async-upload fleet: no contact with valid shared state for ASYNC_UPLOAD_REDIS_STALE_AFTER; running the sync path");
+        tracing::warn!(
+            instance = %self.instance,
+            stale_after_s = after.as_secs_f64(),
+            "async-upload fleet: no contact with valid shared state for ASYNC_UPLOAD_REDIS_STALE_AFTER; running the sync path"
+        );
         let mut changes = Vec::new();
         self.push(handle, &mut changes);
         for change in &changes {

@@ -22,6 +22,7 @@
 //! The key layout is documented in the README (layout version 2, every key
 //! under `async-upload:v2:`), with the failure modes and the ACLs.
 
+mod acl;
 mod apply;
 mod change;
 mod connect;
@@ -43,6 +44,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub use acl::{OPERATOR_ACL, REPLICA_ACL};
 pub use connect::ContactCause;
 pub use env::{INSTANCE, REDIS_CA, REDIS_STALE_AFTER, REDIS_URL};
 pub use report::{merge_reports, ReplicaReport};

@@ -26,7 +26,9 @@ use super::keys::{Keys, PREFIX, TEXT_LIMIT};
 /// when the mode's check wrote nothing.
 ///
 /// A version that is not a whole number below 2^53 (Lua's exact integers)
-/// starts again from 1, so a bad value never blocks an operator's write.
+/// starts again from the server's clock in milliseconds, so a bad value
+/// never blocks an operator's write and the new version is one no replica
+/// has seen.
 const WRITE_SOURCE: &str = r"
 local target, vkey, skey, ekey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local mode, site, channel = ARGV[1], ARGV[2], ARGV[3]
@@ -50,8 +52,11 @@ elseif etype == 'string' then
 end
 local version = redis.pcall('INCR', vkey)
 if type(version) ~= 'number' or version >= 9007199254740991 then
-  redis.call('SET', vkey, '1')
-  version = 1
+  -- Start again from the server's clock in ms: never a version a replica
+  -- has seen (1 might be), and above every small version before it.
+  local now = redis.call('TIME')
+  version = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  redis.call('SET', vkey, string.format('%d', version))
 end
 local text = string.format('%d', version)
 local i = 8

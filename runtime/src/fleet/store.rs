@@ -101,6 +101,8 @@ pub struct Store {
     client: redis::Client,
     url: String,
     keys: Keys,
+    /// `rediss://`.
+    tls: bool,
     actor: String,
     timeout: Duration,
     connection: Mutex<Option<Connection>>,
@@ -141,6 +143,7 @@ impl Store {
             client,
             url: connect::redacted(url),
             keys: Keys::new(db),
+            tls: url.starts_with("rediss://"),
             actor: "operator".to_owned(),
             timeout: DEFAULT_TIMEOUT,
             connection: Mutex::new(None),
@@ -491,9 +494,27 @@ impl Store {
         match info {
             Ok(info) => connect::check_mode(&self.url, &info),
             Err(error) if error.cause() == Some(ContactCause::Permission) => Ok(()),
+            Err(FleetError::Redis { url, detail, cause })
+                if cause == ContactCause::Unreachable && !self.tls && closed(&detail) =>
+            {
+                // A fresh connection closed before its first reply: the
+                // port speaks TLS (a Redis that is down refuses, it does not close).
+                Err(FleetError::Redis {
+                    url,
+                    detail: format!("{detail}; is it a TLS port? use rediss://"),
+                    cause: ContactCause::Tls,
+                })
+            }
             Err(error) => Err(error),
         }
     }
+}
+
+/// A connection the server closed (rather than refused or timed out).
+fn closed(detail: &str) -> bool {
+    ["end of file", "reset by peer", "Broken pipe", "broken pipe"]
+        .iter()
+        .any(|needle| detail.contains(needle))
 }
 
 fn stage_fields(stage: u32, rollout: f64, entered_ms: u64) -> Vec<(&'static str, String)> {

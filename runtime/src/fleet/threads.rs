@@ -219,7 +219,7 @@ impl Inner {
             }
             Ok(false) => true,
             Err(error) if error.cause() == Some(ContactCause::Permission) => {
-                tracing::warn!(instance = %self.instance, %error, "async-upload fleet: this replica may not seed the defaults (least-privilege ACL): an operator sets them with `async-upload fleet set`");
+                tracing::warn!(instance = %self.instance, cause = ContactCause::Permission.as_str(), %error, "async-upload fleet: this replica may not seed the defaults (least-privilege ACL): an operator sets them with `async-upload fleet set`");
                 true
             }
             Err(_) => false,
@@ -232,7 +232,7 @@ impl Inner {
         };
         let since = *lock(&self.last_contact);
         if since.is_none_or(|at| at.elapsed() > after) {
-            lock(&self.applier).fall_to_sync(handle());
+            lock(&self.applier).fall_to_sync(handle(), after);
         }
     }
 
@@ -292,6 +292,7 @@ fn session(inner: &Inner, store: &Store, backoff: &mut Duration) -> Result<(), F
             log.said_no_pushes = true;
             tracing::error!(
                 instance = %inner.instance,
+                cause = ContactCause::Permission.as_str(),
                 channel = %store.keys().changes(),
                 "async-upload fleet: SUBSCRIBE was refused (the ACL user lacks the channel right, see the README's ACLs): this replica follows changes by the once-a-second poll only; `fleet status` shows it"
             );
@@ -330,6 +331,8 @@ fn session(inner: &Inner, store: &Store, backoff: &mut Duration) -> Result<(), F
             } else if lock(&inner.applier).store_valid() {
                 inner.contact();
             }
+            let unwritten = lock(&inner.applier).unwritten();
+            inner.write_back(store, &unwritten);
             if awaiting_seed {
                 awaiting_seed = !inner.maybe_seed(store);
             }
