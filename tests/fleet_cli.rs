@@ -3,28 +3,16 @@
 
 mod fleet_support;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use fleet_support::redis_server;
 
 fn fleet(url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_async-upload"))
-        .arg("fleet")
-        .args(["--redis", url])
-        .args(args)
-        .env_remove("ASYNC_UPLOAD_REDIS_URL")
-        .output()
-        .unwrap()
+    fleet_support::cli(url, args, &[])
 }
 
 fn status_json(url: &str) -> serde_json::Value {
-    let out = fleet(url, &["status", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    fleet_support::status_json(url, &[])
 }
 
 #[test]

@@ -13,6 +13,7 @@
 //! - `FLEET_TEST_DRIVE=SECONDS`: run `Fleet::drive` on `up` with stages
 //!   of SECONDS each and small sample counts, advancing by themselves
 //!   (`FLEET_TEST_ROLLOUT=PERCENT`: every stage at that rollout);
+//! - `FLEET_TEST_PANIC=1`: the async path of `up` panics from the start;
 //! - `FLEET_TEST_TRACE=1`: the fleet's logs on stderr too.
 //!
 //! Commands on stdin, one a line: `fail on` / `fail off` (the async path of
@@ -183,6 +184,10 @@ pub fn run() {
             default(info);
         }
     }));
+    PANIC.store(
+        std::env::var_os("FLEET_TEST_PANIC").is_some(),
+        Ordering::Relaxed,
+    );
     let fleet = start_fleet();
     if std::env::var_os("FLEET_TEST_LEAD").is_some() {
         fleet.lead(UP).unwrap();
@@ -201,31 +206,36 @@ pub fn run() {
     let stop = Arc::new(AtomicBool::new(false));
     commands(&fleet, &stop);
     let calls = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     let load = {
-        let (stop, calls) = (Arc::clone(&stop), Arc::clone(&calls));
+        let (stop, calls, errors) = (Arc::clone(&stop), Arc::clone(&calls), Arc::clone(&errors));
         runtime.spawn(async move {
             let mut i = 0u64;
             while !stop.load(Ordering::Acquire) {
                 i += 1;
-                let _ = upload_up(format!("key-{i}")).await;
-                let _ = upload_other(format!("key-{i}")).await;
+                let up = upload_up(format!("key-{i}")).await;
+                let other = upload_other(format!("key-{i}")).await;
+                let failed = u64::from(up.is_err()) + u64::from(other.is_err());
+                errors.fetch_add(failed, Ordering::Relaxed);
                 calls.fetch_add(2, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
         })
     };
     say("ready");
-    monitor(&fleet, &stop);
+    monitor(&fleet, &stop, &calls, &errors);
     runtime.block_on(load).unwrap();
     let flushed = async_upload::log::flush();
+    let dropped = async_upload::log::global().map_or(0, |log| log.stats().dropped());
     say(&format!(
-        "done calls={} flushed={flushed}",
-        calls.load(Ordering::Relaxed)
+        "done calls={} errors={} flushed={flushed} dropped={dropped}",
+        calls.load(Ordering::Relaxed),
+        errors.load(Ordering::Relaxed),
     ));
 }
 
@@ -252,9 +262,10 @@ fn commands(fleet: &Fleet, stop: &Arc<AtomicBool>) {
 
 /// Prints what changed, every millisecond; the paths and the leader's
 /// fleet health every 100 ms.
-fn monitor(fleet: &Fleet, stop: &AtomicBool) {
+fn monitor(fleet: &Fleet, stop: &AtomicBool, calls: &AtomicU64, errors: &AtomicU64) {
     let config = async_upload::config::handle();
     let mut last = [String::new(), String::new(), String::new()];
+    let mut leader = None;
     let mut ticks = 0u64;
     while !stop.load(Ordering::Acquire) {
         let global = config.config();
@@ -279,7 +290,7 @@ fn monitor(fleet: &Fleet, stop: &AtomicBool) {
             }
         }
         let stage = format!(
-            "stage={} entered_ms={} leader={}",
+            "stage={} entered_ms={}",
             fleet
                 .shared_stage(UP)
                 .map_or("none".into(), |s| s.to_string()),
@@ -288,14 +299,23 @@ fn monitor(fleet: &Fleet, stop: &AtomicBool) {
                     .map_or(0, |d| d.as_millis())
                     .to_string()
             }),
-            fleet.is_leader(UP),
         );
         if stage != last[2] {
             say(&stage);
             last[2].clone_from(&stage);
         }
+        let leading = fleet.is_leader(UP);
+        if leader != Some(leading) {
+            say(&format!("leader={leading}"));
+            leader = Some(leading);
+        }
         ticks += 1;
         if ticks % 100 == 0 {
+            say(&format!(
+                "load calls={} errors={}",
+                calls.load(Ordering::Relaxed),
+                errors.load(Ordering::Relaxed)
+            ));
             for site in [UP, OTHER] {
                 let snapshot = async_upload::metrics::global().snapshot(site);
                 let count = |kind| snapshot.as_ref().map_or(0, |s| s.path(kind).count);

@@ -663,3 +663,145 @@ fn site_changes(
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn store(epoch: Option<&str>, version: u64) -> FleetState {
+        FleetState {
+            epoch: epoch.map(str::to_owned),
+            version,
+            ..FleetState::default()
+        }
+    }
+
+    fn with_defaults(mut state: FleetState, rollout: f64, by: &str, version: u64) -> FleetState {
+        state.defaults = Some(Defaults {
+            enabled: true,
+            rollout,
+        });
+        state.defaults_by = Some(by.to_owned());
+        state.defaults_version = version;
+        state
+    }
+
+    fn site(state: &mut FleetState, name: &str, edit: impl FnOnce(&mut SiteState)) {
+        let mut site = SiteState::default();
+        edit(&mut site);
+        state.sites.insert(name.to_owned(), site);
+    }
+
+    fn latched(state: &mut FleetState, name: &str) {
+        site(state, name, |s| s.rollback = Some("drill".into()));
+    }
+
+    fn setup() -> (Applier, ConfigHandle) {
+        (
+            Applier::new("r1", None),
+            ConfigHandle::detached(Config::default()),
+        )
+    }
+
+    #[test]
+    fn a_store_that_comes_back_empty_keeps_the_state_and_every_latch() {
+        let (mut applier, handle) = setup();
+        let mut first = with_defaults(store(Some("e1"), 3), 100.0, "operator", 1);
+        latched(&mut first, "up");
+        assert_eq!(applier.apply(first, &handle).write_backs, Vec::new());
+        assert!(handle.config().enabled);
+
+        let outcome = applier.apply(store(None, 0), &handle);
+        assert!(applier.remembered());
+        assert!(!outcome.empty, "a replica that has seen state never seeds");
+        assert_eq!(outcome.write_backs, vec![("up".into(), "drill".into())]);
+        assert!(handle.config().enabled, "the last known defaults stay");
+        assert!((handle.config().rollout - 100.0).abs() < f64::EPSILON);
+        assert_eq!(handle.rollback_reason("up").as_deref(), Some("drill"));
+    }
+
+    #[test]
+    fn a_replaced_store_is_followed_once_an_operator_sets_its_defaults() {
+        let (mut applier, handle) = setup();
+        applier.apply(
+            with_defaults(store(Some("e1"), 3), 100.0, "operator", 1),
+            &handle,
+        );
+        applier.apply(store(None, 0), &handle);
+        // The seed of a fresh replica is not an operator's word.
+        applier.apply(
+            with_defaults(store(Some("e2"), 1), 5.0, "seed:r9", 1),
+            &handle,
+        );
+        assert!(applier.remembered());
+        assert!((handle.config().rollout - 100.0).abs() < f64::EPSILON);
+        applier.apply(
+            with_defaults(store(Some("e2"), 2), 5.0, "operator:ann", 2),
+            &handle,
+        );
+        assert!(!applier.remembered());
+        assert!((handle.config().rollout - 5.0).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn only_an_explicit_clear_where_the_latch_was_seen_lifts_it() {
+        let (mut applier, handle) = setup();
+        let mut first = with_defaults(store(Some("e1"), 3), 100.0, "operator", 1);
+        latched(&mut first, "up");
+        applier.apply(first, &handle);
+        // The hash lost its latch without a clear: kept, written back.
+        let mut lost = with_defaults(store(Some("e1"), 4), 100.0, "operator", 1);
+        site(&mut lost, "up", |_| {});
+        assert_eq!(applier.apply(lost, &handle).write_backs.len(), 1);
+        assert!(handle.rollback_reason("up").is_some());
+        // An explicit clear in the same store lifts it.
+        let mut cleared = with_defaults(store(Some("e1"), 5), 100.0, "operator", 1);
+        site(&mut cleared, "up", |s| s.cleared_version = Some(5));
+        assert!(applier.apply(cleared, &handle).write_backs.is_empty());
+        assert!(handle.rollback_reason("up").is_none());
+    }
+
+    #[test]
+    fn a_clear_in_another_store_does_not_lift_a_latch_seen_elsewhere() {
+        let (mut applier, handle) = setup();
+        let mut first = with_defaults(store(Some("e1"), 3), 100.0, "operator", 1);
+        latched(&mut first, "up");
+        applier.apply(first, &handle);
+        let mut other = with_defaults(store(Some("e2"), 9), 100.0, "operator", 1);
+        site(&mut other, "up", |s| s.cleared_version = Some(2));
+        let outcome = applier.apply(other, &handle);
+        assert_eq!(outcome.write_backs.len(), 1);
+        assert!(handle.rollback_reason("up").is_some());
+    }
+
+    #[test]
+    fn a_site_with_a_bad_value_runs_sync_and_no_other() {
+        let (mut applier, handle) = setup();
+        let mut state = with_defaults(store(Some("e1"), 3), 100.0, "operator", 1);
+        site(&mut state, "bad", |s| {
+            s.problems.push(crate::config::ConfigError::new(
+                "k.max_retries",
+                "99",
+                "0 to 10",
+            ));
+        });
+        site(&mut state, "good", |s| s.overrides.rollout = Some(10.0));
+        applier.apply(state, &handle);
+        assert_eq!(handle.site_overrides("bad").enabled, Some(false));
+        assert_eq!(handle.site_overrides("good").rollout, Some(10.0));
+        assert_eq!(handle.site_overrides("good").enabled, None);
+        assert!(handle.config().enabled);
+    }
+
+    #[test]
+    fn only_a_store_that_never_held_state_may_be_seeded() {
+        let (mut applier, handle) = setup();
+        assert!(applier.apply(store(None, 0), &handle).empty);
+        applier.apply(
+            with_defaults(store(Some("e1"), 1), 1.0, "seed:r1", 1),
+            &handle,
+        );
+        assert!(!applier.apply(store(None, 0), &handle).empty);
+    }
+}

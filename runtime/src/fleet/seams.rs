@@ -111,6 +111,7 @@ impl Fleet {
             .name(format!("async-upload-fleet-{site}"))
             .spawn(move || {
                 let mut role: Option<(bool, Controller)> = None;
+                let mut clear = lock(&fleet.inner.applier).clear(&site);
                 while !fleet.inner.stopped() {
                     let leading = fleet.is_leader(&site);
                     if role.as_ref().is_none_or(|(was, _)| *was != leading) {
@@ -118,6 +119,14 @@ impl Fleet {
                     }
                     if let Some((leading, controller)) = role.as_mut() {
                         fleet.follow_shared_stage(&site, controller, *leading);
+                        // A clear starts the stage over for every controller,
+                        // also one that had not yet seen the latch: its
+                        // windows must not judge calls from before the clear.
+                        let now = lock(&fleet.inner.applier).clear(&site);
+                        if now != clear {
+                            clear = now;
+                            controller.clear_rollback();
+                        }
                         controller.tick();
                     }
                     std::thread::sleep(every);
