@@ -272,7 +272,9 @@ pub fn start_replicas(
 /// Runs `async-upload fleet --redis URL ARGS…` with `env` (features
 /// `cli,redis` only: the binary exists then).
 pub fn cli(url: &str, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let exe = option_env!("CARGO_BIN_EXE_async-upload").expect("built with features cli,redis");
+    let Some(exe) = option_env!("CARGO_BIN_EXE_async-upload") else {
+        panic!("the async-upload binary is built with features cli,redis only");
+    };
     let mut command = Command::new(exe);
     command
         .arg("fleet")

@@ -446,6 +446,12 @@ impl Applier {
     /// Puts the desired state in force where the configuration differs.
     fn push(&mut self, handle: &ConfigHandle, changes: &mut Vec<Change>) {
         let desired = self.desired();
+        self.push_defaults(&desired, handle, changes);
+        self.push_sites(&desired, handle, changes);
+        self.in_force = Some(desired);
+    }
+
+    fn push_defaults(&self, desired: &Desired, handle: &ConfigHandle, changes: &mut Vec<Change>) {
         let config = handle.config();
         let rollout = desired.rollout.unwrap_or(config.rollout);
         if config.enabled != desired.enabled || config.rollout.to_bits() != rollout.to_bits() {
@@ -481,6 +487,9 @@ impl Applier {
                 tracing::error!(%error, "async-upload fleet: shared defaults not applied");
             }
         }
+    }
+
+    fn push_sites(&mut self, desired: &Desired, handle: &ConfigHandle, changes: &mut Vec<Change>) {
         let old_stages: BTreeMap<&String, Option<u32>> = self
             .in_force
             .iter()
@@ -550,7 +559,6 @@ impl Applier {
             }
             self.applied_sites.remove(&site);
         }
-        self.in_force = Some(desired);
     }
 
     /// Each stored value that is not accepted is reported once (WARN,

@@ -164,7 +164,7 @@ impl Inner {
         for (site, reason) in latches {
             match store.roll_back(site, reason) {
                 Ok(true) => {
-                    tracing::info!(instance = %self.instance, site, reason = %reason, "async-upload fleet: rollback written back to the shared state")
+                    tracing::info!(instance = %self.instance, site, reason = %reason, "async-upload fleet: rollback written back to the shared state");
                 }
                 Ok(false) => {}
                 Err(error) => {
