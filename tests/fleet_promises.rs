@@ -101,6 +101,26 @@ fn events(lines: &mut Lines, replica: usize, level: &str, since_us: u64) -> Vec<
     })
 }
 
+/// A `redis-server` whose defaults an operator set: async enabled at `rollout` percent.
+fn with_defaults(rollout: &str) -> (RedisServer, String) {
+    let redis = redis_server();
+    let url = redis.url();
+    ok(&cli(
+        &url,
+        &["set", "--enabled", "true", "--rollout", rollout],
+        &[],
+    ));
+    (redis, url)
+}
+
+/// One site's entry of `fleet status --json`.
+fn site_status<'a>(status: &'a serde_json::Value, site: &str) -> &'a serde_json::Value {
+    status["sites"]
+        .as_array()
+        .and_then(|sites| sites.iter().find(|s| s["site"] == site))
+        .unwrap_or_else(|| panic!("no site {site} in {status}"))
+}
+
 fn store(url: &str) -> Store {
     Store::open(url).expect("a Redis URL")
 }
@@ -213,13 +233,7 @@ fn case_1_a_rollback_survives_redis_restarting_empty() {
 /// action keeps working and exits 0; `status` shows the bad field.
 #[test]
 fn case_2_one_bad_value_is_local_to_its_site() {
-    let redis = redis_server();
-    let url = redis.url();
-    ok(&cli(
-        &url,
-        &["set", "--enabled", "true", "--rollout", "100"],
-        &[],
-    ));
+    let (redis, url) = with_defaults("100");
     let (_dir, _replicas, mut lines) = start_replicas(
         &url,
         3,
@@ -256,12 +270,7 @@ fn case_2_one_bad_value_is_local_to_its_site() {
         is_state(UP, "rolled_back", "true")(l) && l.at_us > bad_us
     });
     let status = status_json(&url, &[]);
-    let other = status["sites"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["site"] == OTHER)
-        .unwrap();
+    let other = site_status(&status, OTHER);
     assert_eq!(other["invalid"], true);
     assert_eq!(
         other["problems"][0]["key"],
@@ -272,12 +281,7 @@ fn case_2_one_bad_value_is_local_to_its_site() {
         .as_str()
         .unwrap()
         .contains("0 to 10"));
-    let third = status["sites"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["site"] == "third")
-        .unwrap();
+    let third = site_status(&status, "third");
     assert_eq!(
         third["invalid"], true,
         "a key of the wrong type is its site's problem"
@@ -524,13 +528,7 @@ fn case_3_a_replica_that_never_connects_says_why() {
 /// empty or was only frozen, and never lifted.
 #[test]
 fn case_4_a_latch_made_while_cut_off_is_never_lost() {
-    let mut redis = redis_server();
-    let url = redis.url();
-    ok(&cli(
-        &url,
-        &["set", "--enabled", "true", "--rollout", "100"],
-        &[],
-    ));
+    let (mut redis, url) = with_defaults("100");
     let env = [
         ("FLEET_TEST_BUILDER", url.as_str()),
         ("ASYNC_UPLOAD_REDIS_URL", ""),
@@ -669,13 +667,7 @@ fn assert_one_clock_per_stage(seen: &[(u32, u64, String)], upto: u32) {
 /// replica's log shows a stage entered out of order.
 #[test]
 fn case_5_one_stage_clock_for_the_fleet() {
-    let redis = redis_server();
-    let url = redis.url();
-    ok(&cli(
-        &url,
-        &["set", "--enabled", "true", "--rollout", "0"],
-        &[],
-    ));
+    let (redis, url) = with_defaults("0");
     let (_dir, replicas, _lines) = start_replicas(
         &url,
         3,
@@ -725,13 +717,7 @@ fn case_5_one_stage_clock_for_the_fleet() {
 /// fleet health: the merged count never exceeds what the replicas counted.
 #[test]
 fn case_6_a_replica_back_from_a_pause_counts_once() {
-    let redis = redis_server();
-    let url = redis.url();
-    ok(&cli(
-        &url,
-        &["set", "--enabled", "true", "--rollout", "100"],
-        &[],
-    ));
+    let (redis, url) = with_defaults("100");
     let (_dir, replicas, mut lines) = start_replicas(&url, 3, &[], |i| {
         if i == 0 {
             vec![("FLEET_TEST_LEAD".into(), "1".into())]
@@ -779,13 +765,7 @@ fn case_6_a_replica_back_from_a_pause_counts_once() {
 /// older than the clear, and the leader writes no second clear.
 #[test]
 fn case_7_a_clear_is_never_re_latched_on_stale_health() {
-    let redis = redis_server();
-    let url = redis.url();
-    ok(&cli(
-        &url,
-        &["set", "--enabled", "true", "--rollout", "100"],
-        &[],
-    ));
+    let (redis, url) = with_defaults("100");
     let (_dir, mut replicas, _lines) = start_replicas(
         &url,
         3,
@@ -879,13 +859,7 @@ fn proxy(to: u16, hold: Arc<AtomicBool>) -> u16 {
 /// and settled, never reverted, and the next stage follows once.
 #[test]
 fn case_8_a_write_whose_reply_timed_out_is_read_back_not_reverted() {
-    let redis = redis_server();
-    let url = redis.url();
-    ok(&cli(
-        &url,
-        &["set", "--enabled", "true", "--rollout", "0"],
-        &[],
-    ));
+    let (redis, url) = with_defaults("0");
     let hold = Arc::new(AtomicBool::new(false));
     let via_proxy = format!(
         "redis://127.0.0.1:{}",
@@ -959,13 +933,7 @@ fn hset_big(redis: &RedisServer, key: &str, field: &str, bytes: usize) {
 /// database.
 #[test]
 fn case_9_the_smaller_points() {
-    let mut redis = redis_server();
-    let url = redis.url();
-    ok(&cli(
-        &url,
-        &["set", "--enabled", "true", "--rollout", "100"],
-        &[],
-    ));
+    let (mut redis, url) = with_defaults("100");
     let db1 = format!("{url}/1");
     ok(&cli(
         &db1,
@@ -1035,12 +1003,7 @@ fn case_9_the_smaller_points() {
         assert_eq!(line.get("reason_len"), Some("1024"));
     }
     let status = status_json(&url, &[]);
-    let other = status["sites"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["site"] == OTHER)
-        .unwrap();
+    let other = site_status(&status, OTHER);
     assert_eq!(other["reason"].as_str().unwrap().len(), 1024);
     let long = "r".repeat(2000);
     let refused = cli(&url, &["roll-back", "--site", UP, "--reason", &long], &[]);
