@@ -717,7 +717,7 @@ fn case_5_one_stage_clock_for_the_fleet() {
 /// fleet health: the merged count never exceeds what the replicas counted.
 #[test]
 fn case_6_a_replica_back_from_a_pause_counts_once() {
-    let (redis, url) = with_defaults("100");
+    let (_redis, url) = with_defaults("100");
     let (_dir, replicas, mut lines) = start_replicas(&url, 3, &[], |i| {
         if i == 0 {
             vec![("FLEET_TEST_LEAD".into(), "1".into())]
@@ -765,7 +765,7 @@ fn case_6_a_replica_back_from_a_pause_counts_once() {
 /// older than the clear, and the leader writes no second clear.
 #[test]
 fn case_7_a_clear_is_never_re_latched_on_stale_health() {
-    let (redis, url) = with_defaults("100");
+    let (_redis, url) = with_defaults("100");
     let (_dir, mut replicas, _lines) = start_replicas(
         &url,
         3,
