@@ -4,13 +4,23 @@
 //! of commands Redis processed while the calls ran (only the fleet's own
 //! background: about 4 per second, whatever the call count).
 //!
+//! Then the propagation figure: 30 replica processes (this binary re-run
+//! with `FLEET_BENCH_REPLICA`, configured from the environment as a
+//! service is), 200 rollout changes, and the time from each write to each
+//! replica applying it (p50, p99, max over 6,000 arrivals).
+//!
 //! `cargo bench --features redis --bench fleet` (starts its own
 //! `redis-server` on a free loopback port; says how to install it if missing).
 
 use std::hint::black_box;
+#[path = "../tests/support/rank.rs"]
+mod rank;
 #[path = "../tests/support/redis.rs"]
 #[allow(dead_code)] // shared with the tests, which use all of it
 mod redis;
+#[path = "../tests/support/replica_lines.rs"]
+#[allow(dead_code)] // shared with the tests, which use all of it
+mod replica_lines;
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -111,9 +121,122 @@ fn fleet(c: &mut Criterion) {
     fleet.stop();
 }
 
+/// Replicas of the propagation figure.
+const REPLICAS: usize = 30;
+/// Rollout changes it makes.
+const CHANGES: u32 = 200;
+
+/// One replica of the propagation figure: prints every rollout of
+/// `bench_fleet` it applies, until its stdin closes.
+fn replica() {
+    use std::io::BufRead as _;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let config = async_upload::config::handle(); // starts the fleet from the environment
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let stopping = std::sync::Arc::clone(&stop);
+    std::thread::spawn(move || {
+        for _ in std::io::stdin().lock().lines() {}
+        stopping.store(true, Ordering::Release);
+    });
+    replica_lines::say("ready");
+    let mut last = None;
+    while !stop.load(Ordering::Acquire) {
+        let rollout = config.site_overrides("bench_fleet").rollout;
+        if rollout != last {
+            replica_lines::say(&format!(
+                "state rollout={}",
+                rollout.map_or("none".to_owned(), |r| r.to_string())
+            ));
+            last = rollout;
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
+/// 30 replicas, 200 changes: the time each replica takes to apply each.
+fn propagation() -> Result<(), Box<dyn std::error::Error>> {
+    use std::collections::HashSet;
+    use std::process::Command;
+    let server = RedisServer::start()?;
+    let store = Store::open(&server.url())?;
+    store.set_defaults(Defaults {
+        enabled: true,
+        rollout: 0.0,
+    })?;
+    let dir = std::env::temp_dir().join(format!("fleet-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let (sender, lines) = std::sync::mpsc::channel();
+    let mut children = Vec::new();
+    for index in 0..REPLICAS {
+        let mut command = Command::new(std::env::current_exe()?);
+        replica_lines::as_replica(&mut command, index, &server.url(), &dir.join("log.jsonl"))
+            .env("FLEET_BENCH_REPLICA", "1")
+            .env_remove("ASYNC_UPLOAD_LOG");
+        let mut child = command.spawn()?;
+        let stdout = child.stdout.take().ok_or("piped stdout")?;
+        replica_lines::forward(index, stdout, sender.clone());
+        children.push(child);
+    }
+    let wait = |accept: &dyn Fn(&replica_lines::Line) -> bool| -> Result<Vec<u64>, String> {
+        let mut seen = HashSet::new();
+        let mut at = Vec::new();
+        while seen.len() < REPLICAS {
+            let line = lines
+                .recv_timeout(Duration::from_secs(20))
+                .map_err(|_| "a replica did not apply a change within 20 s".to_owned())?;
+            if accept(&line) && seen.insert(line.replica) {
+                at.push(line.at_us);
+            }
+        }
+        Ok(at)
+    };
+    wait(&|l| l.is("ready"))?;
+    let mut arrivals = Vec::new();
+    for i in 0..CHANGES {
+        let percent = 1.0 + f64::from(i) * 0.25;
+        let sent = replica_lines::now_us();
+        store.update_site(
+            "bench_fleet",
+            &SiteOverrides {
+                rollout: Some(percent),
+                ..SiteOverrides::default()
+            },
+        )?;
+        let text = percent.to_string();
+        for at in wait(&|l| l.is("state") && l.get("rollout") == Some(text.as_str()))? {
+            arrivals.push(at.saturating_sub(sent));
+        }
+    }
+    for mut child in children {
+        drop(child.stdin.take());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    arrivals.sort_unstable();
+    let ms = |q| rank::nearest_rank(&arrivals, q) as f64 / 1000.0;
+    println!(
+        "fleet/propagation: {CHANGES} changes × {REPLICAS} replicas ({} arrivals): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        arrivals.len(),
+        ms(0.5),
+        ms(0.99),
+        arrivals.last().copied().unwrap_or(0) as f64 / 1000.0
+    );
+    Ok(())
+}
+
 criterion_group!(benches, fleet);
 
 fn main() {
+    if std::env::var_os("FLEET_BENCH_REPLICA").is_some() {
+        return replica();
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
+    if redis::installed() {
+        if let Err(error) = propagation() {
+            eprintln!("fleet/propagation failed: {error}");
+            std::process::exit(1);
+        }
+    }
 }

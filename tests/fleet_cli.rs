@@ -3,28 +3,16 @@
 
 mod fleet_support;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use fleet_support::redis_server;
 
 fn fleet(url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_async-upload"))
-        .arg("fleet")
-        .args(["--redis", url])
-        .args(args)
-        .env_remove("ASYNC_UPLOAD_REDIS_URL")
-        .output()
-        .unwrap()
+    fleet_support::cli(url, args, &[])
 }
 
 fn status_json(url: &str) -> serde_json::Value {
-    let out = fleet(url, &["status", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    fleet_support::status_json(url, &[])
 }
 
 #[test]
@@ -116,5 +104,5 @@ fn bad_input_and_no_redis_exit_2_with_what_is_accepted() {
 
     let not_redis = fleet("http://127.0.0.1:1", &["status"]);
     assert_eq!(not_redis.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&not_redis.stderr).contains("redis://host:port"));
+    assert!(String::from_utf8_lossy(&not_redis.stderr).contains("host:port"));
 }

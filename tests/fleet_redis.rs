@@ -3,160 +3,35 @@
 //!
 //! Each test starts its own `redis-server` on a free loopback port with no
 //! persistence and runs replicas as separate processes: this test binary
-//! re-run as `replica_process`, configured by environment variables only
-//! (`ASYNC_UPLOAD_REDIS_URL`, no code), uploading in a loop and printing
-//! every change of its local state with a wall-clock timestamp.
+//! re-run as `replica_process` (`fleet_support/replica.rs`), configured by
+//! environment variables only (`ASYNC_UPLOAD_REDIS_URL`, no code),
+//! uploading in a loop and printing every change of its local state with a
+//! wall-clock timestamp.
 //!
 //! Run: `cargo test -p async-upload --features redis --test fleet_redis -- --nocapture`
 //! (the figures are printed).
 
 mod fleet_support;
 
-use std::io::BufRead;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::channel;
-use std::sync::Arc;
 use std::time::Duration;
 
-use async_upload::async_upload;
 use async_upload::config::SiteOverrides;
 use async_upload::fleet::{Defaults, Store};
-use async_upload::stages::Controller;
 
 use fleet_support::rank::nearest_rank;
+use fleet_support::replica::UP;
 use fleet_support::replica_lines::now_us;
-use fleet_support::{eventually, redis_server, wait_for, Line, RedisServer, Replica};
+use fleet_support::{eventually, redis_server, state_of, wait_for, Line, RedisServer, Replica};
 
-const SITE: &str = "fleet_upload";
-
-static PANIC_IN_ASYNC: AtomicBool = AtomicBool::new(false);
-
-fn upload_blocking(key: String) -> Result<usize, std::io::Error> {
-    Ok(key.len())
-}
-
-#[async_upload(name = "fleet_upload", retries = 0, fallback = upload_blocking, key = key.as_str())]
-async fn upload(key: String) -> Result<usize, std::io::Error> {
-    assert!(
-        !PANIC_IN_ASYNC.load(Ordering::Relaxed),
-        "injected panic in the async path"
-    );
-    tokio::task::yield_now().await;
-    Ok(key.len())
-}
+const SITE: &str = UP;
 
 /// The replica: not a test of its own (returns at once unless started by
 /// [`Replica::start`]).
 #[test]
 fn replica_process() {
-    if std::env::var_os("FLEET_TEST_REPLICA").is_none() {
-        return;
-    }
-    replica::run();
-}
-
-mod replica {
-    use super::*;
-    use fleet_support::replica_lines::say;
-
-    pub fn run() {
-        let panic_mode = std::env::var("FLEET_TEST_MODE").as_deref() == Ok("panic");
-        if panic_mode {
-            // Hundreds of injected panics a second: keep stderr readable.
-            std::panic::set_hook(Box::new(|_| {}));
-        }
-        PANIC_IN_ASYNC.store(panic_mode, Ordering::Relaxed);
-        let config = async_upload::config::handle(); // starts the fleet from the environment
-        let fleet = async_upload::fleet::global().expect("ASYNC_UPLOAD_REDIS_URL starts the fleet");
-        if std::env::var_os("FLEET_TEST_LEAD").is_some() {
-            fleet.lead(SITE).unwrap();
-        }
-        if std::env::var_os("FLEET_TEST_DRIVE").is_some() {
-            // The site's controller: the leader's on fleet health, a guard elsewhere.
-            fleet
-                .drive(SITE, Duration::from_millis(100), || {
-                    Controller::builder(SITE)
-                })
-                .unwrap();
-        }
-        let stop = Arc::new(AtomicBool::new(false));
-        let calls = Arc::new(AtomicU64::new(0));
-        let errors = Arc::new(AtomicU64::new(0));
-        {
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || {
-                for line in std::io::stdin().lock().lines().map_while(Result::ok) {
-                    if line.trim() == "stop" {
-                        break;
-                    }
-                }
-                stop.store(true, Ordering::Release);
-            });
-        }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let load = {
-            let (stop, calls, errors) =
-                (Arc::clone(&stop), Arc::clone(&calls), Arc::clone(&errors));
-            runtime.spawn(async move {
-                let mut i = 0u64;
-                while !stop.load(Ordering::Acquire) {
-                    i += 1;
-                    if upload(format!("key-{i}")).await.is_err() {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                    calls.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                }
-            })
-        };
-        say("ready");
-        let mut last_state = String::new();
-        let mut last_leader = None;
-        let mut ticks = 0u64;
-        while !stop.load(Ordering::Acquire) {
-            let global = config.config();
-            let state = format!(
-                "state enabled={} default_rollout={} rollout={} rolled_back={} connected={}",
-                global.enabled,
-                global.rollout,
-                config
-                    .site_overrides(SITE)
-                    .rollout
-                    .map_or("none".to_owned(), |r| r.to_string()),
-                config.rollback_reason(SITE).is_some(),
-                fleet.connected(),
-            );
-            if state != last_state {
-                say(&format!("{state} version={}", fleet.applied_version()));
-                last_state = state;
-            }
-            let leader = fleet.is_leader(SITE);
-            if last_leader != Some(leader) {
-                say(&format!("leader={leader}"));
-                last_leader = Some(leader);
-            }
-            ticks += 1;
-            if ticks % 200 == 0 {
-                say(&format!(
-                    "load calls={} errors={}",
-                    calls.load(Ordering::Relaxed),
-                    errors.load(Ordering::Relaxed)
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        runtime.block_on(load).unwrap();
-        let flushed = async_upload::log::flush();
-        let dropped = async_upload::log::global().map_or(0, |log| log.stats().dropped());
-        say(&format!(
-            "done calls={} errors={} flushed={flushed} dropped={dropped}",
-            calls.load(Ordering::Relaxed),
-            errors.load(Ordering::Relaxed)
-        ));
+    if std::env::var_os("FLEET_TEST_REPLICA").is_some() {
+        fleet_support::replica::run();
     }
 }
 
@@ -178,7 +53,7 @@ fn wait_all(
 }
 
 fn state_line(line: &Line) -> bool {
-    line.words.first().map(String::as_str) == Some("state")
+    state_of(SITE)(line)
 }
 
 fn summary(name: &str, mut micros: Vec<u64>) -> String {
@@ -284,7 +159,7 @@ fn rollout_and_rollback_changes_reach_three_replicas() {
             "-p",
             &redis.port().to_string(),
             "strlen",
-            "async-upload:v1:replica:replica-0",
+            "async-upload:v2:replica:replica-0",
         ])
         .output()
         .unwrap();
@@ -460,7 +335,7 @@ fn one_breach_seen_by_three_replicas_is_one_rollback_event() {
     let (_dir, replicas, lines) = start_fleet(
         &redis,
         3,
-        &[("FLEET_TEST_MODE", "panic"), ("FLEET_TEST_DRIVE", "1")],
+        &[("FLEET_TEST_PANIC", "1"), ("FLEET_TEST_DRIVE", "86400")],
     );
     wait_all(&lines, 3, "rolled_back=true", |l| {
         state_line(l) && l.get("rolled_back") == Some("true")

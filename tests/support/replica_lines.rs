@@ -40,7 +40,9 @@ pub fn now_us() -> u64 {
 
 /// Prints one line for the parent (in a replica).
 pub fn say(text: &str) {
-    println!("FLEET {} {text}", now_us());
+    use std::io::Write as _;
+    // The parent may be gone already (it stops reading, then kills us).
+    let _ = writeln!(std::io::stdout().lock(), "FLEET {} {text}", now_us());
 }
 
 /// The instance name of replica `index`.
@@ -73,10 +75,13 @@ pub fn as_replica<'c>(
 pub fn forward(replica: usize, stdout: ChildStdout, lines: Sender<Line>) {
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let mut words = line.split_whitespace();
-            if words.next() != Some("FLEET") {
+            // libtest's `test replica_process ... ` has no newline: the
+            // replica's first line follows it on the same line.
+            let Some(start) = line.find("FLEET ") else {
                 continue;
-            }
+            };
+            let mut words = line[start..].split_whitespace();
+            words.next();
             let at_us = words.next().and_then(|t| t.parse().ok()).unwrap_or(0);
             let words = words.map(str::to_owned).collect();
             let line = Line {

@@ -270,6 +270,18 @@ impl ConfigHandle {
         }
     }
 
+    /// A handle of its own holding `config`, for tests of code that
+    /// applies changes to a handle (the fleet's applier).
+    #[cfg(test)]
+    pub(crate) fn detached(config: Config) -> Self {
+        ConfigHandle {
+            config: ArcSwap::from_pointee(config),
+            generation: AtomicU64::new(0),
+            sites: Mutex::new(HashMap::new()),
+            init_error: None,
+        }
+    }
+
     /// The global configuration now in force.
     #[must_use]
     pub fn config(&self) -> Arc<Config> {

@@ -1,13 +1,18 @@
 //! The fleet's environment variables.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::env::{parse_bool, ENABLED};
+use crate::config::env::{parse_bool, ENABLED, ROLLOUT};
 use crate::config::ConfigError;
 
-/// `redis://host:port[/db]`: share flags, stage and rollback with every
-/// replica using the same URL. Unset: single process.
+/// `redis://[user:password@]host:port[/db]` (or `rediss://` for TLS):
+/// share flags, stage and rollback with every replica using the same URL.
+/// Unset: single process.
 pub const REDIS_URL: &str = "ASYNC_UPLOAD_REDIS_URL";
+/// A PEM file of extra trusted roots for `rediss://` (a managed Redis's
+/// private CA), added to the system's.
+pub const REDIS_CA: &str = "ASYNC_UPLOAD_REDIS_CA";
 /// Seconds without contact after which a replica falls to the sync path;
 /// `never` (the default) keeps the last known state.
 pub const REDIS_STALE_AFTER: &str = "ASYNC_UPLOAD_REDIS_STALE_AFTER";
@@ -35,6 +40,19 @@ pub(crate) fn parse_stale_after(raw: &str) -> Result<Option<Duration>, ConfigErr
 /// explicit `false` stays a local kill switch under the shared state.
 pub(crate) fn explicit_enabled(lookup: &dyn Fn(&str) -> Option<String>) -> Option<bool> {
     lookup(ENABLED).and_then(|raw| parse_bool(ENABLED, &raw).ok())
+}
+
+/// The CA file named by `ASYNC_UPLOAD_REDIS_CA`, if set.
+pub(crate) fn ca_from_env() -> Option<PathBuf> {
+    std::env::var(REDIS_CA)
+        .ok()
+        .and_then(|raw| super::store::ca_path(&raw))
+}
+
+/// Whether `ASYNC_UPLOAD_ENABLED` or `ASYNC_UPLOAD_ROLLOUT` is set: only
+/// then does the environment seed a new store's defaults.
+pub(crate) fn explicit_routing(lookup: &dyn Fn(&str) -> Option<String>) -> bool {
+    lookup(ENABLED).is_some() || lookup(ROLLOUT).is_some()
 }
 
 /// Host name + process id: unique per process on one host.

@@ -1,19 +1,38 @@
 //! The versioned key layout in Redis (documented in the README, so a script
 //! in any language can read and write the shared state).
 //!
-//! Every key starts with `async-upload:v1:`; a change of layout gets a new
+//! Every key starts with `async-upload:v2:`; a change of layout gets a new
 //! version prefix, so replicas of two releases never misread each other.
+//! Version 2 added the store epoch, the stage clock, the actors and the
+//! per-database change channel (v1's was shared by every database number).
 
-/// Prefix of every key of layout version 1.
-pub(crate) const PREFIX: &str = "async-upload:v1:";
+/// Prefix of every key of layout version 2.
+pub(crate) const PREFIX: &str = "async-upload:v2:";
 
-/// The names of every key and channel of one deployment.
+/// The longest text value the fleet reads or writes (`reason`, `by`): 1 KiB.
+pub(crate) const TEXT_LIMIT: usize = 1024;
+
+/// The names of every key and channel of one deployment (one database).
 #[derive(Clone, Debug)]
-pub(crate) struct Keys;
+pub(crate) struct Keys {
+    db: i64,
+}
 
 impl Keys {
-    /// HASH `enabled`, `rollout`: the fleet-wide defaults every site follows
-    /// unless its own hash says otherwise. Absent: no state yet.
+    /// The keys of database `db`.
+    pub(crate) fn new(db: i64) -> Self {
+        Keys { db }
+    }
+
+    /// STRING: the store epoch, a random id minted by the first write to a
+    /// store that has none. A store that comes back empty, or another
+    /// store, has another epoch (or none): replicas keep what they know.
+    pub(crate) fn epoch() -> String {
+        format!("{PREFIX}epoch")
+    }
+
+    /// HASH `enabled`, `rollout`, `by`, `version`: the fleet-wide defaults
+    /// every site follows unless its own hash says otherwise. Absent: none yet.
     pub(crate) fn defaults() -> String {
         format!("{PREFIX}defaults")
     }
@@ -23,8 +42,8 @@ impl Keys {
         format!("{PREFIX}sites")
     }
 
-    /// HASH of one site: `enabled`, `rollout`, `fallback`, `max_retries`,
-    /// `timeout`, `stage`, `rolled_back`, `reason`, `version`.
+    /// HASH of one site: the overrides, the stage clock, the latch and who
+    /// made the last change (see the README).
     pub(crate) fn site(site: &str) -> String {
         format!("{PREFIX}site:{site}")
     }
@@ -34,10 +53,11 @@ impl Keys {
         format!("{PREFIX}version")
     }
 
-    /// Pub/sub channel: `<version> <site>` (`*` for the defaults) after
-    /// every change.
-    pub(crate) fn changes() -> String {
-        format!("{PREFIX}changes")
+    /// Pub/sub channel of this database: `<epoch> <version> <site>` (`*`
+    /// for the defaults) after every change. Channels are global to a
+    /// Redis server, so the database number is part of the name.
+    pub(crate) fn changes(&self) -> String {
+        format!("{PREFIX}changes:{}", self.db)
     }
 
     /// STRING with a TTL: the instance that runs the site's controller.

@@ -14,30 +14,39 @@
 //!
 //! | variable | meaning | default |
 //! | --- | --- | --- |
-//! | `ASYNC_UPLOAD_REDIS_URL` | `redis://host:port[/db]` shared by the fleet | unset (single process) |
+//! | `ASYNC_UPLOAD_REDIS_URL` | `redis://[user:password@]host:port[/db]` (`rediss://` for TLS) shared by the fleet | unset (single process) |
 //! | `ASYNC_UPLOAD_REDIS_STALE_AFTER` | seconds without contact before this replica falls to the sync path | `never`: keep the last known state |
 //! | `ASYNC_UPLOAD_INSTANCE` | this replica's id | host name + process id |
+//! | `ASYNC_UPLOAD_REDIS_CA` | a PEM file of extra trusted roots for `rediss://` | unset (the system's roots) |
 //!
-//! The key layout is documented in the README (layout version 1, every key
-//! under `async-upload:v1:`).
+//! The key layout is documented in the README (layout version 2, every key
+//! under `async-upload:v2:`), with the failure modes and the ACLs.
 
+mod acl;
 mod apply;
+mod change;
+mod connect;
 mod env;
 mod health;
 mod keys;
+mod read;
 mod report;
 mod script;
 mod seams;
+mod stage;
 mod state;
 mod store;
 mod threads;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-pub use env::{INSTANCE, REDIS_STALE_AFTER, REDIS_URL};
+pub use acl::{OPERATOR_ACL, REPLICA_ACL};
+pub use connect::ContactCause;
+pub use env::{INSTANCE, REDIS_CA, REDIS_STALE_AFTER, REDIS_URL};
 pub use report::{merge_reports, ReplicaReport};
 pub use seams::LocalGuard;
 pub(crate) use state::validate_site;
@@ -46,6 +55,8 @@ pub use store::{FleetError, Store, DEFAULT_TIMEOUT};
 
 use apply::Applier;
 use health::HealthBook;
+use stage::PendingStage;
+use threads::ContactLog;
 
 /// How often a replica publishes its report and renews its leases.
 pub const REPORT_EVERY: Duration = Duration::from_secs(1);
@@ -81,6 +92,7 @@ pub struct Fleet {
 #[must_use = "a builder does nothing until `start`"]
 pub struct FleetBuilder {
     url: String,
+    ca: Option<PathBuf>,
     instance: Option<String>,
     stale_after: Option<Duration>,
     seed: Option<Defaults>,
@@ -90,22 +102,31 @@ pub struct FleetBuilder {
 #[derive(Debug)]
 pub(crate) struct Inner {
     url: String,
+    ca: Option<PathBuf>,
     instance: String,
+    /// This run of the process (the report's `run`).
+    run: String,
     stale_after: Option<Duration>,
     seed: Option<Defaults>,
     /// The actuator's connection (the threads have their own).
     store: Store,
     applier: Mutex<Applier>,
     applied_version: AtomicU64,
+    /// The store's epoch and version as stored, at the last read.
+    seen: Mutex<(Option<String>, Option<String>)>,
     connected: AtomicBool,
+    pushes: AtomicBool,
+    /// The last contact with valid shared state (what `stale_after` counts).
     last_contact: Mutex<Option<Instant>>,
-    /// Rollbacks latched locally while Redis was unreachable, to latch
-    /// fleet-wide once it is reached again.
-    pending: Mutex<Vec<(String, String)>>,
+    /// The first time this replica reached Redis (the seed waits a report TTL).
+    first_contact: Mutex<Option<Instant>>,
+    contact_log: Mutex<ContactLog>,
     health: Mutex<HealthBook>,
     /// Sites whose lease this replica asks for, and those it holds.
     leads: Mutex<BTreeSet<String>>,
     holding: Mutex<BTreeSet<String>>,
+    /// The leader's stage writes not yet seen back in the applied state.
+    stages: Mutex<BTreeMap<String, PendingStage>>,
     stop: AtomicBool,
 }
 
@@ -127,10 +148,6 @@ pub(crate) fn start_from_env(mut config: crate::config::Config) -> crate::config
     let Some(url) = lookup(REDIS_URL) else {
         return config;
     };
-    let seed = Defaults {
-        enabled: config.enabled,
-        rollout: config.rollout,
-    };
     let stale_after = match lookup(REDIS_STALE_AFTER).map(|raw| env::parse_stale_after(&raw)) {
         None => None,
         Some(Ok(stale)) => stale,
@@ -139,10 +156,16 @@ pub(crate) fn start_from_env(mut config: crate::config::Config) -> crate::config
             None
         }
     };
-    let mut builder = Fleet::builder(url)
-        .seed(seed)
-        .local_enabled(env::explicit_enabled(&lookup));
+    let mut builder = Fleet::builder(url).local_enabled(env::explicit_enabled(&lookup));
+    // Only what the environment says explicitly seeds a new store.
+    if env::explicit_routing(&lookup) {
+        builder = builder.seed(Defaults {
+            enabled: config.enabled,
+            rollout: config.rollout,
+        });
+    }
     builder.stale_after = stale_after;
+    builder.ca = env::ca_from_env();
     if let Some(instance) = lookup(INSTANCE).filter(|i| !i.trim().is_empty()) {
         builder = builder.instance(instance);
     }
@@ -164,6 +187,7 @@ impl Fleet {
     pub fn builder(url: impl Into<String>) -> FleetBuilder {
         FleetBuilder {
             url: url.into(),
+            ca: None,
             instance: None,
             stale_after: None,
             seed: None,
@@ -187,6 +211,22 @@ impl Fleet {
     #[must_use]
     pub fn connected(&self) -> bool {
         self.inner.connected.load(Ordering::Acquire)
+    }
+
+    /// Whether this replica receives the change channel's pushes while
+    /// connected (`false`: its ACL user may not subscribe, and it follows
+    /// changes by the once-a-second poll only).
+    #[must_use]
+    pub fn receives_pushes(&self) -> bool {
+        self.inner.pushes.load(Ordering::Acquire)
+    }
+
+    /// Whether this replica runs on the state it remembers from a store
+    /// that is gone (Redis came back empty, or is another Redis), until an
+    /// operator sets the defaults in the one it reaches now.
+    #[must_use]
+    pub fn remembered(&self) -> bool {
+        lock(&self.inner.applier).remembered()
     }
 
     /// The shared state's store (one blocking round trip per call; never
@@ -218,51 +258,77 @@ impl Fleet {
     /// The stage of `site` in the shared state as this replica last applied it.
     #[must_use]
     pub fn shared_stage(&self, site: &str) -> Option<u32> {
-        lock(&self.inner.applier).stage(site)
+        lock(&self.inner.applier)
+            .stage(site)
+            .map(|(stage, _)| stage)
     }
 
-    /// The merged cumulative counters of `site` over every live replica
-    /// (and those that departed, so the totals never go down), or `None`
-    /// without fresh fleet data (this replica is not the site's leader, or
-    /// the last fetch is older than [`REPORT_TTL`]).
+    /// When `site` entered its shared stage (the fleet's one stage clock),
+    /// as this replica last applied it.
+    #[must_use]
+    pub fn stage_entered(&self, site: &str) -> Option<SystemTime> {
+        let (_, entered) = lock(&self.inner.applier).stage(site)?;
+        entered.map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
+    }
+
+    /// The merged cumulative counters of `site` over every replica run
+    /// (those that departed too, so the totals never go down; each run
+    /// counted once), or `None` without fresh fleet data: this replica does
+    /// not lead the site, the last fetch is older than [`REPORT_TTL`], or a
+    /// live replica has not yet reported since it applied the site's last
+    /// cleared rollback.
     #[must_use]
     pub fn health(&self, site: &str) -> Option<crate::metrics::SiteSnapshot> {
-        lock(&self.inner.health).snapshot(site, Instant::now(), REPORT_TTL)
+        let clear = lock(&self.inner.applier).clear(site);
+        lock(&self.inner.health).snapshot(site, Instant::now(), REPORT_TTL, clear.as_ref())
     }
 
     /// Records that `site` entered `stage` with `rollout` percent, for every
-    /// replica. An unreachable Redis is logged: the fleet keeps its state.
+    /// replica (the leader's controller; see [`Fleet::drive`]). The stage
+    /// clock is the store's: a stage already in force keeps the time it
+    /// was entered; a write whose reply is lost is read back, never
+    /// repeated blindly or reverted.
     pub fn enter_stage(&self, site: &str, stage: u32, rollout: f64) {
-        if let Err(error) = self.inner.store.enter_stage(site, stage, rollout) {
-            tracing::error!(site, stage, %error, "async-upload fleet: stage not shared");
-        }
+        stage::enter(self, site, stage, rollout);
     }
 
     /// Latches the rollback of `site` fleet-wide: `true` when this call
     /// latched it. The local kill switch is thrown first, so this replica
-    /// is protected even when Redis is unreachable; the latch is then
-    /// written to Redis on reconnection.
+    /// is protected even when Redis is unreachable; a latch Redis did not
+    /// get is written back as soon as it is reached.
     pub fn roll_back(&self, site: &str, reason: &str) -> bool {
+        let reason = state::bounded(reason, keys::TEXT_LIMIT);
         let local = crate::config::handle();
         let newly_local = local.rollback_reason(site).is_none();
         if newly_local {
             local.roll_back(site, reason);
         }
+        lock(&self.inner.applier).latch(site, reason);
         match self.inner.store.roll_back(site, reason) {
             Ok(latched) => latched,
             Err(error) => {
-                tracing::warn!(site, %error, "async-upload fleet: rollback latched locally; Redis gets it on reconnection");
-                lock(&self.inner.pending).push((site.to_owned(), reason.to_owned()));
+                tracing::warn!(site, %error, "async-upload fleet: rollback latched locally; written to Redis once it is reached");
                 newly_local
             }
         }
     }
 
-    /// Lifts the rollback of `site` in Redis; every replica lifts it when
-    /// the change reaches it (an operator action).
+    /// Lifts the rollback of `site` in Redis (an operator action through
+    /// code); every replica lifts it when the change reaches it. Nothing is
+    /// written when this replica holds no latch for the site (the store
+    /// cleared it already).
     pub fn clear_rollback(&self, site: &str) {
+        let handle = crate::config::handle();
+        {
+            let mut applier = lock(&self.inner.applier);
+            if !applier.latched(site) && handle.rollback_reason(site).is_none() {
+                return;
+            }
+            applier.unlatch(site);
+        }
+        handle.clear_rollback(site);
         if let Err(error) = self.inner.store.clear_rollback(site) {
-            tracing::error!(site, %error, "async-upload fleet: rollback not cleared");
+            tracing::error!(site, %error, "async-upload fleet: rollback not cleared in Redis; the store's latch comes back");
         }
     }
 
@@ -286,16 +352,18 @@ impl FleetBuilder {
         self
     }
 
-    /// After this long without contact, run the sync path until Redis is
-    /// reached again (default: never, keep the last known state).
+    /// After this long without contact with valid shared state, run the
+    /// sync path until Redis is reached again (default: never, keep the
+    /// last known state).
     pub fn stale_after(mut self, after: Duration) -> Self {
         self.stale_after = Some(after);
         self
     }
 
-    /// The defaults written to Redis if it has none yet (the environment's,
-    /// when started from it). Without a seed an empty Redis keeps every
-    /// replica on the sync path until an operator sets the defaults.
+    /// The defaults written to Redis if it has never held state (no store
+    /// epoch, and no live replica remembers one). Without a seed an empty
+    /// Redis keeps every replica on the sync path until an operator sets
+    /// the defaults; a replica never seeds over state it has seen.
     pub fn seed(mut self, defaults: Defaults) -> Self {
         self.seed = Some(defaults);
         self
@@ -308,37 +376,52 @@ impl FleetBuilder {
         self
     }
 
+    /// A PEM file of extra trusted roots for `rediss://` (added to the
+    /// system's), as `ASYNC_UPLOAD_REDIS_CA` gives when started from the
+    /// environment.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca = Some(path.into());
+        self
+    }
+
     /// Starts the subscriber and reporter threads. Never waits for Redis:
     /// until the shared state is read, the process keeps the configuration
     /// it has (the sync path when started from the environment).
     ///
     /// # Errors
     ///
-    /// A URL that is not a Redis URL, or an instance id with whitespace.
+    /// A URL that is not a Redis URL, a CA file that is not PEM, or an
+    /// instance id with whitespace.
     pub fn start(self) -> Result<Fleet, FleetError> {
         self.spawn()
     }
 
     fn spawn(self) -> Result<Fleet, FleetError> {
-        let store = Store::open(&self.url)?;
         let instance = self.instance.unwrap_or_else(env::default_instance);
         validate_site(&instance).map_err(|_| {
             crate::config::ConfigError::new(INSTANCE, &instance, "an id without whitespace")
         })?;
+        let store = Store::open_with_ca(&self.url, self.ca.as_deref())?.with_actor(&instance);
         let inner = Arc::new(Inner {
             url: self.url,
+            ca: self.ca,
+            applier: Mutex::new(Applier::new(&instance, self.local_enabled)),
             instance,
+            run: script::mint_epoch(),
             stale_after: self.stale_after,
             seed: self.seed,
             store,
-            applier: Mutex::new(Applier::new(self.local_enabled)),
             applied_version: AtomicU64::new(0),
+            seen: Mutex::new((None, None)),
             connected: AtomicBool::new(false),
+            pushes: AtomicBool::new(false),
             last_contact: Mutex::new(None),
-            pending: Mutex::new(Vec::new()),
+            first_contact: Mutex::new(None),
+            contact_log: Mutex::new(ContactLog::default()),
             health: Mutex::new(HealthBook::default()),
             leads: Mutex::new(BTreeSet::new()),
             holding: Mutex::new(BTreeSet::new()),
+            stages: Mutex::new(BTreeMap::new()),
             stop: AtomicBool::new(false),
         });
         threads::spawn(&inner)?;
@@ -350,4 +433,11 @@ impl FleetBuilder {
 /// single assignment or a whole `apply`).
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Milliseconds since the Unix epoch, by this machine's clock.
+pub(crate) fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

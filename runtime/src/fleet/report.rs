@@ -14,10 +14,23 @@ use crate::metrics::{ExecutionType, Histogram, PathSnapshot, SiteSnapshot};
 pub struct ReplicaReport {
     /// The replica's id (`ASYNC_UPLOAD_INSTANCE`).
     pub instance: String,
+    /// A random id of this run of the process: a replica that restarts
+    /// under the same instance id is another run (its counters start over).
+    pub run: String,
     /// When it published, in milliseconds since the Unix epoch.
     pub at_ms: u64,
     /// The version of the shared state it has applied (0: none yet).
     pub applied_version: u64,
+    /// The store epoch of the state it follows (`None`: none yet).
+    pub epoch: Option<String>,
+    /// Whether it receives the change channel's pushes (`false`: it
+    /// follows changes by the once-a-second poll only, e.g. an ACL user
+    /// without the channel right).
+    pub pushes: bool,
+    /// Whether it runs on state it remembers from a store that is gone
+    /// (Redis came back empty, or is another Redis) until an operator sets
+    /// the defaults in this one.
+    pub remembered: bool,
     /// The sites whose controller it runs (it holds their lease).
     pub leads: Vec<String>,
     /// Its cumulative counters per site since it started.
@@ -28,11 +41,23 @@ pub struct ReplicaReport {
 struct Wire {
     v: u32,
     instance: String,
+    #[serde(default)]
+    run: String,
     at_ms: u64,
     applied_version: u64,
     #[serde(default)]
+    epoch: Option<String>,
+    #[serde(default = "yes")]
+    pushes: bool,
+    #[serde(default)]
+    remembered: bool,
+    #[serde(default)]
     leads: Vec<String>,
     sites: BTreeMap<String, BTreeMap<String, WirePath>>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// [`PathSnapshot`] on the wire; the histogram as `[bucket index, count]` pairs.
@@ -85,8 +110,12 @@ impl ReplicaReport {
         let wire = Wire {
             v: WIRE_VERSION,
             instance: self.instance.clone(),
+            run: self.run.clone(),
             at_ms: self.at_ms,
             applied_version: self.applied_version,
+            epoch: self.epoch.clone(),
+            pushes: self.pushes,
+            remembered: self.remembered,
             leads: self.leads.clone(),
             sites,
         };
@@ -122,9 +151,18 @@ impl ReplicaReport {
             sites.insert(site.clone(), SiteSnapshot::from_paths(&site, out));
         }
         Some(ReplicaReport {
+            // A report without a run id counts as one run per instance.
+            run: if wire.run.is_empty() {
+                wire.instance.clone()
+            } else {
+                wire.run
+            },
             instance: wire.instance,
             at_ms: wire.at_ms,
             applied_version: wire.applied_version,
+            epoch: wire.epoch,
+            pushes: wire.pushes,
+            remembered: wire.remembered,
             leads: wire.leads,
             sites,
         })
@@ -159,8 +197,12 @@ mod tests {
     fn a_report_round_trips_through_json() {
         let report = ReplicaReport {
             instance: "host-1".into(),
+            run: "0123abcd".into(),
             at_ms: 1_700_000_000_000,
             applied_version: 42,
+            epoch: Some("e".into()),
+            pushes: false,
+            remembered: true,
             leads: vec!["up".into()],
             sites: BTreeMap::from([(
                 "up".to_owned(),

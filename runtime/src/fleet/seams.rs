@@ -2,12 +2,12 @@
 //! [`Actuator`] (stage and latch shared through Redis) and a
 //! [`HealthSource`] (the merged numbers of every live replica).
 
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use crate::metrics::SiteSnapshot;
 use crate::stages::{Actuator, Controller, ControllerBuilder, HealthSource};
 
-use super::{validate_site, Fleet, FleetError};
+use super::{lock, validate_site, Fleet, FleetError};
 
 impl Actuator for Fleet {
     fn enter_stage(&self, site: &str, stage: u32, rollout: f64) {
@@ -77,9 +77,10 @@ impl Fleet {
     ///
     /// This replica asks for the site's lease. While it holds it, it runs
     /// the site's one controller on the fleet's merged health, resuming the
-    /// shared stage and following an operator's `fleet advance`; otherwise
-    /// it runs a [`LocalGuard`] controller on its own counters, its
-    /// immediate trigger.
+    /// shared stage at the time it was entered (the fleet's one stage
+    /// clock) and following an operator's `fleet advance`; otherwise it
+    /// runs a [`LocalGuard`] controller on its own counters, its immediate
+    /// trigger, which follows the shared stage and never advances itself.
     ///
     /// ```no_run
     /// use std::time::Duration;
@@ -110,57 +111,91 @@ impl Fleet {
             .name(format!("async-upload-fleet-{site}"))
             .spawn(move || {
                 let mut role: Option<(bool, Controller)> = None;
+                let mut clear = lock(&fleet.inner.applier).clear(&site);
                 while !fleet.inner.stopped() {
                     let leading = fleet.is_leader(&site);
                     if role.as_ref().is_none_or(|(was, _)| *was != leading) {
                         role = Some((leading, fleet.controller(&site, leading, &build)));
                     }
-                    if let Some((_, controller)) = role.as_mut() {
-                        fleet.follow_shared_stage(&site, controller);
+                    if let Some((leading, controller)) = role.as_mut() {
+                        fleet.follow_shared_stage(&site, controller, *leading);
+                        // A clear starts the stage over for every controller,
+                        // also one that had not yet seen the latch: its
+                        // windows must not judge calls from before the clear.
+                        let now = lock(&fleet.inner.applier).clear(&site);
+                        if now != clear {
+                            clear = now;
+                            controller.clear_rollback();
+                        }
                         controller.tick();
                     }
                     std::thread::sleep(every);
                 }
             })
             .map_err(|error| FleetError::Redis {
-                url: super::store::redacted(&self.inner.url),
+                url: self.inner.store.url().to_owned(),
                 detail: format!("cannot start the controller thread: {error}"),
+                cause: super::ContactCause::Server,
             })?;
         Ok(())
     }
 
-    /// The leader's controller (fleet health, shared stage) or the guard.
+    /// The leader's controller (fleet health, shared stage) or the guard,
+    /// both resuming the shared stage clock.
     fn controller(
         &self,
         site: &str,
         leading: bool,
         build: &impl Fn() -> ControllerBuilder,
     ) -> Controller {
-        let builder = match self.shared_stage(site) {
-            Some(stage) => build().starting_at(stage),
+        let shared = lock(&self.inner.applier).stage(site);
+        let builder = match shared {
+            Some((stage, Some(ms))) => {
+                build().resume_stage(stage, UNIX_EPOCH + Duration::from_millis(ms))
+            }
+            Some((stage, None)) => build().starting_at(stage),
             None => build(),
         };
         if leading {
-            tracing::info!(site, instance = %self.instance(), "async-upload fleet: this replica runs the site's controller");
+            tracing::info!(site, instance = %self.instance(), stage = ?shared.map(|(s, _)| s), "async-upload fleet: this replica runs the site's controller");
             builder.actuator(self.clone()).health(self.clone()).start()
         } else {
+            // A guard judges, and follows the shared stage: it never moves it.
             builder
+                .auto_advance(false)
                 .actuator(LocalGuard::new(self.clone()))
                 .health(crate::metrics::global())
                 .start()
         }
     }
 
-    /// An operator moved the shared stage (`fleet advance`): follow it.
-    fn follow_shared_stage(&self, site: &str, controller: &mut Controller) {
-        if let Some(stage) = self.shared_stage(site) {
-            if stage != controller.stage().number && controller.set_stage(stage).is_none() {
+    /// The shared stage moved (an operator's `fleet advance`, another
+    /// leader's write): follow it. Never while this leader's own stage
+    /// write is not yet applied, when the applied stage is behind, not
+    /// newer. A stage the store lost (it came back empty) is written back
+    /// by its leader with the time it was entered.
+    fn follow_shared_stage(&self, site: &str, controller: &mut Controller, leading: bool) {
+        if leading && super::stage::pending(&self.inner, site) {
+            return;
+        }
+        let (in_force, stored) = {
+            let applier = lock(&self.inner.applier);
+            (applier.stage(site), applier.stored_stage(site))
+        };
+        let Some((stage, _)) = in_force else {
+            return;
+        };
+        if stage != controller.stage().number {
+            if controller.set_stage(stage).is_none() {
                 tracing::error!(
                     site,
                     stage,
                     "async-upload fleet: the shared stage is not one of the controller's"
                 );
             }
+        } else if leading && stored.is_none() {
+            let rollout = controller.stage().rollout;
+            self.enter_stage(site, stage, rollout);
         }
     }
 }

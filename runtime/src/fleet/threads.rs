@@ -1,23 +1,31 @@
 //! The fleet's two threads: the subscriber (push + poll + resync) that
-//! writes the local configuration, and the reporter (report, leases,
-//! fleet health) that keeps this replica visible.
+//! writes the local configuration and writes latches back, and the
+//! reporter (report, leases, fleet health, stage writes) that keeps this
+//! replica visible. Neither runs on the service's executor.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use super::keys::Keys;
+use super::keys::{Keys, TEXT_LIMIT};
 use super::report::ReplicaReport;
-use super::{lock, FleetError, Inner, Store, LEASE_TTL, POLL_EVERY, REPORT_EVERY, REPORT_TTL};
+use super::state::bounded;
+use super::{
+    lock, stage, unix_ms, ContactCause, FleetError, Inner, Store, LEASE_TTL, POLL_EVERY,
+    REPORT_EVERY, REPORT_TTL,
+};
 use crate::config::handle;
 
 /// Longest wait for a message before the subscriber checks the poll and
 /// the stop flag.
 const SLICE: Duration = Duration::from_millis(100);
-/// Reconnection backoff bounds.
+/// Reconnection backoff bounds (each wait is drawn from its upper half,
+/// so replicas cut off together do not retry in lockstep).
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// A problem that lasts is repeated at most this often.
+const WARN_EVERY: Duration = Duration::from_secs(60);
 
 /// `SET NX PX` or, when we already hold it, `PEXPIRE`: 1 when we hold the lease.
 static LEASE: LazyLock<redis::Script> = LazyLock::new(|| {
@@ -35,10 +43,32 @@ return 1
     )
 });
 
+/// What was said about reaching Redis, so that each thing is said once
+/// (an ERROR at start, a WARN at most once a minute while it lasts).
+#[derive(Debug, Default)]
+#[allow(clippy::struct_excessive_bools)] // each says whether one thing was said
+pub(crate) struct ContactLog {
+    ever_connected: bool,
+    said_at_start: bool,
+    last_warn: Option<Instant>,
+    said_no_pushes: bool,
+    write_back_warned: Option<Instant>,
+    said_seed: bool,
+}
+
+fn due(last: &mut Option<Instant>, now: Instant) -> bool {
+    if last.is_some_and(|at| now.saturating_duration_since(at) < WARN_EVERY) {
+        return false;
+    }
+    *last = Some(now);
+    true
+}
+
 pub(super) fn spawn(inner: &Arc<Inner>) -> Result<(), FleetError> {
     let spawn_error = |error: std::io::Error| FleetError::Redis {
-        url: super::store::redacted(&inner.url),
+        url: inner.store.url().to_owned(),
         detail: format!("cannot start the fleet thread: {error}"),
+        cause: ContactCause::Server,
     };
     let subscriber = Arc::clone(inner);
     thread::Builder::new()
@@ -58,48 +88,142 @@ impl Inner {
         self.stop.load(Ordering::Acquire)
     }
 
+    /// A store of this replica's own (a thread's connection).
+    fn open_store(&self) -> Result<Store, FleetError> {
+        Ok(Store::open_with_ca(&self.url, self.ca.as_deref())?.with_actor(&self.instance))
+    }
+
     fn contact(&self) {
         *lock(&self.last_contact) = Some(Instant::now());
     }
 
-    /// Logs the connection's transitions once each.
-    fn set_connected(&self, connected: bool, detail: &str) {
-        if self.connected.swap(connected, Ordering::AcqRel) != connected {
-            if connected {
-                tracing::info!(instance = %self.instance, "async-upload fleet: connected to Redis");
-            } else {
-                tracing::warn!(instance = %self.instance, detail, "async-upload fleet: lost contact with Redis; keeping the last known state");
+    fn set_connected(&self) {
+        lock(&self.contact_log).ever_connected = true;
+        if !self.connected.swap(true, Ordering::AcqRel) {
+            tracing::info!(
+                instance = %self.instance,
+                url = %self.store.url(),
+                pushes = self.pushes.load(Ordering::Acquire),
+                "async-upload fleet: connected to Redis"
+            );
+        }
+    }
+
+    /// Says why Redis cannot be used: an ERROR the first time (at start),
+    /// a WARN on losing contact, then at most once a minute.
+    fn failed(&self, error: &FleetError) {
+        let was_connected = self.connected.swap(false, Ordering::AcqRel);
+        let cause = error.cause().map_or("invalid", ContactCause::as_str);
+        let mut log = lock(&self.contact_log);
+        let now = Instant::now();
+        if was_connected {
+            log.last_warn = Some(now);
+            tracing::warn!(instance = %self.instance, cause, %error, "async-upload fleet: lost contact with Redis; keeping the last known state");
+        } else if !log.ever_connected && !log.said_at_start {
+            log.said_at_start = true;
+            log.last_warn = Some(now);
+            tracing::error!(instance = %self.instance, url = %self.store.url(), cause, %error, "async-upload fleet: cannot use Redis; this replica runs the sync path until it can");
+        } else if due(&mut log.last_warn, now) {
+            tracing::warn!(instance = %self.instance, url = %self.store.url(), cause, %error, "async-upload fleet: still cannot use Redis");
+        }
+    }
+
+    /// Reads the whole shared state and applies it; writes back the latches
+    /// the store lacks. Returns whether the store is empty (never held state).
+    fn resync(&self, store: &Store) -> Result<bool, FleetError> {
+        let known = lock(&self.applier).known_sites();
+        let known: Vec<&str> = known.iter().map(String::as_str).collect();
+        let state = store.state_with(&known)?;
+        if state.problems.is_empty() {
+            self.contact();
+        }
+        *lock(&self.seen) = (state.epoch.clone(), state.raw_version.clone());
+        let (outcome, version) = {
+            let mut applier = lock(&self.applier);
+            let outcome = applier.apply(state, handle());
+            (outcome, applier.version())
+        };
+        self.applied_version.store(version, Ordering::Release);
+        stage::settle(self, false);
+        self.write_back(store, &outcome.write_backs);
+        Ok(outcome.empty)
+    }
+
+    /// Whether `(epoch, version)` as stored differs from the last read.
+    fn changed(&self, epoch: Option<String>, version: Option<String>) -> bool {
+        let epoch = epoch.map(|e| bounded(&e, 64).to_owned());
+        let version = version.map(|v| bounded(&v, TEXT_LIMIT + 1).to_owned());
+        let seen = lock(&self.seen);
+        // A version that is not a number never equals the last read's text.
+        seen.0 != epoch || seen.1 != version
+    }
+
+    /// Writes back the latches the store lacks (idempotent: the first
+    /// replica to write one latches it, the others find it latched).
+    fn write_back(&self, store: &Store, latches: &[(String, String)]) {
+        for (site, reason) in latches {
+            match store.roll_back(site, reason) {
+                Ok(true) => {
+                    tracing::info!(instance = %self.instance, site, reason = %reason, "async-upload fleet: rollback written back to the shared state");
+                }
+                Ok(false) => {}
+                Err(error) => {
+                    if due(
+                        &mut lock(&self.contact_log).write_back_warned,
+                        Instant::now(),
+                    ) {
+                        tracing::warn!(instance = %self.instance, site, %error, "async-upload fleet: cannot write the rollback back; it stays latched here and is retried");
+                    }
+                }
             }
         }
     }
 
-    /// Reads the whole shared state and applies it.
-    fn resync(&self, store: &Store) -> Result<(), FleetError> {
-        let state = store.state()?;
-        self.contact();
-        let mut applier = lock(&self.applier);
-        applier.apply(state, handle());
-        self.applied_version
-            .store(applier.version(), Ordering::Release);
-        Ok(())
-    }
-
-    /// Seeds empty defaults, then latches what was latched locally while cut off.
-    fn on_connect(&self, store: &Store) -> Result<(), FleetError> {
-        if let Some(seed) = self.seed {
-            if store.seed_defaults(seed)? {
+    /// Seeds the environment's defaults into a store that has never held
+    /// state: not before a report TTL since this replica first reached it
+    /// (replicas that remember a store report it within that time), and
+    /// never when a live replica follows a store epoch (this store came
+    /// back empty). Returns whether the question is settled.
+    fn maybe_seed(&self, store: &Store) -> bool {
+        let Some(seed) = self.seed else {
+            return true;
+        };
+        let waited = lock(&self.first_contact).is_some_and(|at| at.elapsed() >= REPORT_TTL);
+        if !waited {
+            return false;
+        }
+        let remembered = match store.replicas() {
+            Ok(reports) => reports
+                .iter()
+                .any(|r| r.epoch.is_some() && r.instance != self.instance),
+            Err(_) => return false,
+        };
+        let mut log = lock(&self.contact_log);
+        if remembered {
+            if !log.said_seed {
+                log.said_seed = true;
+                tracing::error!(instance = %self.instance, "async-upload fleet: the shared state is empty but live replicas follow a store: it came back empty; not seeding it from the environment (set the defaults with `async-upload fleet set`)");
+            }
+            return true;
+        }
+        drop(log);
+        match store.seed_defaults(seed) {
+            Ok(true) => {
                 tracing::info!(
+                    instance = %self.instance,
                     enabled = seed.enabled,
                     rollout = seed.rollout,
-                    "async-upload fleet: shared defaults seeded from the environment"
+                    "async-upload fleet: shared defaults seeded from the environment into a new store"
                 );
+                true
             }
+            Ok(false) => true,
+            Err(error) if error.cause() == Some(ContactCause::Permission) => {
+                tracing::warn!(instance = %self.instance, cause = ContactCause::Permission.as_str(), %error, "async-upload fleet: this replica may not seed the defaults (least-privilege ACL): an operator sets them with `async-upload fleet set`");
+                true
+            }
+            Err(_) => false,
         }
-        let pending = std::mem::take(&mut *lock(&self.pending));
-        for (site, reason) in pending {
-            store.roll_back(&site, &reason)?;
-        }
-        Ok(())
     }
 
     fn check_stale(&self) {
@@ -108,13 +232,25 @@ impl Inner {
         };
         let since = *lock(&self.last_contact);
         if since.is_none_or(|at| at.elapsed() > after) {
-            lock(&self.applier).fall_to_sync(handle());
+            lock(&self.applier).fall_to_sync(handle(), after);
+        }
+    }
+
+    /// Sleeps `total` in slices, so that a stop is honoured within one.
+    fn pause(&self, total: Duration) {
+        let until = Instant::now() + total;
+        while !self.stopped() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            thread::sleep(left.min(SLICE));
         }
     }
 }
 
 fn subscribe(inner: &Inner) {
-    let store = match Store::open(&inner.url) {
+    let store = match inner.open_store() {
         Ok(store) => store,
         Err(error) => return tracing::error!(%error, "async-upload fleet: subscriber not started"),
     };
@@ -122,59 +258,85 @@ fn subscribe(inner: &Inner) {
     while !inner.stopped() {
         match session(inner, &store, &mut backoff) {
             Ok(()) => return,
-            Err(error) => inner.set_connected(false, &error.to_string()),
+            Err(error) => inner.failed(&error),
         }
         inner.check_stale();
-        thread::sleep(backoff);
+        // Full jitter over the upper half: bounded by the cap, never in lockstep.
+        inner.pause(backoff.mul_f64(0.5 + fastrand::f64() / 2.0));
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
 }
 
-/// One connection's life: subscribe, resync, then apply pushes and polls
-/// until an error (returned) or the stop flag (`Ok`).
+/// One connection's life: check the server, subscribe, resync, then apply
+/// pushes and polls until an error (returned) or the stop flag (`Ok`).
 fn session(inner: &Inner, store: &Store, backoff: &mut Duration) -> Result<(), FleetError> {
-    let redis_error = |error: redis::RedisError| FleetError::Redis {
-        url: super::store::redacted(&inner.url),
-        detail: error.to_string(),
-    };
-    let client = super::store::client(&inner.url)?;
-    let mut connection = client
-        .get_connection_with_timeout(super::DEFAULT_TIMEOUT)
-        .map_err(redis_error)?;
+    // Never reuse a connection from before: a restart killed it.
+    store.reset();
+    store.probe()?;
+    let mut connection = super::connect::open(store.client(), super::DEFAULT_TIMEOUT)
+        .map_err(|e| store.error(&e))?;
     let mut pubsub = connection.as_pubsub();
-    pubsub.subscribe(Keys::changes()).map_err(redis_error)?;
-    pubsub.set_read_timeout(Some(SLICE)).map_err(redis_error)?;
-    // Subscribed first, so no change between the resync and the first push is lost.
-    inner.on_connect(store)?;
-    inner.resync(store)?;
-    inner.set_connected(true, "");
+    pubsub
+        .subscribe(store.keys().changes())
+        .map_err(|e| store.error(&e))?;
+    // A refused SUBSCRIBE (NOPERM) is not reported by `subscribe`: in
+    // subscribed mode PING answers an array, otherwise a plain PONG.
+    let subscribed = matches!(
+        pubsub.ping::<redis::Value>().map_err(|e| store.error(&e))?,
+        redis::Value::Array(_)
+    );
+    inner.pushes.store(subscribed, Ordering::Release);
+    if !subscribed {
+        let mut log = lock(&inner.contact_log);
+        if !log.said_no_pushes {
+            log.said_no_pushes = true;
+            tracing::error!(
+                instance = %inner.instance,
+                cause = ContactCause::Permission.as_str(),
+                channel = %store.keys().changes(),
+                "async-upload fleet: SUBSCRIBE was refused (the ACL user lacks the channel right, see the README's ACLs): this replica follows changes by the once-a-second poll only; `fleet status` shows it"
+            );
+        }
+    }
+    pubsub
+        .set_read_timeout(Some(SLICE))
+        .map_err(|e| store.error(&e))?;
+    lock(&inner.first_contact).get_or_insert_with(Instant::now);
+    let mut awaiting_seed = inner.resync(store)?;
+    inner.set_connected();
     *backoff = BACKOFF_MIN;
     let mut next_poll = Instant::now() + POLL_EVERY;
     while !inner.stopped() {
-        match pubsub.get_message() {
-            Ok(message) => {
-                let payload: String = message.get_payload().unwrap_or_default();
-                let version = payload
-                    .split(' ')
-                    .next()
-                    .and_then(|v| v.parse::<u64>().ok());
-                if version.is_none_or(|v| v > inner.applied_version.load(Ordering::Acquire)) {
-                    inner.resync(store)?;
+        if subscribed {
+            match pubsub.get_message() {
+                Ok(message) => {
+                    let payload: String = message.get_payload().unwrap_or_default();
+                    let mut words = payload.split(' ');
+                    let (epoch, version) = (words.next(), words.next());
+                    if inner.changed(epoch.map(str::to_owned), version.map(str::to_owned)) {
+                        awaiting_seed = inner.resync(store)?;
+                    }
                 }
+                Err(error) if error.is_timeout() => {}
+                Err(error) => return Err(store.error(&error)),
             }
-            Err(error) if error.is_timeout() => {}
-            Err(error) => return Err(redis_error(error)),
+        } else {
+            thread::sleep(SLICE);
         }
         if Instant::now() >= next_poll {
-            let version = store.version()?;
-            inner.contact();
-            if version != inner.applied_version.load(Ordering::Acquire) {
-                tracing::debug!(
-                    version,
-                    "async-upload fleet: the poll found a change the push missed"
-                );
-                inner.resync(store)?;
+            let (epoch, version) = store.epoch_and_version()?;
+            if inner.changed(epoch, version) {
+                tracing::debug!("async-upload fleet: the poll found a change the push missed");
+                awaiting_seed = inner.resync(store)?;
+            } else if lock(&inner.applier).store_valid() {
+                inner.contact();
             }
+            let unwritten = lock(&inner.applier).unwritten();
+            inner.write_back(store, &unwritten);
+            if awaiting_seed {
+                awaiting_seed = !inner.maybe_seed(store);
+            }
+            inner.check_stale();
             next_poll = Instant::now() + POLL_EVERY;
         }
     }
@@ -182,7 +344,7 @@ fn session(inner: &Inner, store: &Store, backoff: &mut Duration) -> Result<(), F
 }
 
 fn report(inner: &Inner) {
-    let store = match Store::open(&inner.url) {
+    let store = match inner.open_store() {
         Ok(store) => store,
         Err(error) => return tracing::error!(%error, "async-upload fleet: reporter not started"),
     };
@@ -196,7 +358,8 @@ fn report(inner: &Inner) {
                 tracing::warn!(site, instance = %inner.instance, "async-upload fleet: lease given up (Redis unreachable)");
             }
         }
-        thread::sleep(REPORT_EVERY.saturating_sub(started.elapsed()));
+        stage::settle(inner, true);
+        inner.pause(REPORT_EVERY.saturating_sub(started.elapsed()));
     }
 }
 
@@ -209,15 +372,22 @@ fn report_once(inner: &Inner, store: &Store) -> Result<(), FleetError> {
         .filter_map(|site| aggregator.snapshot(&site).map(|s| (site, s)))
         .collect();
     let wanted: Vec<String> = lock(&inner.leads).iter().cloned().collect();
+    let (epoch, remembered) = {
+        let applier = lock(&inner.applier);
+        (applier.epoch(), applier.remembered())
+    };
     let report = ReplicaReport {
         instance: inner.instance.clone(),
+        run: inner.run.clone(),
         at_ms: now_ms,
         applied_version: inner.applied_version.load(Ordering::Acquire),
+        epoch,
+        pushes: inner.pushes.load(Ordering::Acquire) && inner.connected.load(Ordering::Acquire),
+        remembered,
         leads: lock(&inner.holding).iter().cloned().collect(),
         sites,
     };
     store.publish_report(&report, now_ms)?;
-    inner.contact();
     for site in wanted {
         let held = store.lease(&site, &inner.instance)?;
         let mut holding = lock(&inner.holding);
@@ -247,11 +417,12 @@ impl Store {
         now_ms: u64,
     ) -> Result<(), FleetError> {
         let ttl_ms = u64::try_from(REPORT_TTL.as_millis()).unwrap_or(u64::MAX);
+        let json = report.to_json();
         self.query(|c| {
             redis::pipe()
                 .cmd("SET")
                 .arg(Keys::replica(&report.instance))
-                .arg(report.to_json())
+                .arg(&json)
                 .arg("PX")
                 .arg(ttl_ms)
                 .ignore()
@@ -275,10 +446,4 @@ impl Store {
         })?;
         Ok(held == 1)
     }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -2,7 +2,7 @@
 //! rolls back on a breach and writes every decision to the log.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::clock::{Clock, SystemClock};
 use super::evaluate::{evaluate, Observation};
@@ -31,6 +31,8 @@ pub struct ControllerBuilder {
     site: String,
     setup: Setup,
     first_stage: usize,
+    /// When the first stage was entered, if it is resumed.
+    resumed: Option<SystemTime>,
 }
 
 /// What a controller is configured with; the builder fills it, the
@@ -126,6 +128,17 @@ impl ControllerBuilder {
         self
     }
 
+    /// Resume stage `number`, entered at `entered` (wall clock), instead of
+    /// the first: its elapsed time counts from then (a fleet's new leader
+    /// goes on with the shared stage clock); its samples count from now.
+    pub fn resume_stage(mut self, number: u32, entered: SystemTime) -> Self {
+        if let Some(index) = self.setup.stages.iter().position(|s| s.number == number) {
+            self.first_stage = index;
+            self.resumed = Some(entered);
+        }
+        self
+    }
+
     /// Enters the first stage: sets the site's rollout, writes the `entered`
     /// event, and starts the stage's window.
     #[must_use = "the controller acts only when ticked"]
@@ -148,6 +161,17 @@ impl ControllerBuilder {
             last: None,
         };
         controller.enter(controller.index);
+        if let Some(entered) = self.resumed {
+            let ago = controller
+                .setup
+                .clock
+                .wall()
+                .duration_since(entered)
+                .unwrap_or_default();
+            let started = now.checked_sub(ago).unwrap_or(now);
+            let counters = controller.setup.health.snapshot(&controller.site);
+            controller.windows.restart(started, counters);
+        }
         controller
     }
 }
@@ -252,6 +276,7 @@ impl Controller {
                 log: None,
             },
             first_stage: 0,
+            resumed: None,
         }
     }
 

@@ -5,10 +5,9 @@ use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use async_upload::config::ConfigError;
 use async_upload::config::SiteOverrides;
-use async_upload::fleet::{
-    merge_reports, Defaults, FleetError, FleetState, ReplicaReport, Store, REDIS_URL,
-};
+use async_upload::fleet::{merge_reports, FleetError, FleetState, ReplicaReport, Store, REDIS_URL};
 use async_upload::metrics::ExecutionType;
 use async_upload::stages::DEFAULT_STAGES;
 use clap::{Args, Subcommand};
@@ -66,7 +65,7 @@ enum Action {
         /// The site.
         #[arg(long, value_name = "NAME")]
         site: String,
-        /// Why (shown in status and logs).
+        /// Why (shown in status and logs; at most 1 KiB).
         #[arg(long, default_value = "operator")]
         reason: String,
     },
@@ -100,7 +99,7 @@ fn execute(args: FleetArgs) -> Result<(), String> {
         .redis
         .or_else(|| std::env::var(REDIS_URL).ok())
         .ok_or_else(|| format!("no Redis: pass --redis redis://host:port or set {REDIS_URL}"))?;
-    let store = Store::open(&url).map_err(text)?;
+    let store = Store::open(&url).map_err(text)?.with_actor(actor());
     match args.action {
         Action::Status { site, json } => status(&store, site.as_deref(), json),
         Action::Set {
@@ -114,21 +113,18 @@ fn execute(args: FleetArgs) -> Result<(), String> {
             if fallback.is_some() || max_retries.is_some() || timeout.is_some() {
                 return Err("--fallback, --max-retries and --timeout need --site NAME".into());
             }
-            let state = store.state().map_err(text)?;
-            let now = state.defaults.unwrap_or(Defaults {
-                enabled: false,
-                rollout: 0.0,
-            });
-            let defaults = Defaults {
-                enabled: enabled.unwrap_or(now.enabled),
-                rollout: overrides_from(rollout, None, None)?
-                    .rollout
-                    .unwrap_or(now.rollout),
-            };
-            let version = store.set_defaults(defaults).map_err(text)?;
+            let rollout = overrides_from(rollout, None, None)?.rollout;
+            if enabled.is_none() && rollout.is_none() {
+                return Err("nothing to set: give --enabled, --rollout or both".into());
+            }
+            // Only the fields given are written: the kill switch works
+            // whatever the other field holds.
+            let version = store.update_defaults(enabled, rollout).map_err(text)?;
+            let shown = |v: Option<String>| v.unwrap_or_else(|| "unchanged".to_owned());
             println!(
-                "defaults: enabled {}, rollout {}% (version {version})",
-                defaults.enabled, defaults.rollout
+                "defaults: enabled {}, rollout {} (version {version})",
+                shown(enabled.map(|e| e.to_string())),
+                shown(rollout.map(|r| format!("{r}%"))),
             );
             Ok(())
         }
@@ -218,6 +214,16 @@ fn text(error: FleetError) -> String {
     error.to_string()
 }
 
+/// Who the command's writes are by: `operator:<user>` (`operator` when
+/// the user is unknown).
+fn actor() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|user| !user.trim().is_empty() && !user.contains(char::is_whitespace))
+        .map_or_else(|| "operator".to_owned(), |user| format!("operator:{user}"))
+}
+
 fn status(store: &Store, only: Option<&str>, json: bool) -> Result<(), String> {
     let state = store.state().map_err(text)?;
     let replicas = store.replicas().map_err(text)?;
@@ -240,13 +246,19 @@ fn status(store: &Store, only: Option<&str>, json: bool) -> Result<(), String> {
                 "last_contact_ms": r.at_ms,
                 "age_ms": now.saturating_sub(r.at_ms),
                 "applied_version": r.applied_version,
+                "epoch": r.epoch,
+                "pushes": r.pushes,
+                "remembered": r.remembered,
                 "leads": r.leads,
             })
         })
         .collect();
     let out = json!({
+        "epoch": state.epoch,
         "version": state.version,
         "defaults": state.defaults.map(|d| json!({"enabled": d.enabled, "rollout": d.rollout})),
+        "defaults_by": state.defaults_by,
+        "problems": state.problems.iter().map(problem_json).collect::<Vec<_>>(),
         "sites": sites,
         "replicas": replicas_json,
     });
@@ -286,23 +298,51 @@ fn site_json(
             )
         })
         .collect();
+    let problems: Vec<Value> = shared
+        .map(|s| {
+            s.problems
+                .iter()
+                .chain(&s.ignored)
+                .map(problem_json)
+                .collect()
+        })
+        .unwrap_or_default();
     json!({
         "site": name,
         "enabled": overrides.enabled.or(defaults.map(|d| d.enabled)),
         "rollout": overrides.rollout.or(defaults.map(|d| d.rollout)),
         "stage": shared.and_then(|s| s.stage),
+        "stage_entered_ms": shared.and_then(|s| s.stage_entered_ms),
         "rolled_back": shared.is_some_and(|s| s.rollback.is_some()),
         "reason": shared.and_then(|s| s.rollback.clone()),
+        "by": shared.and_then(|s| s.by.clone()),
         "version": shared.map_or(0, |s| s.version),
+        "invalid": shared.is_some_and(|s| s.invalid()),
+        "problems": problems,
         "leader": leader,
         "health": {"replicas": reporting, "paths": paths},
     })
 }
 
+/// A stored value that is not accepted, as `status` shows it.
+fn problem_json(problem: &ConfigError) -> Value {
+    json!({"key": problem.variable(), "value": problem.value(), "accepted": problem.expected()})
+}
+
 fn render(status: &Value) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
-    let _ = writeln!(out, "state version {}", status["version"]);
+    let _ = writeln!(
+        out,
+        "state version {} · store epoch {}",
+        status["version"],
+        status["epoch"]
+            .as_str()
+            .unwrap_or("none (never held state, or came back empty)")
+    );
+    for problem in status["problems"].as_array().into_iter().flatten() {
+        let _ = writeln!(out, "BAD VALUE {}", problem_text(problem));
+    }
     match status["defaults"].as_object() {
         Some(d) => {
             let _ = writeln!(
@@ -334,6 +374,15 @@ fn render(status: &Value) -> String {
             site["leader"].as_str().unwrap_or("none"),
             site["version"],
         );
+        for problem in site["problems"].as_array().into_iter().flatten() {
+            let _ = writeln!(out, "  BAD VALUE {}", problem_text(problem));
+        }
+        if site["invalid"] == true {
+            let _ = writeln!(
+                out,
+                "  (a value is not accepted: every replica runs this site's sync path)"
+            );
+        }
         let health = &site["health"];
         let _ = writeln!(
             out,
@@ -357,9 +406,16 @@ fn render(status: &Value) -> String {
     }
     let _ = writeln!(out, "\nlive replicas:");
     for r in status["replicas"].as_array().into_iter().flatten() {
+        let mut notes = String::new();
+        if r["pushes"] == false {
+            notes.push_str(" · NO PUSHES (follows changes by the 1 s poll only: check its ACL's channel right)");
+        }
+        if r["remembered"] == true {
+            notes.push_str(" · REMEMBERED STATE (its store came back empty or changed: set the defaults to hand it this one)");
+        }
         let _ = writeln!(
             out,
-            "  {:<24} last contact {:.1} s ago · applied version {} · leads {}",
+            "  {:<24} last contact {:.1} s ago · applied version {} · leads {}{notes}",
             r["instance"].as_str().unwrap_or_default(),
             r["age_ms"].as_f64().unwrap_or_default() / 1000.0,
             r["applied_version"],
@@ -367,6 +423,15 @@ fn render(status: &Value) -> String {
         );
     }
     out
+}
+
+fn problem_text(problem: &Value) -> String {
+    format!(
+        "{} = {:?}: expected {}",
+        problem["key"].as_str().unwrap_or_default(),
+        problem["value"].as_str().unwrap_or_default(),
+        problem["accepted"].as_str().unwrap_or_default()
+    )
 }
 
 fn unix_ms() -> u64 {
