@@ -243,10 +243,10 @@ fn case_2_one_bad_value_is_local_to_its_site() {
     lines.wait_each(&ALL, "the defaults", is_state(UP, "enabled", "true"));
     lines.wait_each(&ALL, "paths", |l| l.is("paths"));
     let bad_us = now_us();
-    redis.cli(&["HSET", "async-upload:v2:site:other", "max_retries", "99"]);
-    redis.cli(&["SADD", "async-upload:v2:sites", OTHER, "third"]);
-    redis.cli(&["SET", "async-upload:v2:site:third", "not a hash"]);
-    redis.cli(&["INCR", "async-upload:v2:version"]);
+    redis.cli(&["HSET", "async-upload:v1:site:other", "max_retries", "99"]);
+    redis.cli(&["SADD", "async-upload:v1:sites", OTHER, "third"]);
+    redis.cli(&["SET", "async-upload:v1:site:third", "not a hash"]);
+    redis.cli(&["INCR", "async-upload:v1:version"]);
     lines.wait_each(
         &ALL,
         "other running sync",
@@ -274,7 +274,7 @@ fn case_2_one_bad_value_is_local_to_its_site() {
     assert_eq!(other["invalid"], true);
     assert_eq!(
         other["problems"][0]["key"],
-        "async-upload:v2:site:other.max_retries"
+        "async-upload:v1:site:other.max_retries"
     );
     assert_eq!(other["problems"][0]["value"], "99");
     assert!(other["problems"][0]["accepted"]
@@ -321,8 +321,8 @@ fn case_2_one_bad_value_is_local_to_its_site() {
         );
         let warns = events(&mut lines, replica, "WARN", bad_us);
         let on = |key: &str| warns.iter().filter(|l| l.get("key") == Some(key)).count();
-        assert_eq!(on("async-upload:v2:site:other.max_retries"), 1, "{warns:?}");
-        assert_eq!(on("async-upload:v2:site:third"), 1, "{warns:?}");
+        assert_eq!(on("async-upload:v1:site:other.max_retries"), 1, "{warns:?}");
+        assert_eq!(on("async-upload:v1:site:third"), 1, "{warns:?}");
         assert!(
             warns.iter().all(|l| l.get("cause").is_none()
                 && !l.get("fields").unwrap_or("").contains("stale_after_s")),
@@ -951,9 +951,9 @@ fn case_9_the_smaller_points() {
 
     // Version u64::MAX: each replica says it once; writes still work.
     let at = now_us();
-    redis.cli(&["SET", "async-upload:v2:version", "18446744073709551615"]);
+    redis.cli(&["SET", "async-upload:v1:version", "18446744073709551615"]);
     lines.wait_each(&[0, 1], "the bad version said", |l| {
-        l.is("log") && l.get("key") == Some("async-upload:v2:version") && l.at_us > at
+        l.is("log") && l.get("key") == Some("async-upload:v1:version") && l.at_us > at
     });
     ok(&cli(
         &url,
@@ -964,7 +964,7 @@ fn case_9_the_smaller_points() {
         is_state(UP, "rolled_back", "true")(l) && l.at_us > at
     });
     let version: u64 = redis
-        .cli(&["GET", "async-upload:v2:version"])
+        .cli(&["GET", "async-upload:v1:version"])
         .parse()
         .unwrap();
     assert!(
@@ -974,7 +974,7 @@ fn case_9_the_smaller_points() {
     for replica in [0, 1] {
         let said = events(&mut lines, replica, "WARN", at)
             .into_iter()
-            .filter(|l| l.get("key") == Some("async-upload:v2:version"))
+            .filter(|l| l.get("key") == Some("async-upload:v1:version"))
             .count();
         assert_eq!(said, 1, "replica {replica}");
     }
@@ -982,8 +982,8 @@ fn case_9_the_smaller_points() {
 
     // rolled_back=1 is a latch for the replicas and for `fleet roll-back`.
     let at = now_us();
-    redis.cli(&["HSET", "async-upload:v2:site:up", "rolled_back", "1"]);
-    redis.cli(&["INCR", "async-upload:v2:version"]);
+    redis.cli(&["HSET", "async-upload:v1:site:up", "rolled_back", "1"]);
+    redis.cli(&["INCR", "async-upload:v1:version"]);
     lines.wait_each(&[0, 1], "rolled_back=1 latched", |l| {
         is_state(UP, "rolled_back", "true")(l) && l.at_us > at
     });
@@ -992,10 +992,10 @@ fn case_9_the_smaller_points() {
 
     // A 20 MB reason: at most 1 KiB anywhere; the CLI refuses to write one.
     let at = now_us();
-    hset_big(&redis, "async-upload:v2:site:other", "reason", 20 << 20);
-    redis.cli(&["HSET", "async-upload:v2:site:other", "rolled_back", "true"]);
-    redis.cli(&["SADD", "async-upload:v2:sites", OTHER]);
-    redis.cli(&["INCR", "async-upload:v2:version"]);
+    hset_big(&redis, "async-upload:v1:site:other", "reason", 20 << 20);
+    redis.cli(&["HSET", "async-upload:v1:site:other", "rolled_back", "true"]);
+    redis.cli(&["SADD", "async-upload:v1:sites", OTHER]);
+    redis.cli(&["INCR", "async-upload:v1:version"]);
     let latched = lines.wait_each(&[0, 1], "the long latch", |l| {
         is_state(OTHER, "rolled_back", "true")(l) && l.at_us > at
     });
@@ -1013,15 +1013,15 @@ fn case_9_the_smaller_points() {
     let numsub = redis.cli(&[
         "PUBSUB",
         "NUMSUB",
-        "async-upload:v2:changes:0",
-        "async-upload:v2:changes:1",
+        "async-upload:v1:changes:0",
+        "async-upload:v1:changes:1",
     ]);
     assert_eq!(
         numsub.split_whitespace().collect::<Vec<_>>(),
         [
-            "async-upload:v2:changes:0",
+            "async-upload:v1:changes:0",
             "2",
-            "async-upload:v2:changes:1",
+            "async-upload:v1:changes:1",
             "1"
         ]
     );

@@ -159,7 +159,7 @@ fn rollout_and_rollback_changes_reach_three_replicas() {
             "-p",
             &redis.port().to_string(),
             "strlen",
-            "async-upload:v2:replica:replica-0",
+            "async-upload:v1:replica:replica-0",
         ])
         .output()
         .unwrap();

@@ -16,14 +16,14 @@ pub const REPLICA_ACL: &str = "+ping +info +select +evalsha +script|load \
     +type +get +mget +exists +hget +hmget +hgetall +smembers +zrange \
     +set +incr +hset +hdel +sadd +pexpire +zadd +zremrangebyscore +publish \
     +subscribe +unsubscribe \
-    %R~async-upload:v2:* \
-    %RW~async-upload:v2:site:* %RW~async-upload:v2:version %RW~async-upload:v2:epoch \
-    %RW~async-upload:v2:sites %RW~async-upload:v2:replica:* %RW~async-upload:v2:replicas \
-    %RW~async-upload:v2:lease:* \
-    &async-upload:v2:changes:*";
+    %R~async-upload:v1:* \
+    %RW~async-upload:v1:site:* %RW~async-upload:v1:version %RW~async-upload:v1:epoch \
+    %RW~async-upload:v1:sites %RW~async-upload:v1:replica:* %RW~async-upload:v1:replicas \
+    %RW~async-upload:v1:lease:* \
+    &async-upload:v1:changes:*";
 
 /// The rules of the operators' ACL user (`async-upload fleet`).
 pub const OPERATOR_ACL: &str = "+ping +info +select +evalsha +script|load \
     +type +get +mget +exists +hget +hmget +hgetall +smembers +zrange \
     +set +incr +hset +hdel +sadd +publish \
-    ~async-upload:v2:* &async-upload:v2:*";
+    ~async-upload:v1:* &async-upload:v1:*";

@@ -1,13 +1,13 @@
 //! The versioned key layout in Redis (documented in the README, so a script
 //! in any language can read and write the shared state).
 //!
-//! Every key starts with `async-upload:v2:`; a change of layout gets a new
-//! version prefix, so replicas of two releases never misread each other.
-//! Version 2 added the store epoch, the stage clock, the actors and the
-//! per-database change channel (v1's was shared by every database number).
+//! Every key starts with `async-upload:v1:`. The layout grows only by keys
+//! and fields a reader may ignore (the store epoch, the stage clock, the
+//! actors, the per-database change channel came that way); a change that a
+//! reader could misread would get a new version prefix.
 
-/// Prefix of every key of layout version 2.
-pub(crate) const PREFIX: &str = "async-upload:v2:";
+/// Prefix of every key of layout version 1.
+pub(crate) const PREFIX: &str = "async-upload:v1:";
 
 /// The longest text value the fleet reads or writes (`reason`, `by`): 1 KiB.
 pub(crate) const TEXT_LIMIT: usize = 1024;

@@ -16,7 +16,7 @@ use crate::config::{ConfigError, SiteOverrides};
 
 use super::keys::TEXT_LIMIT;
 
-/// The fleet-wide defaults (key `async-upload:v2:defaults`).
+/// The fleet-wide defaults (key `async-upload:v1:defaults`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Defaults {
     /// The async path may run at all, fleet-wide.
@@ -25,7 +25,7 @@ pub struct Defaults {
     pub rollout: f64,
 }
 
-/// One site's shared state (key `async-upload:v2:site:<site>`).
+/// One site's shared state (key `async-upload:v1:site:<site>`).
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub struct SiteState {
@@ -396,12 +396,12 @@ mod tests {
     #[test]
     fn a_bad_field_makes_its_site_invalid_naming_key_field_value_and_what_is_accepted() {
         let state = SiteState::parse(
-            "async-upload:v2:site:up",
+            "async-upload:v1:site:up",
             &hash(&[("max_retries", "99"), ("rollout", "5")]),
         );
         assert!(state.invalid());
         let problem = &state.problems[0];
-        assert_eq!(problem.variable(), "async-upload:v2:site:up.max_retries");
+        assert_eq!(problem.variable(), "async-upload:v1:site:up.max_retries");
         assert_eq!(problem.value(), "99");
         assert!(problem.expected().contains("0 to 10"), "{problem}");
         assert_eq!(

@@ -78,7 +78,7 @@ pub(crate) enum StageWrite {
     Moved,
 }
 
-/// The shared control state in one Redis, under the `async-upload:v2:`
+/// The shared control state in one Redis, under the `async-upload:v1:`
 /// key layout (see the README).
 ///
 /// Each method is one round trip on a connection opened on first use and
