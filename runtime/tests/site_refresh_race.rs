@@ -50,7 +50,7 @@ fn back_to_back_changes_under_concurrent_refreshes_always_take_effect() {
                 std::thread::spawn(move || {
                     ready.wait();
                     while !stop.load(Ordering::Relaxed) {
-                        std::hint::black_box(SITE.call(&"k"));
+                        let _ = std::hint::black_box(SITE.call(&"k"));
                     }
                 })
             })
@@ -63,7 +63,7 @@ fn back_to_back_changes_under_concurrent_refreshes_always_take_effect() {
                 .set_site(SITE.name(), rollout(f64::from(change) * 10.0))
                 .unwrap();
         }
-        handle().roll_back(SITE.name(), "back to back");
+        assert!(handle().roll_back(SITE.name(), "back to back"));
         stop.store(true, Ordering::Relaxed);
         for reader in readers {
             reader.join().unwrap();

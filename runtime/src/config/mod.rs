@@ -64,6 +64,7 @@ use crate::rollout::Rollout;
 /// assert_eq!(config.max_retries, 2); // default
 /// ```
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Config {
     /// Whether the async path may run at all (`ASYNC_UPLOAD_ENABLED`, default `false`).
     /// `false` is a kill switch: every site runs its sync path.

@@ -56,7 +56,9 @@ impl Applier {
                 }
             }
             match (&shared.rollback, handle.rollback_reason(site)) {
-                (Some(reason), None) => handle.roll_back(site, reason.clone()),
+                (Some(reason), None) => {
+                    handle.roll_back(site, reason.clone());
+                }
                 // Only Redis confirming the latch is gone lifts a rollback seen locally.
                 (None, Some(_)) => {
                     tracing::info!(
