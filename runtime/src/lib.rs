@@ -36,8 +36,8 @@ pub mod metrics;
 pub mod policy;
 pub mod rollout;
 mod site;
-mod sync;
 pub mod stages;
+mod sync;
 
 pub use policy::{Classify, ErrorClass, Fault};
 pub use site::{ByteCount, Call, Path, Site, SyncReason};

@@ -204,7 +204,10 @@ mod loom_models {
                         // A reader: the route is of the stamp's generation or newer.
                         let stamp = cache.stamp.load(Ordering::Acquire);
                         if stamp & WRITING == 0 {
-                            assert!(cache.route() >= (stamp >> 1) - 1, "older route than its stamp");
+                            assert!(
+                                cache.route() >= (stamp >> 1) - 1,
+                                "older route than its stamp"
+                            );
                         }
                     })
                 })
@@ -220,7 +223,11 @@ mod loom_models {
             let stamp = cache.stamp.load(Ordering::Acquire);
             let held = (stamp >> 1) - 1;
             assert_eq!(stamp & WRITING, 0);
-            assert_eq!(cache.words(cache.route()), words(held), "words of another generation");
+            assert_eq!(
+                cache.words(cache.route()),
+                words(held),
+                "words of another generation"
+            );
             // And the next call refreshes to the current one if it is behind.
             config.refresh(&cache);
             assert!(cache.holds(generation));
