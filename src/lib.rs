@@ -50,6 +50,8 @@
 //!
 //! The error type says which failures are worth a retry, a fallback, or
 //! neither, by implementing [`Classify`] (`std::io::Error` does already).
+//! [`call_id()`] gives the body, the fallback and the sync path of one call
+//! the same [`CallId`], to pass to the backend as an idempotency key.
 //! The [`config`] module holds the environment variables and the live handle
 //! (kill switch, rollout percentage, per-site overrides); [`metrics`] the
 //! record of each call and the sink trait; [`log`] the JSONL log; [`stages`]
@@ -60,7 +62,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use async_upload_macros::async_upload;
-pub use async_upload_runtime::{ByteCount, Classify, ErrorClass, Fault};
+pub use async_upload_runtime::{
+    call_id, ByteCount, CallId, Classify, ErrorClass, Fault, ParseCallIdError, SyncReason,
+};
 
 // The facade shows a card, not the runtime's whole inventory: each module
 // names what a user writes code against. The rest stays reachable (tests,
@@ -95,8 +99,9 @@ pub mod metrics {
     #[doc(hidden)]
     pub use async_upload_runtime::metrics::*;
     pub use async_upload_runtime::metrics::{
-        add_sink, global, remove_sink, Aggregator, ExecutionType, MetricsSink, RuntimeFault,
-        SinkId, SiteSnapshot, Summary, UploadRecord,
+        add_sink, global, remove_sink, Aggregator, ExecutionType, MetricsSink,
+        ParseSyncReasonError, RuntimeFault, SinkId, SiteSnapshot, Summary, SyncReason,
+        UploadRecord,
     };
 }
 
@@ -141,7 +146,7 @@ pub use async_upload_runtime::dashboard;
 pub use async_upload_runtime::fleet;
 
 #[doc(hidden)]
-pub use async_upload_runtime::{execute, policy, Call, Path, Site, SyncReason};
+pub use async_upload_runtime::{execute, policy, Call, Path, Site};
 
 /// Generated code reaches the runtime through here; not a public API.
 #[doc(hidden)]

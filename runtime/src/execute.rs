@@ -56,8 +56,11 @@ use tracing::Instrument;
 pub use crate::lend::{Lend, Lent};
 
 use crate::breaker::Admission;
+use crate::call_id::{self, CallId};
 use crate::config::{BreakerSettings, Settings};
-use crate::metrics::{self, user_error_name, ExecutionType, RuntimeFault, UploadRecord};
+use crate::metrics::{
+    self, user_error_name, ExecutionType, RuntimeFault, SyncReason, UploadRecord,
+};
 use crate::policy::{Classify, ErrorClass, Fault};
 use crate::site::{Call, Path, Site};
 
@@ -174,11 +177,16 @@ where
 {
     let mut recorder = Recorder::new(call);
     let span = recorder.span.clone();
+    let id = recorder.id;
     let state_machine = async move {
         let settings = match call.path() {
             Path::Async(settings) if tokio_available() => settings,
-            _ => {
-                recorder.enter(ExecutionType::Sync);
+            path => {
+                let reason = match path {
+                    Path::Sync(reason) => reason,
+                    Path::Async(_) => SyncReason::NoRuntime,
+                };
+                recorder.enter_sync(ExecutionType::Sync, reason);
                 let outcome = sync(args).await;
                 return recorder.finish_sync(outcome);
             }
@@ -186,7 +194,7 @@ where
 
         let guard = Guard::of(&call, &settings);
         if guard.skips() {
-            recorder.enter(ExecutionType::SyncFallback);
+            recorder.enter_sync(ExecutionType::SyncFallback, SyncReason::BreakerOpen);
             recorder.cause = Some(RuntimeFault::BreakerOpen.as_str());
             recorder.note(RuntimeFault::BreakerOpen);
             tracing::debug!("circuit breaker open; the sync path takes the call");
@@ -218,11 +226,13 @@ where
             give_up.error_type(),
             "async upload gave up; falling back to the sync path",
         );
-        recorder.enter(ExecutionType::SyncFallback);
+        recorder.enter_sync(ExecutionType::SyncFallback, SyncReason::AsyncGaveUp);
         let outcome = sync(args).await;
         recorder.finish_sync(outcome)
     };
-    state_machine.instrument(span).await
+    // `call_id()` answers inside every poll: the attempts, the sync path in
+    // place, and (moved along) the sync path on the blocking pool.
+    call_id::within(id, state_machine.instrument(span)).await
 }
 
 /// The async attempts: `Ok` with the call's final result when the async
@@ -243,12 +253,28 @@ where
     let mut retries = 0;
     // The first attempt starts with the call: its deadline needs no clock read.
     let mut started = recorder.started;
+    // A testing scope's `async_times_out`: each attempt's deadline is
+    // already past and its body never starts.
+    let times_out = recorder.times_out();
     loop {
         recorder.attempts += 1;
-        let deadline = started + settings.timeout;
+        let deadline = if times_out {
+            started
+        } else {
+            started + settings.timeout
+        };
         // Building the attempt runs user code too (clones): inside the catch.
-        let outcome =
-            tokio::time::timeout_at(deadline, catch_unwind(async { attempt(args).await })).await;
+        let outcome = tokio::time::timeout_at(
+            deadline,
+            catch_unwind(async {
+                if times_out {
+                    std::future::pending::<()>().await;
+                }
+                attempt(args).await
+            }),
+        )
+        .await;
+        recorder.ambiguous += u32::from(outcome_unknown(&outcome));
         let retryable = match outcome {
             Ok(Ok(Ok(value))) => {
                 guard.success();
@@ -290,7 +316,11 @@ where
             );
             return Err(retryable);
         }
-        let delay = settings.backoff.delay(retries);
+        let delay = if times_out {
+            std::time::Duration::ZERO
+        } else {
+            settings.backoff.delay(retries)
+        };
         tracing::debug!(
             attempt = recorder.attempts,
             error_type = retryable.error_type(),
@@ -300,6 +330,19 @@ where
         tokio::time::sleep(delay).await;
         retries += 1;
         started = Instant::now();
+    }
+}
+
+/// Whether an attempt ended without telling whether the upload landed: a
+/// timeout or a panic (the request may be in flight or stored), or an
+/// error that says the request may have reached the backend.
+fn outcome_unknown<T, E: Classify>(
+    outcome: &Result<Result<Result<T, E>, Panic>, tokio::time::error::Elapsed>,
+) -> bool {
+    match outcome {
+        Ok(Ok(Ok(_))) => false,
+        Ok(Ok(Err(error))) => error.outcome_unknown(),
+        Ok(Err(_)) | Err(_) => true,
     }
 }
 
@@ -425,7 +468,13 @@ where
     let Ok(handle) = Handle::try_current() else {
         return catch(AssertUnwindSafe(move || fallback(args)));
     };
-    match handle.spawn_blocking(move || fallback(args)).await {
+    // The call's id goes with the sync path to the pool's thread.
+    let id = call_id::call_id();
+    let fallback = move || match id {
+        Some(id) => call_id::with(id, move || fallback(args)),
+        None => fallback(args),
+    };
+    match handle.spawn_blocking(fallback).await {
         Ok(result) => Ok(result),
         Err(join) if join.is_panic() => Err(join.into_panic()),
         // Only a runtime shutting down cancels a blocking task before it starts.
@@ -492,6 +541,8 @@ fn tokio_available() -> bool {
 /// first, on drop as cancelled.
 struct Recorder {
     call: Call,
+    /// The call's id: `call_id()` inside it, and its record's.
+    id: CallId,
     /// The call's span, kept here so recording fields needs no lookup of
     /// the current span.
     span: tracing::Span,
@@ -505,6 +556,14 @@ struct Recorder {
     cause: Option<&'static str>,
     /// The runtime's own fault in this call (see [`Recorder::note`]).
     fault: Option<RuntimeFault>,
+    /// Why the call ran the sync path, once it does.
+    sync_reason: Option<SyncReason>,
+    /// Attempts whose outcome is unknown (timeout, panic, an error that
+    /// may have reached the backend).
+    ambiguous: u32,
+    /// The testing scope the call was decided in: its record goes there.
+    #[cfg(feature = "testing")]
+    scope: Option<std::sync::Arc<crate::testing::Scope>>,
     recorded: bool,
 }
 
@@ -512,6 +571,7 @@ impl Recorder {
     fn new(call: Call) -> Self {
         Recorder {
             call,
+            id: CallId::draw(),
             span: tracing::info_span!(
                 "async_upload",
                 site = call.site.name(),
@@ -523,6 +583,10 @@ impl Recorder {
             attempts: 0,
             cause: None,
             fault: None,
+            sync_reason: None,
+            ambiguous: 0,
+            #[cfg(feature = "testing")]
+            scope: call.scope(),
             recorded: false,
         }
     }
@@ -530,6 +594,21 @@ impl Recorder {
     fn enter(&mut self, execution_type: ExecutionType) {
         self.execution_type = execution_type;
         self.span.record("execution_type", execution_type.as_str());
+    }
+
+    /// Enters a path that runs the sync code, for `reason`.
+    fn enter_sync(&mut self, execution_type: ExecutionType, reason: SyncReason) {
+        self.sync_reason = Some(reason);
+        self.enter(execution_type);
+    }
+
+    /// Whether every async attempt times out at once (a testing scope's).
+    fn times_out(&self) -> bool {
+        #[cfg(feature = "testing")]
+        if let Some(scope) = &self.scope {
+            return scope.times_out();
+        }
+        false
     }
 
     fn finish<T, E: Classify>(&mut self, result: Result<T, E>) -> Result<T, E> {
@@ -586,9 +665,11 @@ impl Recorder {
             error_type: error_type.map(Into::into),
             bytes: self.call.bytes,
             fault: self.fault,
+            call_id: Some(self.id),
+            sync_reason: self.sync_reason,
+            ambiguous_attempts: self.ambiguous,
         };
-        site.stats().record(&record);
-        metrics::dispatch(&record);
+        self.deliver(&record);
         tracing::debug!(
             success,
             duration_ms = record.duration_ms,
@@ -597,6 +678,20 @@ impl Recorder {
             fault = self.fault.map(RuntimeFault::as_str),
             "async upload call recorded",
         );
+    }
+}
+
+impl Recorder {
+    /// Hands the record to the aggregator and the sinks, or only to the
+    /// testing scope the call was made in.
+    fn deliver(&self, record: &UploadRecord) {
+        #[cfg(feature = "testing")]
+        if let Some(scope) = &self.scope {
+            scope.push(record.clone());
+            return;
+        }
+        self.call.site.stats().record(record);
+        metrics::dispatch(record);
     }
 }
 

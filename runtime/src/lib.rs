@@ -21,6 +21,7 @@
 #![allow(clippy::module_name_repetitions)]
 
 mod breaker;
+mod call_id;
 #[doc(hidden)]
 pub mod classify_fn;
 pub mod config;
@@ -39,5 +40,6 @@ mod site;
 pub mod stages;
 mod sync;
 
+pub use call_id::{call_id, CallId, ParseCallIdError};
 pub use policy::{Classify, ErrorClass, Fault};
 pub use site::{ByteCount, Call, Path, Site, SyncReason};

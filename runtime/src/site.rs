@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::breaker::Breaker;
 use crate::config::{handle, AttributeOverrides, BreakerSettings, BreakerState, Origins, Settings};
+pub use crate::metrics::SyncReason;
 use crate::metrics::{self, SiteStats};
 use crate::policy::Backoff;
 use crate::rollout::{self, Rollout, RolloutKey};
@@ -78,6 +79,12 @@ impl Site {
                 },
             }
         }
+    }
+
+    /// The attribute's values (a testing scope resolves its own settings).
+    #[cfg(feature = "testing")]
+    pub(crate) fn attribute(&self) -> AttributeOverrides {
+        self.attribute
     }
 
     /// Hashes keys with `salt` instead of the site name (an empty salt hashes keys alone).
@@ -155,7 +162,15 @@ impl Site {
         self.decide(rollout::random_bucket)
     }
 
-    fn decide(&'static self, bucket: impl FnOnce() -> u16) -> Call {
+    fn decide(&'static self, bucket: impl Fn() -> u16) -> Call {
+        #[cfg(feature = "testing")]
+        if let Some(decided) = crate::testing::decide(self, &bucket) {
+            return Call {
+                site: self,
+                decision: Decision::Scoped(decided.err()),
+                bytes: None,
+            };
+        }
         self.refresh_if_stale();
         let route = self.cache.settings.route();
         let decision = if route & ROUTE_ROLLED_BACK != 0 {
@@ -306,17 +321,6 @@ pub enum Path {
     Sync(SyncReason),
 }
 
-/// Why a call runs the sync path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SyncReason {
-    /// `enabled = false`, globally or for the site.
-    Disabled,
-    /// The site is rolled back.
-    RolledBack,
-    /// The key's bucket is above the rollout threshold.
-    NotEnrolled,
-}
-
 /// One call of a site and the path decided for it.
 ///
 /// Hand it to [`execute`](crate::execute::execute) with the arguments and both paths.
@@ -333,8 +337,14 @@ pub struct Call {
 /// stays four words and the sync paths never touch the settings.
 #[derive(Clone, Copy, Debug)]
 enum Decision {
-    Async { route: u64 },
+    Async {
+        route: u64,
+    },
     Sync(SyncReason),
+    /// Decided by the testing scope in force: the sync path and why, or
+    /// (`None`) the async path with the scope's settings.
+    #[cfg(feature = "testing")]
+    Scoped(Option<SyncReason>),
 }
 
 impl Call {
@@ -351,19 +361,41 @@ impl Call {
         match self.decision {
             Decision::Async { route } => Path::Async(self.site.load_settings(route)),
             Decision::Sync(reason) => Path::Sync(reason),
+            // A scoped call run outside its scope takes the safe path.
+            #[cfg(feature = "testing")]
+            Decision::Scoped(Some(reason)) => Path::Sync(reason),
+            #[cfg(feature = "testing")]
+            Decision::Scoped(None) => crate::testing::current()
+                .map_or(Path::Sync(SyncReason::ForcedSync), |scope| {
+                    Path::Async(scope.settings(self.site))
+                }),
         }
     }
 
     /// Whether the call takes the async path.
     #[must_use]
     pub fn runs_async(&self) -> bool {
-        matches!(self.decision, Decision::Async { .. })
+        match self.decision {
+            Decision::Async { .. } => true,
+            Decision::Sync(_) => false,
+            #[cfg(feature = "testing")]
+            Decision::Scoped(reason) => reason.is_none(),
+        }
     }
 
     /// The site of the call.
     #[must_use]
     pub fn site(&self) -> &'static Site {
         self.site
+    }
+
+    /// The testing scope the call was decided in, if any.
+    #[cfg(feature = "testing")]
+    pub(crate) fn scope(&self) -> Option<Arc<crate::testing::Scope>> {
+        match self.decision {
+            Decision::Scoped(_) => crate::testing::current(),
+            _ => None,
+        }
     }
 }
 

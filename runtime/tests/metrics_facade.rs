@@ -165,4 +165,48 @@ fn records_reach_the_metrics_facade_per_site_and_execution_type() {
         captured.counter(&format!("async_upload_bytes_total{{{base}}}")),
         300
     );
+    // Why the two fallbacks ran the sync path, as a label.
+    assert_eq!(
+        captured.counter(&format!(
+            "async_upload_sync_calls_total{{{fallback},sync_reason=async_gave_up}}"
+        )),
+        2
+    );
+    assert_eq!(
+        captured.counter(&format!("async_upload_sync_calls_total{{{base}}}")),
+        0,
+        "calls served by the async path ran no sync path"
+    );
+}
+
+#[test]
+fn sync_calls_are_counted_per_reason() {
+    static OFF: Site = Site::new("facade_reasons");
+    let captured = Captured::default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&captured, || {
+        runtime.block_on(async {
+            support::enable_async();
+            support::roll_out(OFF.name(), 0.0);
+            for i in 0..3_u32 {
+                execute(
+                    OFF.call(&i),
+                    (i,),
+                    |(i,)| std::future::ready(Ok::<_, TestError>(*i)),
+                    |(i,)| Ok(i),
+                )
+                .await
+                .unwrap();
+            }
+        });
+    });
+    assert_eq!(
+        captured.counter(
+            "async_upload_sync_calls_total{execution_type=sync,site=facade_reasons,sync_reason=not_enrolled}"
+        ),
+        3
+    );
 }

@@ -24,7 +24,7 @@ pub use aggregate::{global, Aggregator, PathSnapshot, SiteSnapshot, SiteStats};
 pub use facade::{MetricsFacadeSink, DURATION_BUCKETS, DURATION_METRIC};
 pub use histogram::Histogram;
 pub(crate) use record::user_error_name;
-pub use record::{ExecutionType, RuntimeFault, UploadRecord};
+pub use record::{ExecutionType, ParseSyncReasonError, RuntimeFault, SyncReason, UploadRecord};
 pub use sink::{add_sink, remove_sink, FanOut, MetricsSink, SinkId};
 pub use summary::{Comparison, Summary};
 
