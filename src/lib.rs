@@ -145,6 +145,12 @@ pub use async_upload_runtime::dashboard;
 #[cfg(feature = "redis")]
 pub use async_upload_runtime::fleet;
 
+/// Testing code that uses the attribute (cargo feature `testing`, for
+/// `[dev-dependencies]`): `testing::scope()` decides the path of a test's
+/// calls and keeps their records, isolated from the process's globals.
+#[cfg(feature = "testing")]
+pub use async_upload_runtime::testing;
+
 #[doc(hidden)]
 pub use async_upload_runtime::{execute, policy, Call, Path, Site};
 

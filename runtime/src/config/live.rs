@@ -197,6 +197,17 @@ pub(crate) struct SiteControl {
 }
 
 impl SiteControl {
+    /// A site with only operator overrides: no environment, no rollback
+    /// (a testing scope's sites).
+    #[cfg(feature = "testing")]
+    pub(crate) fn with_operator(operator: SiteOverrides) -> Self {
+        SiteControl {
+            env: Ok(SiteOverrides::default()),
+            operator,
+            rollback: None,
+        }
+    }
+
     fn from_env(site: &str) -> Self {
         let env = site_overrides_from(site, &|name| std::env::var(name).ok());
         if let Err(error) = &env {

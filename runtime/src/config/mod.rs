@@ -42,6 +42,8 @@ use std::time::Duration;
 
 pub use crate::breaker::{BreakerSettings, BreakerState};
 pub use error::ConfigError;
+#[cfg(feature = "testing")]
+pub(crate) use live::SiteControl;
 pub use live::{handle, ConfigHandle, Settings};
 pub(crate) use live::{AttributeOverrides, Origins};
 
