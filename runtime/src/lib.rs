@@ -38,6 +38,8 @@ pub mod log;
 pub mod metrics;
 pub mod policy;
 pub mod rollout;
+#[doc(hidden)]
+pub mod send_argument;
 mod site;
 pub mod stages;
 mod sync;
