@@ -103,6 +103,10 @@ pub mod metrics {
         ParseSyncReasonError, RuntimeFault, SinkId, SiteSnapshot, Summary, SyncReason,
         UploadRecord,
     };
+    /// Per site, why calls went sync and what ran after an ambiguous attempt
+    /// (part of the `async-upload report` command).
+    #[cfg(feature = "cli")]
+    pub use async_upload_runtime::metrics::{CallAudit, SiteAudit};
 }
 
 pub mod log {

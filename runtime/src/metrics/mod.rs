@@ -10,6 +10,8 @@
 //! `tracing` span and events come from the executor itself.
 
 mod aggregate;
+#[cfg(feature = "report")]
+mod audit;
 #[cfg(feature = "metrics")]
 mod facade;
 mod flat_json;
@@ -20,6 +22,9 @@ mod sink;
 mod summary;
 
 pub use aggregate::{global, Aggregator, PathSnapshot, SiteSnapshot, SiteStats};
+#[cfg(feature = "report")]
+#[cfg_attr(docsrs, doc(cfg(feature = "report")))]
+pub use audit::{CallAudit, SiteAudit};
 #[cfg(feature = "metrics")]
 pub use facade::{MetricsFacadeSink, DURATION_BUCKETS, DURATION_METRIC};
 pub use histogram::Histogram;
