@@ -130,15 +130,43 @@ impl FromStr for CallId {
     type Err = ParseCallIdError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let lower_hex = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
-        if text.len() != 32 || !text.as_bytes().iter().all(lower_hex) {
-            return Err(ParseCallIdError { text: text.into() });
+        let refuse = || ParseCallIdError { text: text.into() };
+        let bytes: &[u8; 32] = text.as_bytes().try_into().map_err(|_| refuse())?;
+        // A report reads one per log line: two 64-bit halves from a table,
+        // any byte that is not a lowercase hex digit flagged on the way.
+        let half = |digits: &[u8]| {
+            digits.iter().fold((0_u64, 0_u8), |(value, bad), &byte| {
+                let nibble = HEX[usize::from(byte)];
+                (value << 4 | u64::from(nibble & 0xF), bad | nibble)
+            })
+        };
+        let (high, bad_high) = half(&bytes[..16]);
+        let (low, bad_low) = half(&bytes[16..]);
+        if (bad_high | bad_low) & NOT_HEX != 0 {
+            return Err(refuse());
         }
-        u128::from_str_radix(text, 16)
-            .map(CallId)
-            .map_err(|_| ParseCallIdError { text: text.into() })
+        Ok(CallId(u128::from(high) << 64 | u128::from(low)))
     }
 }
+
+/// Flags a byte that is not a lowercase hex digit in a [`HEX`] entry.
+const NOT_HEX: u8 = 0x80;
+
+/// Each byte's value as a lowercase hex digit, or [`NOT_HEX`].
+const HEX: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut digit = 0;
+    while digit < 16 {
+        let byte = if digit < 10 {
+            b'0' + digit
+        } else {
+            b'a' + digit - 10
+        };
+        table[byte as usize] = digit;
+        digit += 1;
+    }
+    table
+};
 
 impl Serialize for CallId {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
