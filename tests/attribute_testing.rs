@@ -201,40 +201,24 @@ fn check(kind: Kind, marker: u64, served: &[Served], scope: &ScopeGuard) {
     );
 }
 
-/// A test on the current-thread runtime: calls awaited in the body and in
-/// tasks it spawns, all in its scope.
-async fn current_thread(kind: Kind, marker: u64) {
+/// One test's calls: awaited in the body, and in tasks it spawns. On the
+/// current-thread runtime the tasks run on the test's thread, in its scope;
+/// on the multi-thread runtime (`bind`) they run on workers, bound to it.
+async fn calls(kind: Kind, marker: u64, bind: bool) {
     watch_the_globals();
     let scope = kind.scope().install();
     let mut served = Vec::new();
     let mut spawned = Vec::new();
     for call in 0..CALLS {
+        let call_of_this_test = upload(request(marker, call));
         if call % 2 == 0 {
-            served.push(upload(request(marker, call)).await.unwrap());
+            served.push(call_of_this_test.await.unwrap());
+        } else if bind {
+            spawned.push(tokio::spawn(scope.bind(call_of_this_test)));
         } else {
-            spawned.push(tokio::spawn(upload(request(marker, call))));
+            spawned.push(tokio::spawn(call_of_this_test));
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    for task in spawned {
-        served.push(task.await.unwrap().unwrap());
-    }
-    check(kind, marker, &served, &scope);
-}
-
-/// A test on the multi-thread runtime: calls awaited in the body, and
-/// tasks on the workers bound to the scope.
-async fn multi_thread(kind: Kind, marker: u64) {
-    watch_the_globals();
-    let scope = kind.scope().install();
-    let mut served = Vec::new();
-    let mut spawned = Vec::new();
-    for call in 0..CALLS {
-        if call % 2 == 0 {
-            served.push(upload(request(marker, call)).await.unwrap());
-        } else {
-            spawned.push(tokio::spawn(scope.bind(upload(request(marker, call)))));
-        }
     }
     for task in spawned {
         served.push(task.await.unwrap().unwrap());
@@ -249,13 +233,13 @@ macro_rules! tests {
     (@one current $name:ident $kind:ident $marker:literal) => {
         #[tokio::test]
         async fn $name() {
-            current_thread(Kind::$kind, $marker).await;
+            calls(Kind::$kind, $marker, false).await;
         }
     };
     (@one multi $name:ident $kind:ident $marker:literal) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() {
-            multi_thread(Kind::$kind, $marker).await;
+            calls(Kind::$kind, $marker, true).await;
         }
     };
 }

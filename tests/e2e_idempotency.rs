@@ -1,6 +1,7 @@
 //! One logical upload, one idempotency key, end to end: the server stores
 //! each upload and then answers only after the client's attempt timeout,
-//! so every first attempt fails although its file landed. The retry (or,
+//! so every first attempt fails although its file landed (the breaker is
+//! off for these sites: every first attempt failing would open it). The retry (or,
 //! with no retries, the fallback) sends the file again. With the clients'
 //! `Idempotency-Key: <call_id>` the server recognises it and every file is
 //! stored exactly once; the same run with a client that omits the header
@@ -14,11 +15,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_upload::async_upload;
+use async_upload::config::SiteOverrides;
 use async_upload::metrics::ExecutionType;
 
 use support::client::{send_async, send_blocking, Endpoint, Receipt, UploadError, UploadRequest};
 use support::fixture::Fixture;
-use support::records::{enable_site_at, Capture};
+use support::records::{enable_site, Capture};
 use support::server::{Client, Fault, FaultFn};
 
 const FILES: usize = 8;
@@ -29,24 +31,24 @@ fn blocking(req: UploadRequest) -> Result<Receipt, UploadError> {
     send_blocking(&req)
 }
 
-#[async_upload(name = "e2e_key_retry", retries = 1, timeout = 0.3, backoff = 0.01,
+#[async_upload(name = "e2e_key_retry", retries = 1, timeout = 1, backoff = 0.01,
                fallback = blocking, key = req.id.as_str(), size = req.size)]
 async fn upload_retried(req: UploadRequest) -> Result<Receipt, UploadError> {
     send_async(&req).await
 }
 
-#[async_upload(name = "e2e_key_fallback", retries = 0, timeout = 0.3,
+#[async_upload(name = "e2e_key_fallback", retries = 0, timeout = 1,
                fallback = blocking, key = req.id.as_str(), size = req.size)]
 async fn upload_fallback(req: UploadRequest) -> Result<Receipt, UploadError> {
     send_async(&req).await
 }
 
 /// The async client's first attempt of every file is stored, then answered
-/// a second after the 0.3 s attempt timeout.
+/// two seconds after the 1 s attempt timeout.
 fn stored_then_late() -> FaultFn {
     Arc::new(|a| {
         (a.client == Client::Async && a.attempt == 1)
-            .then_some(Fault::LateAnswer(Duration::from_secs(1)))
+            .then_some(Fault::LateAnswer(Duration::from_secs(3)))
     })
 }
 
@@ -94,81 +96,77 @@ where
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_retry_after_a_landed_attempt_stores_nothing_twice_with_the_key() {
-    let site = "e2e_key_retry";
-    enable_site_at(site, 100.0);
+/// The same run with and without the key; what each stored twice is
+/// printed, and the records of both checked: every call had one ambiguous
+/// attempt and was served as `execution_type` after `attempts` attempts.
+async fn with_and_without_the_key<F, Fut>(
+    site: &'static str,
+    upload: F,
+    execution_type: ExecutionType,
+    attempts: u32,
+) -> (Run, Run)
+where
+    F: Fn(UploadRequest) -> Fut + Copy,
+    Fut: std::future::Future<Output = Result<Receipt, UploadError>> + Send + 'static,
+{
+    // Every first attempt fails: the breaker, which would send the second
+    // run's calls straight to the sync path, is not what this measures.
+    enable_site(
+        site,
+        SiteOverrides {
+            rollout: Some(100.0),
+            breaker: Some(false),
+            ..SiteOverrides::default()
+        },
+    );
     let capture = Capture::site(site);
-
-    let keyed = run(site, true, upload_retried).await;
-    let unkeyed = run(site, false, upload_retried).await;
+    let keyed = run(site, true, upload).await;
+    let unkeyed = run(site, false, upload).await;
     println!(
-        "retry after a landed attempt, {FILES} files: with Idempotency-Key {} stored twice \
-         ({} recognised), without it {} stored twice",
+        "{site}, {FILES} files answered after the attempt timeout: with Idempotency-Key {} \
+         stored twice ({} recognised), without it {} stored twice",
         keyed.stored_twice, keyed.recognised, unkeyed.stored_twice
     );
-
     assert_eq!((keyed.stored_twice, keyed.recognised), (0, FILES as u64));
-    for receipt in &keyed.receipts {
-        assert_eq!(receipt.via, Client::Async);
-        assert!(
-            !receipt.stored,
-            "the retry was recognised as the landed upload"
-        );
-    }
     assert_eq!((unkeyed.stored_twice, unkeyed.recognised), (FILES, 0));
     assert!(unkeyed.receipts.iter().all(|r| r.stored));
-
-    // Each call: an ambiguous first attempt, then the retry that succeeded.
     let records = capture.records();
     assert_eq!(records.len(), 2 * FILES);
     for record in &records {
-        assert_eq!(
-            (
-                record.execution_type,
-                record.attempts,
-                record.ambiguous_attempts
-            ),
-            (ExecutionType::Async, 2, 1),
-            "{record:?}"
+        let seen = (
+            record.execution_type,
+            record.attempts,
+            record.ambiguous_attempts,
+            record.success,
         );
-        assert!(record.success);
+        assert_eq!(seen, (execution_type, attempts, 1, true), "{record:?}");
     }
+    (keyed, unkeyed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_a_landed_attempt_stores_nothing_twice_with_the_key() {
+    let (keyed, _) =
+        with_and_without_the_key("e2e_key_retry", upload_retried, ExecutionType::Async, 2).await;
+    // The retry was recognised as the landed upload.
+    assert!(keyed
+        .receipts
+        .iter()
+        .all(|r| r.via == Client::Async && !r.stored));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fallback_after_a_landed_attempt_stores_nothing_twice_with_the_key() {
-    let site = "e2e_key_fallback";
-    enable_site_at(site, 100.0);
-    let capture = Capture::site(site);
-
-    let keyed = run(site, true, upload_fallback).await;
-    let unkeyed = run(site, false, upload_fallback).await;
-    println!(
-        "fallback after a landed attempt, {FILES} files: with Idempotency-Key {} stored twice \
-         ({} recognised), without it {} stored twice",
-        keyed.stored_twice, keyed.recognised, unkeyed.stored_twice
-    );
-
+    let (keyed, _) = with_and_without_the_key(
+        "e2e_key_fallback",
+        upload_fallback,
+        ExecutionType::SyncFallback,
+        1,
+    )
+    .await;
     // The blocking client sends the same key as the async attempt.
-    assert_eq!((keyed.stored_twice, keyed.recognised), (0, FILES as u64));
     assert!(keyed
         .receipts
         .iter()
         .all(|r| r.via == Client::Sync && !r.stored));
-    assert_eq!((unkeyed.stored_twice, unkeyed.recognised), (FILES, 0));
-
-    let records = capture.records();
-    assert_eq!(records.len(), 2 * FILES);
-    for record in &records {
-        assert_eq!(
-            (
-                record.execution_type,
-                record.attempts,
-                record.ambiguous_attempts
-            ),
-            (ExecutionType::SyncFallback, 1, 1),
-            "{record:?}"
-        );
-    }
 }
