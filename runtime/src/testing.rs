@@ -75,7 +75,7 @@
 //! Without the feature, nothing: the check is not compiled. With it, a call
 //! reads one thread-local to find that no scope is in force.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -203,7 +203,7 @@ impl ScopeBuilder {
             sites: self.sites,
             records: Mutex::new(Vec::new()),
         });
-        let previous = CURRENT.with(|current| current.replace(Some(Arc::clone(&scope))));
+        let previous = replace_current(Some(Arc::clone(&scope)));
         Ok(ScopeGuard {
             scope,
             previous,
@@ -243,9 +243,7 @@ impl ScopeGuard {
 
 impl Drop for ScopeGuard {
     fn drop(&mut self) {
-        let previous = self.previous.take();
-        // A guard dropped while the thread ends finds its thread-local gone.
-        let _ = CURRENT.try_with(|current| current.replace(previous));
+        replace_current(self.previous.take());
     }
 }
 
@@ -271,12 +269,11 @@ impl<F: Future> Future for Bound<F> {
         struct Restore(Option<Arc<Scope>>);
         impl Drop for Restore {
             fn drop(&mut self) {
-                let previous = self.0.take();
-                let _ = CURRENT.try_with(|current| current.replace(previous));
+                replace_current(self.0.take());
             }
         }
         let scope = Arc::clone(&self.scope);
-        let _restore = Restore(CURRENT.with(|current| current.replace(Some(scope))));
+        let _restore = Restore(replace_current(Some(scope)));
         self.future.as_mut().poll(cx)
     }
 }
@@ -299,6 +296,21 @@ pub(crate) struct Scope {
 
 thread_local! {
     static CURRENT: RefCell<Option<Arc<Scope>>> = const { RefCell::new(None) };
+    /// Whether `CURRENT` holds a scope: a plain word with no destructor,
+    /// the one read a call makes when no scope is in force.
+    static ACTIVE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Puts `scope` in force on this thread; the one it replaces. A thread
+/// that is ending (its thread-locals gone) keeps none.
+fn replace_current(scope: Option<Arc<Scope>>) -> Option<Arc<Scope>> {
+    let active = scope.is_some();
+    let previous = CURRENT
+        .try_with(|current| current.replace(scope))
+        .ok()
+        .flatten();
+    let _ = ACTIVE.try_with(|flag| flag.set(active));
+    previous
 }
 
 /// The scope in force on this thread, if any.
@@ -313,6 +325,9 @@ pub(crate) fn current() -> Option<Arc<Scope>> {
 /// no scope is in force (the one thread-local read a call makes),
 /// `Some(Ok(()))` for the async path, `Some(Err(reason))` for the sync one.
 pub(crate) fn decide(site: &Site, bucket: impl FnOnce() -> u16) -> Option<Result<(), SyncReason>> {
+    if !ACTIVE.with(Cell::get) {
+        return None;
+    }
     CURRENT
         .try_with(|current| {
             let current = current.borrow();
