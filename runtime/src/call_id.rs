@@ -12,9 +12,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::future::{poll_fn, Future};
 use std::hash::BuildHasher;
-use std::pin::pin;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -208,8 +206,8 @@ impl<'de> Deserialize<'de> for CallId {
 /// # }
 /// ```
 ///
-/// The id is set on the thread while the call's future is polled and while
-/// its sync path runs (also on Tokio's blocking pool). A task the body
+/// The id is set on the thread while an attempt of the body is polled and
+/// while the fallback or sync path runs (also on Tokio's blocking pool). A task the body
 /// spawns is not part of the call: read the id in the body and move it in.
 #[must_use]
 pub fn call_id() -> Option<CallId> {
@@ -227,12 +225,6 @@ pub(crate) fn with<R>(id: CallId, f: impl FnOnce() -> R) -> R {
     }
     let _restore = Restore(CURRENT.with(|current| current.replace(Some(id))));
     f()
-}
-
-/// Awaits `future` with `id` as the current call's id in each of its polls.
-pub(crate) async fn within<F: Future>(id: CallId, future: F) -> F::Output {
-    let mut future = pin!(future);
-    poll_fn(|cx| with(id, || future.as_mut().poll(cx))).await
 }
 
 #[cfg(test)]

@@ -122,8 +122,8 @@ where
     T: Send + 'static,
     E: Classify + Send + 'static,
 {
-    run(call, args, attempt, move |args| {
-        on_blocking_pool(fallback, args)
+    run(call, args, attempt, move |args, id| {
+        on_blocking_pool(fallback, args, id)
     })
     .await
 }
@@ -150,8 +150,8 @@ where
     S: FnOnce(A) -> Result<T, E>,
     E: Classify,
 {
-    run(call, args, attempt, move |args| {
-        ready(in_place(fallback, args))
+    run(call, args, attempt, move |args, id| {
+        ready(call_id::with(id, || in_place(fallback, args)))
     })
     .await
 }
@@ -171,13 +171,13 @@ async fn run<A, T, E, F, Fut, R, RFut>(
 where
     F: FnMut(&mut A) -> Fut,
     Fut: Future<Output = Result<T, E>>,
-    R: FnOnce(A) -> RFut,
+    // The sync path gets the call's id to run under (`call_id()`).
+    R: FnOnce(A, CallId) -> RFut,
     RFut: Future<Output = Result<Result<T, E>, Panic>>,
     E: Classify,
 {
     let mut recorder = Recorder::new(call);
     let span = recorder.span.clone();
-    let id = recorder.id;
     let state_machine = async move {
         let settings = match call.path() {
             Path::Async(settings) if tokio_available() => settings,
@@ -187,7 +187,7 @@ where
                     Path::Async(_) => SyncReason::NoRuntime,
                 };
                 recorder.enter_sync(ExecutionType::Sync, reason);
-                let outcome = sync(args).await;
+                let outcome = sync(args, recorder.id).await;
                 return recorder.finish_sync(outcome);
             }
         };
@@ -198,7 +198,7 @@ where
             recorder.cause = Some(RuntimeFault::BreakerOpen.as_str());
             recorder.note(RuntimeFault::BreakerOpen);
             tracing::debug!("circuit breaker open; the sync path takes the call");
-            let outcome = sync(args).await;
+            let outcome = sync(args, recorder.id).await;
             return recorder.finish_sync(outcome);
         }
 
@@ -227,12 +227,10 @@ where
             "async upload gave up; falling back to the sync path",
         );
         recorder.enter_sync(ExecutionType::SyncFallback, SyncReason::AsyncGaveUp);
-        let outcome = sync(args).await;
+        let outcome = sync(args, recorder.id).await;
         recorder.finish_sync(outcome)
     };
-    // `call_id()` answers inside every poll: the attempts, the sync path in
-    // place, and (moved along) the sync path on the blocking pool.
-    call_id::within(id, state_machine.instrument(span)).await
+    state_machine.instrument(span).await
 }
 
 /// The async attempts: `Ok` with the call's final result when the async
@@ -253,27 +251,22 @@ where
     let mut retries = 0;
     // The first attempt starts with the call: its deadline needs no clock read.
     let mut started = recorder.started;
-    // A testing scope's `async_times_out`: each attempt's deadline is
-    // already past and its body never starts.
+    // A testing scope's `async_times_out` (never without the feature).
     let times_out = recorder.times_out();
     loop {
         recorder.attempts += 1;
-        let deadline = if times_out {
-            started
+        let deadline = started + settings.timeout;
+        let outcome = if times_out {
+            // A deadline already past and a body that never starts.
+            tokio::time::timeout_at(started, std::future::pending()).await
         } else {
-            started + settings.timeout
+            // Building the attempt runs user code too (clones): inside the catch.
+            tokio::time::timeout_at(
+                deadline,
+                catch_unwind(recorder.id, async { attempt(args).await }),
+            )
+            .await
         };
-        // Building the attempt runs user code too (clones): inside the catch.
-        let outcome = tokio::time::timeout_at(
-            deadline,
-            catch_unwind(async {
-                if times_out {
-                    std::future::pending::<()>().await;
-                }
-                attempt(args).await
-            }),
-        )
-        .await;
         recorder.ambiguous += u32::from(outcome_unknown(&outcome));
         let retryable = match outcome {
             Ok(Ok(Ok(value))) => {
@@ -457,22 +450,22 @@ fn error_name<E: Classify>(error: &E) -> &'static str {
     user_error_name(error.error_type())
 }
 
-/// Runs the sync path on Tokio's blocking pool (inline without a runtime).
-async fn on_blocking_pool<A, T, E, S>(fallback: S, args: A) -> Result<Result<T, E>, Panic>
+/// Runs the sync path on Tokio's blocking pool (inline without a runtime),
+/// as call `id`.
+async fn on_blocking_pool<A, T, E, S>(
+    fallback: S,
+    args: A,
+    id: CallId,
+) -> Result<Result<T, E>, Panic>
 where
     A: Send + 'static,
     S: FnOnce(A) -> Result<T, E> + Send + 'static,
     T: Send + 'static,
     E: Send + 'static,
 {
+    let fallback = move || call_id::with(id, move || fallback(args));
     let Ok(handle) = Handle::try_current() else {
-        return catch(AssertUnwindSafe(move || fallback(args)));
-    };
-    // The call's id goes with the sync path to the pool's thread.
-    let id = call_id::call_id();
-    let fallback = move || match id {
-        Some(id) => call_id::with(id, move || fallback(args)),
-        None => fallback(args),
+        return catch(AssertUnwindSafe(fallback));
     };
     match handle.spawn_blocking(fallback).await {
         Ok(result) => Ok(result),
@@ -499,16 +492,19 @@ where
     }
 }
 
-/// Polls `future`, turning a panic in any poll into `Err`.
-async fn catch_unwind<F: Future>(future: F) -> Result<F::Output, Panic> {
+/// Polls `future` as call `id` (`call_id()` answers inside every poll),
+/// turning a panic in any poll into `Err`.
+async fn catch_unwind<F: Future>(id: CallId, future: F) -> Result<F::Output, Panic> {
     let mut future = pin!(future);
-    poll_fn(
-        move |cx| match catch(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+    poll_fn(move |cx| {
+        match catch(AssertUnwindSafe(|| {
+            call_id::with(id, || future.as_mut().poll(cx))
+        })) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
             Err(panic) => Poll::Ready(Err(panic)),
-        },
-    )
+        }
+    })
     .await
 }
 
