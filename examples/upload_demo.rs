@@ -6,7 +6,8 @@
 //! ```
 //!
 //! An axum server on 127.0.0.1 stores uploads in a temporary directory,
-//! verifies each one's size and MD5, stores a request id at most once, and
+//! verifies each one's size and MD5, deduplicates on the `Idempotency-Key`
+//! both clients send (the call's `async_upload::call_id()`), and
 //! injects connection resets, 503 answers and delays into the new client's
 //! requests. A few hundred files (1 KiB – 8 MiB) are uploaded through
 //! `upload`, whose async path streams the file with `reqwest` and whose
@@ -450,7 +451,7 @@ async fn run(
         }
     }
 
-    let check = server_check(&server, &files);
+    let check = server_check(&server, &files, staged.is_none());
 
     // Summary, comparison and verdict from the records the run logged.
     if !async_upload::log::flush() {
@@ -530,7 +531,11 @@ async fn run(
     }
 
     let ok = failures.is_empty()
-        && check.all_intact()
+        && if staged.is_none() {
+            check.each_stored_once()
+        } else {
+            check.all_intact()
+        }
         && aggregated == calls
         && log.uploads.len() as u64 == calls;
     if !ok {
@@ -548,12 +553,20 @@ async fn run(
     Ok(ok && shown)
 }
 
-/// The server's own view: every file re-read from its disk.
-fn server_check(server: &Server, files: &[support::files::TestFile]) -> Verification {
+/// The server's own view: every file re-read from its disk. With one call
+/// per file, each must be stored once: the clients send the call id as the
+/// `Idempotency-Key`, so a retry or fallback of an upload that landed is a
+/// duplicate the server acknowledges without storing; with several calls
+/// per file (`--staged`) a later call stores its file again.
+fn server_check(
+    server: &Server,
+    files: &[support::files::TestFile],
+    one_call_per_file: bool,
+) -> Verification {
     let counters = server.counters();
     let check = server.verify_files(files);
     println!(
-        "server: {} requests; injected {} resets, {} 503s, {} delays; {} stored, {} duplicate uploads acknowledged without storing, {} rejected, {} cut off",
+        "server: {} requests; injected {} resets, {} 503s, {} delays; {} stored, {} duplicate uploads acknowledged by their Idempotency-Key without storing, {} rejected, {} cut off",
         counters.requests,
         counters.resets,
         counters.unavailable,
@@ -563,8 +576,13 @@ fn server_check(server: &Server, files: &[support::files::TestFile]) -> Verifica
         counters.rejected,
         counters.incomplete,
     );
+    let stored = if one_call_per_file {
+        format!("{} stored more than once", check.stored_again.len())
+    } else {
+        format!("{} stored again by a later call", check.stored_again.len())
+    };
     println!(
-        "server-side check: {}/{} files arrived intact (size + MD5 re-read from disk), each stored once; {} missing, {} corrupted",
+        "server-side check: {}/{} files arrived intact (size + MD5 re-read from disk); {stored}; {} missing, {} corrupted",
         check.intact,
         check.expected,
         check.missing.len(),
@@ -728,7 +746,7 @@ async fn run_fleet(
             outcome.stage
         ),
     }
-    let check = server_check(server, files);
+    let check = server_check(server, files, false);
     let ok = outcome.failures == 0 && check.all_intact() && logged == outcome.calls;
     if !ok {
         println!("FAILED: a file was lost or corrupted, an upload failed, or the records do not match the calls");

@@ -50,6 +50,8 @@
 //!
 //! The error type says which failures are worth a retry, a fallback, or
 //! neither, by implementing [`Classify`] (`std::io::Error` does already).
+//! [`call_id()`] gives the body, the fallback and the sync path of one call
+//! the same [`CallId`], to pass to the backend as an idempotency key.
 //! The [`config`] module holds the environment variables and the live handle
 //! (kill switch, rollout percentage, per-site overrides); [`metrics`] the
 //! record of each call and the sink trait; [`log`] the JSONL log; [`stages`]
@@ -60,7 +62,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use async_upload_macros::async_upload;
-pub use async_upload_runtime::{ByteCount, Classify, ErrorClass, Fault};
+pub use async_upload_runtime::{
+    call_id, ByteCount, CallId, Classify, ErrorClass, Fault, ParseCallIdError, SyncReason,
+};
 
 // The facade shows a card, not the runtime's whole inventory: each module
 // names what a user writes code against. The rest stays reachable (tests,
@@ -95,9 +99,14 @@ pub mod metrics {
     #[doc(hidden)]
     pub use async_upload_runtime::metrics::*;
     pub use async_upload_runtime::metrics::{
-        add_sink, global, remove_sink, Aggregator, ExecutionType, MetricsSink, RuntimeFault,
-        SinkId, SiteSnapshot, Summary, UploadRecord,
+        add_sink, global, remove_sink, Aggregator, ExecutionType, MetricsSink,
+        ParseSyncReasonError, RuntimeFault, SinkId, SiteSnapshot, Summary, SyncReason,
+        UploadRecord,
     };
+    /// Per site, why calls went sync and what ran after an ambiguous attempt
+    /// (part of the `async-upload report` command).
+    #[cfg(feature = "cli")]
+    pub use async_upload_runtime::metrics::{CallAudit, SiteAudit};
 }
 
 pub mod log {
@@ -140,8 +149,14 @@ pub use async_upload_runtime::dashboard;
 #[cfg(feature = "redis")]
 pub use async_upload_runtime::fleet;
 
+/// Testing code that uses the attribute (cargo feature `testing`, for
+/// `[dev-dependencies]`): `testing::scope()` decides the path of a test's
+/// calls and keeps their records, isolated from the process's globals.
+#[cfg(feature = "testing")]
+pub use async_upload_runtime::testing;
+
 #[doc(hidden)]
-pub use async_upload_runtime::{execute, policy, Call, Path, Site, SyncReason};
+pub use async_upload_runtime::{execute, policy, Call, Path, Site};
 
 /// Generated code reaches the runtime through here; not a public API.
 #[doc(hidden)]
@@ -150,5 +165,6 @@ pub mod __private {
         attempt as classify_attempt, sync as classify_sync, Classified,
     };
     pub use async_upload_runtime::execute::{execute, execute_in_place, Lend};
+    pub use async_upload_runtime::send_argument::SendArgument;
     pub use async_upload_runtime::{ByteCount, Site};
 }

@@ -87,7 +87,7 @@ async fn route(site: &'static str, percent: f64) -> (usize, usize) {
     assert_eq!(async_records, expected.len());
     assert!(records.iter().all(|r| r.success && r.attempts <= 1));
     let check = server.verify_files(&files);
-    assert!(check.all_intact(), "{check:?}");
+    assert!(check.each_stored_once(), "{check:?}");
     (expected.len(), files.len())
 }
 

@@ -98,7 +98,7 @@ fn a_stage_that_passed_advances_with_exit_0_and_writes_csv_and_json() {
     assert!(text(&output).contains("ADVANCE"), "{}", text(&output));
     let rows = std::fs::read_to_string(&csv).unwrap();
     assert!(
-        rows.starts_with("ts,site,execution_type,success,duration_ms,attempts,error_type,bytes\n")
+        rows.starts_with("ts,site,execution_type,success,duration_ms,attempts,error_type,bytes,call_id,sync_reason,ambiguous_attempts\n")
     );
     assert_eq!(rows.lines().count(), 701);
 

@@ -122,13 +122,22 @@ pub(crate) fn expand(site: &Site, target: Target) -> syn::Result<TokenStream> {
         |classify| quote_spanned!(classify.span()=> .map_err(#private::Classified::into_error)),
     );
     let call_ident = local("__call");
-    let execute = if sync_path_can_move(&target.sig) {
+    let moves = sync_path_can_move(&target.sig);
+    let execute = if moves {
         quote!(execute)
     } else {
         quote!(execute_in_place)
     };
+    // The blocking pool needs `Send` arguments: a type that is not gets its
+    // error here, at the argument, saying what to write instead (the bound
+    // of `execute` would only point at the attribute).
+    let sendable = params.iter().filter(|p| moves && !p.lent).map(|p| {
+        let ty = &p.ty;
+        quote_spanned!(ty.span()=> let () = <#ty as #private::SendArgument>::CHECKED;)
+    });
     let block: Block = syn::parse2(quote! {{
         #site_static
+        #(#sendable)*
         let #call_ident = #call;
         #(#lends)*
         #private::#execute(#call_ident, (#(#values,)*), #attempt, #fallback).await #unwrap

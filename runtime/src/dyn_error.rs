@@ -35,6 +35,12 @@ fn by_chain(error: &(dyn Error + 'static)) -> ErrorClass {
     find_io_error(error).map_or(ErrorClass::Fallback, Classify::classify)
 }
 
+/// Whether the chain's `io::Error` says the request may have reached the
+/// backend.
+fn chain_outcome_unknown(error: &(dyn Error + 'static)) -> bool {
+    find_io_error(error).is_some_and(Classify::outcome_unknown)
+}
+
 /// The record's `error_type`: the chain's `io::Error` name, a fault's own
 /// name, or `"error"`.
 fn chain_type(error: &(dyn Error + 'static)) -> &'static str {
@@ -69,6 +75,10 @@ impl Classify for Box<dyn Error + Send + Sync> {
     fn from_fault(fault: Fault) -> Self {
         Box::new(fault)
     }
+
+    fn outcome_unknown(&self) -> bool {
+        chain_outcome_unknown(&**self)
+    }
 }
 
 /// An [`io::Error`] anywhere in the chain (also under `.context(..)`)
@@ -98,6 +108,10 @@ impl Classify for anyhow::Error {
 
     fn from_fault(fault: Fault) -> Self {
         anyhow::Error::new(fault)
+    }
+
+    fn outcome_unknown(&self) -> bool {
+        chain_outcome_unknown(self.as_ref())
     }
 }
 
@@ -137,6 +151,15 @@ mod tests {
         assert_eq!(nested.error_type(), "not_found");
         let plain = boxed(io::Error::from(io::ErrorKind::BrokenPipe));
         assert_eq!(plain.classify(), ErrorClass::Retry);
+    }
+
+    #[test]
+    fn an_io_error_in_the_chain_says_whether_the_request_may_have_landed() {
+        assert!(boxed(Upload(io::ErrorKind::ConnectionReset.into())).outcome_unknown());
+        assert!(!boxed(Upload(io::ErrorKind::ConnectionRefused.into())).outcome_unknown());
+        assert!(!boxed(Upload(io::ErrorKind::NotFound.into())).outcome_unknown());
+        let parse: Box<dyn Error + Send + Sync> = "x".parse::<u8>().unwrap_err().into();
+        assert!(!parse.outcome_unknown());
     }
 
     #[test]

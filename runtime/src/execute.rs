@@ -56,8 +56,11 @@ use tracing::Instrument;
 pub use crate::lend::{Lend, Lent};
 
 use crate::breaker::Admission;
+use crate::call_id::{self, CallId};
 use crate::config::{BreakerSettings, Settings};
-use crate::metrics::{self, user_error_name, ExecutionType, RuntimeFault, UploadRecord};
+use crate::metrics::{
+    self, user_error_name, ExecutionType, RuntimeFault, SyncReason, UploadRecord,
+};
 use crate::policy::{Classify, ErrorClass, Fault};
 use crate::site::{Call, Path, Site};
 
@@ -119,8 +122,8 @@ where
     T: Send + 'static,
     E: Classify + Send + 'static,
 {
-    run(call, args, attempt, move |args| {
-        on_blocking_pool(fallback, args)
+    run(call, args, attempt, move |args, id| {
+        on_blocking_pool(fallback, args, id)
     })
     .await
 }
@@ -147,8 +150,8 @@ where
     S: FnOnce(A) -> Result<T, E>,
     E: Classify,
 {
-    run(call, args, attempt, move |args| {
-        ready(in_place(fallback, args))
+    run(call, args, attempt, move |args, id| {
+        ready(call_id::with(id, || in_place(fallback, args)))
     })
     .await
 }
@@ -168,7 +171,8 @@ async fn run<A, T, E, F, Fut, R, RFut>(
 where
     F: FnMut(&mut A) -> Fut,
     Fut: Future<Output = Result<T, E>>,
-    R: FnOnce(A) -> RFut,
+    // The sync path gets the call's id to run under (`call_id()`).
+    R: FnOnce(A, CallId) -> RFut,
     RFut: Future<Output = Result<Result<T, E>, Panic>>,
     E: Classify,
 {
@@ -177,20 +181,24 @@ where
     let state_machine = async move {
         let settings = match call.path() {
             Path::Async(settings) if tokio_available() => settings,
-            _ => {
-                recorder.enter(ExecutionType::Sync);
-                let outcome = sync(args).await;
+            path => {
+                let reason = match path {
+                    Path::Sync(reason) => reason,
+                    Path::Async(_) => SyncReason::NoRuntime,
+                };
+                recorder.enter_sync(ExecutionType::Sync, reason);
+                let outcome = sync(args, recorder.id).await;
                 return recorder.finish_sync(outcome);
             }
         };
 
         let guard = Guard::of(&call, &settings);
         if guard.skips() {
-            recorder.enter(ExecutionType::SyncFallback);
+            recorder.enter_sync(ExecutionType::SyncFallback, SyncReason::BreakerOpen);
             recorder.cause = Some(RuntimeFault::BreakerOpen.as_str());
             recorder.note(RuntimeFault::BreakerOpen);
             tracing::debug!("circuit breaker open; the sync path takes the call");
-            let outcome = sync(args).await;
+            let outcome = sync(args, recorder.id).await;
             return recorder.finish_sync(outcome);
         }
 
@@ -218,8 +226,8 @@ where
             give_up.error_type(),
             "async upload gave up; falling back to the sync path",
         );
-        recorder.enter(ExecutionType::SyncFallback);
-        let outcome = sync(args).await;
+        recorder.enter_sync(ExecutionType::SyncFallback, SyncReason::AsyncGaveUp);
+        let outcome = sync(args, recorder.id).await;
         recorder.finish_sync(outcome)
     };
     state_machine.instrument(span).await
@@ -243,12 +251,23 @@ where
     let mut retries = 0;
     // The first attempt starts with the call: its deadline needs no clock read.
     let mut started = recorder.started;
+    // A testing scope's `async_times_out` (never without the feature).
+    let times_out = recorder.times_out();
     loop {
         recorder.attempts += 1;
         let deadline = started + settings.timeout;
-        // Building the attempt runs user code too (clones): inside the catch.
-        let outcome =
-            tokio::time::timeout_at(deadline, catch_unwind(async { attempt(args).await })).await;
+        let outcome = if times_out {
+            // A deadline already past and a body that never starts.
+            tokio::time::timeout_at(started, std::future::pending()).await
+        } else {
+            // Building the attempt runs user code too (clones): inside the catch.
+            tokio::time::timeout_at(
+                deadline,
+                catch_unwind(recorder.id, async { attempt(args).await }),
+            )
+            .await
+        };
+        recorder.ambiguous += u32::from(outcome_unknown(&outcome));
         let retryable = match outcome {
             Ok(Ok(Ok(value))) => {
                 guard.success();
@@ -290,7 +309,11 @@ where
             );
             return Err(retryable);
         }
-        let delay = settings.backoff.delay(retries);
+        let delay = if times_out {
+            std::time::Duration::ZERO
+        } else {
+            settings.backoff.delay(retries)
+        };
         tracing::debug!(
             attempt = recorder.attempts,
             error_type = retryable.error_type(),
@@ -300,6 +323,19 @@ where
         tokio::time::sleep(delay).await;
         retries += 1;
         started = Instant::now();
+    }
+}
+
+/// Whether an attempt ended without telling whether the upload landed: a
+/// timeout or a panic (the request may be in flight or stored), or an
+/// error that says the request may have reached the backend.
+fn outcome_unknown<T, E: Classify>(
+    outcome: &Result<Result<Result<T, E>, Panic>, tokio::time::error::Elapsed>,
+) -> bool {
+    match outcome {
+        Ok(Ok(Ok(_))) => false,
+        Ok(Ok(Err(error))) => error.outcome_unknown(),
+        Ok(Err(_)) | Err(_) => true,
     }
 }
 
@@ -414,18 +450,24 @@ fn error_name<E: Classify>(error: &E) -> &'static str {
     user_error_name(error.error_type())
 }
 
-/// Runs the sync path on Tokio's blocking pool (inline without a runtime).
-async fn on_blocking_pool<A, T, E, S>(fallback: S, args: A) -> Result<Result<T, E>, Panic>
+/// Runs the sync path on Tokio's blocking pool (inline without a runtime),
+/// as call `id`.
+async fn on_blocking_pool<A, T, E, S>(
+    fallback: S,
+    args: A,
+    id: CallId,
+) -> Result<Result<T, E>, Panic>
 where
     A: Send + 'static,
     S: FnOnce(A) -> Result<T, E> + Send + 'static,
     T: Send + 'static,
     E: Send + 'static,
 {
+    let fallback = move || call_id::with(id, move || fallback(args));
     let Ok(handle) = Handle::try_current() else {
-        return catch(AssertUnwindSafe(move || fallback(args)));
+        return catch(AssertUnwindSafe(fallback));
     };
-    match handle.spawn_blocking(move || fallback(args)).await {
+    match handle.spawn_blocking(fallback).await {
         Ok(result) => Ok(result),
         Err(join) if join.is_panic() => Err(join.into_panic()),
         // Only a runtime shutting down cancels a blocking task before it starts.
@@ -450,16 +492,19 @@ where
     }
 }
 
-/// Polls `future`, turning a panic in any poll into `Err`.
-async fn catch_unwind<F: Future>(future: F) -> Result<F::Output, Panic> {
+/// Polls `future` as call `id` (`call_id()` answers inside every poll),
+/// turning a panic in any poll into `Err`.
+async fn catch_unwind<F: Future>(id: CallId, future: F) -> Result<F::Output, Panic> {
     let mut future = pin!(future);
-    poll_fn(
-        move |cx| match catch(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+    poll_fn(move |cx| {
+        match catch(AssertUnwindSafe(|| {
+            call_id::with(id, || future.as_mut().poll(cx))
+        })) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
             Err(panic) => Poll::Ready(Err(panic)),
-        },
-    )
+        }
+    })
     .await
 }
 
@@ -492,6 +537,8 @@ fn tokio_available() -> bool {
 /// first, on drop as cancelled.
 struct Recorder {
     call: Call,
+    /// The call's id: `call_id()` inside it, and its record's.
+    id: CallId,
     /// The call's span, kept here so recording fields needs no lookup of
     /// the current span.
     span: tracing::Span,
@@ -505,6 +552,14 @@ struct Recorder {
     cause: Option<&'static str>,
     /// The runtime's own fault in this call (see [`Recorder::note`]).
     fault: Option<RuntimeFault>,
+    /// Why the call ran the sync path, once it does.
+    sync_reason: Option<SyncReason>,
+    /// Attempts whose outcome is unknown (timeout, panic, an error that
+    /// may have reached the backend).
+    ambiguous: u32,
+    /// The testing scope the call was decided in: its record goes there.
+    #[cfg(feature = "testing")]
+    scope: Option<std::sync::Arc<crate::testing::Scope>>,
     recorded: bool,
 }
 
@@ -512,6 +567,7 @@ impl Recorder {
     fn new(call: Call) -> Self {
         Recorder {
             call,
+            id: CallId::draw(),
             span: tracing::info_span!(
                 "async_upload",
                 site = call.site.name(),
@@ -523,6 +579,10 @@ impl Recorder {
             attempts: 0,
             cause: None,
             fault: None,
+            sync_reason: None,
+            ambiguous: 0,
+            #[cfg(feature = "testing")]
+            scope: call.scope(),
             recorded: false,
         }
     }
@@ -530,6 +590,21 @@ impl Recorder {
     fn enter(&mut self, execution_type: ExecutionType) {
         self.execution_type = execution_type;
         self.span.record("execution_type", execution_type.as_str());
+    }
+
+    /// Enters a path that runs the sync code, for `reason`.
+    fn enter_sync(&mut self, execution_type: ExecutionType, reason: SyncReason) {
+        self.sync_reason = Some(reason);
+        self.enter(execution_type);
+    }
+
+    /// Whether every async attempt times out at once (a testing scope's).
+    fn times_out(&self) -> bool {
+        #[cfg(feature = "testing")]
+        if let Some(scope) = &self.scope {
+            return scope.times_out();
+        }
+        false
     }
 
     fn finish<T, E: Classify>(&mut self, result: Result<T, E>) -> Result<T, E> {
@@ -586,9 +661,11 @@ impl Recorder {
             error_type: error_type.map(Into::into),
             bytes: self.call.bytes,
             fault: self.fault,
+            call_id: Some(self.id),
+            sync_reason: self.sync_reason,
+            ambiguous_attempts: self.ambiguous,
         };
-        site.stats().record(&record);
-        metrics::dispatch(&record);
+        self.deliver(&record);
         tracing::debug!(
             success,
             duration_ms = record.duration_ms,
@@ -597,6 +674,20 @@ impl Recorder {
             fault = self.fault.map(RuntimeFault::as_str),
             "async upload call recorded",
         );
+    }
+}
+
+impl Recorder {
+    /// Hands the record to the aggregator and the sinks, or only to the
+    /// testing scope the call was made in.
+    fn deliver(&self, record: &UploadRecord) {
+        #[cfg(feature = "testing")]
+        if let Some(scope) = &self.scope {
+            scope.push(record.clone());
+            return;
+        }
+        self.call.site.stats().record(record);
+        metrics::dispatch(record);
     }
 }
 

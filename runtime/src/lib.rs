@@ -14,13 +14,16 @@
 //! - [`log`]: the JSONL sink and reader, CSV export;
 //! - [`stages`]: stage definitions, verdicts, rollback triggers, the controller;
 //! - `dashboard` (feature `html`): the self-contained HTML rollout report;
-//! - `fleet` (cargo feature `redis`): the shared state of a fleet of replicas in Redis.
+//! - `fleet` (cargo feature `redis`): the shared state of a fleet of replicas in Redis;
+//! - `testing` (cargo feature `testing`): scopes that decide the path of a
+//!   test's calls and keep their records, isolated from the globals.
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::pedantic)]
 #![allow(clippy::module_name_repetitions)]
 
 mod breaker;
+mod call_id;
 #[doc(hidden)]
 pub mod classify_fn;
 pub mod config;
@@ -35,9 +38,15 @@ pub mod log;
 pub mod metrics;
 pub mod policy;
 pub mod rollout;
+#[doc(hidden)]
+pub mod send_argument;
 mod site;
 pub mod stages;
 mod sync;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 
+pub use call_id::{call_id, CallId, ParseCallIdError};
 pub use policy::{Classify, ErrorClass, Fault};
 pub use site::{ByteCount, Call, Path, Site, SyncReason};

@@ -137,6 +137,21 @@ pub trait Classify {
     fn from_fault(fault: Fault) -> Self
     where
         Self: Sized;
+
+    /// Whether the request may have reached the backend before this error,
+    /// so the attempt's outcome is unknown: the upload may be stored (a
+    /// connection reset or closed after the body was sent, a read timeout).
+    /// Such attempts are counted in the record's `ambiguous_attempts`, with
+    /// timeouts and panics; a retry or fallback after one is a duplicate
+    /// unless the backend deduplicates by [`call_id`](crate::call_id()).
+    ///
+    /// Default `false`: the error was an answer (the backend refused the
+    /// request) or came before anything was sent. `std::io::Error` answers
+    /// `true` for `TimedOut`, `ConnectionReset`, `ConnectionAborted`,
+    /// `BrokenPipe` and `UnexpectedEof`.
+    fn outcome_unknown(&self) -> bool {
+        false
+    }
 }
 
 /// `core::any::type_name` without the module path: `my_crate::UploadError` → `UploadError`.
@@ -196,6 +211,18 @@ impl Classify for io::Error {
             Fault::Panic(_) => io::ErrorKind::Other,
         };
         io::Error::new(kind, fault)
+    }
+
+    /// The connection broke or went silent once it was up: what was sent
+    /// may have arrived. A refused connection sent nothing.
+    fn outcome_unknown(&self) -> bool {
+        use io::ErrorKind::{
+            BrokenPipe, ConnectionAborted, ConnectionReset, TimedOut, UnexpectedEof,
+        };
+        matches!(
+            self.kind(),
+            TimedOut | ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+        )
     }
 }
 

@@ -1,15 +1,19 @@
 //! The static descriptor of an annotated function ([`Site`]) and the
 //! per-call routing decision ([`Call`]).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+mod cache;
+
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::breaker::Breaker;
 use crate::config::{handle, AttributeOverrides, BreakerSettings, BreakerState, Origins, Settings};
+pub use crate::metrics::SyncReason;
 use crate::metrics::{self, SiteStats};
 use crate::policy::Backoff;
 use crate::rollout::{self, Rollout, RolloutKey};
+use crate::sync::maybe_const_fn;
 
 /// One annotated function: its name, salt and the attribute's values, plus
 /// the settings it resolved from the live configuration.
@@ -35,24 +39,11 @@ pub struct Site {
     cache: Cache,
 }
 
-/// What a site resolved from the live configuration, refreshed whenever the
-/// configuration's generation moves past the one cached here.
+/// What a site resolved from the live configuration (`cache.rs`: the
+/// words and the protocol that stores them), beside its counters.
 #[derive(Debug)]
 struct Cache {
-    generation: AtomicU64,
-    /// The rollout threshold in the low 16 bits, the flags below, and
-    /// `max_retries` in bits 24..32: the whole routing decision in one load.
-    route: AtomicU64,
-    // The rest of the settings, read only by calls on the async path. A
-    // call racing a configuration change may see some fields old and some
-    // new; every combination is a valid configuration, and the next call
-    // sees the new one whole.
-    timeout_ns: AtomicU64,
-    backoff_base_ns: AtomicU64,
-    backoff_cap_ns: AtomicU64,
-    /// The breaker's settings: on/off in bit 0, threshold in bits 8..16,
-    /// retry budget in bits 16..24, cool-down in milliseconds from bit 32.
-    breaker_settings: AtomicU64,
+    settings: cache::Cache,
     stats: OnceLock<Arc<SiteStats>>,
     /// The circuit breaker and retry budget, beside the counters.
     breaker: Breaker,
@@ -60,7 +51,6 @@ struct Cache {
     announced: AtomicBool,
 }
 
-const UNRESOLVED: u64 = u64::MAX;
 const THRESHOLD: u64 = 0xFFFF;
 const ROUTE_ASYNC: u64 = 1 << 16;
 const ROUTE_ROLLED_BACK: u64 = 1 << 17;
@@ -69,29 +59,32 @@ const ROUTE_FALLBACK: u64 = 1 << 19;
 const RETRIES_SHIFT: u32 = 24;
 
 impl Site {
-    /// A site named `name`, salted with its name, with no attribute overrides.
-    #[must_use]
-    pub const fn new(name: &'static str) -> Self {
-        Site {
-            name,
-            salt: None,
-            attribute: AttributeOverrides {
-                retries: None,
-                timeout: None,
-                backoff: None,
-            },
-            cache: Cache {
-                generation: AtomicU64::new(UNRESOLVED),
-                route: AtomicU64::new(0),
-                timeout_ns: AtomicU64::new(0),
-                backoff_base_ns: AtomicU64::new(0),
-                backoff_cap_ns: AtomicU64::new(0),
-                breaker_settings: AtomicU64::new(0),
-                stats: OnceLock::new(),
-                breaker: Breaker::new(),
-                announced: AtomicBool::new(false),
-            },
+    maybe_const_fn! {
+        /// A site named `name`, salted with its name, with no attribute overrides.
+        #[must_use]
+        pub fn new(name: &'static str) -> Self {
+            Site {
+                name,
+                salt: None,
+                attribute: AttributeOverrides {
+                    retries: None,
+                    timeout: None,
+                    backoff: None,
+                },
+                cache: Cache {
+                    settings: cache::Cache::new(),
+                    stats: OnceLock::new(),
+                    breaker: Breaker::new(),
+                    announced: AtomicBool::new(false),
+                },
+            }
         }
+    }
+
+    /// The attribute's values (a testing scope resolves its own settings).
+    #[cfg(feature = "testing")]
+    pub(crate) fn attribute(&self) -> AttributeOverrides {
+        self.attribute
     }
 
     /// Hashes keys with `salt` instead of the site name (an empty salt hashes keys alone).
@@ -154,7 +147,7 @@ impl Site {
     #[must_use]
     pub fn settings(&self) -> Settings {
         self.refresh_if_stale();
-        self.load_settings(self.cache.route.load(Ordering::Acquire))
+        self.load_settings(self.cache.settings.route())
     }
 
     /// Decides the path of a call keyed by `key`; the key is hashed only if
@@ -169,9 +162,17 @@ impl Site {
         self.decide(rollout::random_bucket)
     }
 
-    fn decide(&'static self, bucket: impl FnOnce() -> u16) -> Call {
+    fn decide(&'static self, bucket: impl Fn() -> u16) -> Call {
+        #[cfg(feature = "testing")]
+        if let Some(decided) = crate::testing::decide(self, &bucket) {
+            return Call {
+                site: self,
+                decision: Decision::Scoped(decided.err()),
+                bytes: None,
+            };
+        }
         self.refresh_if_stale();
-        let route = self.cache.route.load(Ordering::Acquire);
+        let route = self.cache.settings.route();
         let decision = if route & ROUTE_ROLLED_BACK != 0 {
             Decision::Sync(SyncReason::RolledBack)
         } else if route & ROUTE_ASYNC == 0 {
@@ -197,7 +198,7 @@ impl Site {
     }
 
     fn refresh_if_stale(&self) {
-        if self.cache.generation.load(Ordering::Acquire) != handle().generation() {
+        if !self.cache.settings.holds(handle().generation()) {
             self.resolve_now();
         }
     }
@@ -215,27 +216,19 @@ impl Site {
             | flag(settings.enabled, ROUTE_ENABLED)
             | flag(settings.fallback, ROUTE_FALLBACK)
             | u64::from(settings.max_retries.min(255)) << RETRIES_SHIFT;
-        let cache = &self.cache;
-        cache
-            .timeout_ns
-            .store(nanos(settings.timeout), Ordering::Relaxed);
-        cache
-            .backoff_base_ns
-            .store(nanos(settings.backoff.base()), Ordering::Relaxed);
-        cache
-            .backoff_cap_ns
-            .store(nanos(settings.backoff.cap()), Ordering::Relaxed);
         let breaker = settings.breaker;
         let cooldown_ms = u64::try_from(breaker.cooldown.as_millis()).unwrap_or(u64::MAX);
-        cache.breaker_settings.store(
-            u64::from(breaker.enabled)
+        let words = cache::Words {
+            route,
+            timeout_ns: nanos(settings.timeout),
+            backoff_base_ns: nanos(settings.backoff.base()),
+            backoff_cap_ns: nanos(settings.backoff.cap()),
+            breaker: u64::from(breaker.enabled)
                 | u64::from(breaker.threshold) << 8
                 | u64::from(breaker.retry_budget) << 16
                 | cooldown_ms.min(u64::from(u32::MAX)) << 32,
-            Ordering::Relaxed,
-        );
-        cache.route.store(route, Ordering::Release);
-        cache.generation.store(generation, Ordering::Release);
+        };
+        self.cache.settings.publish(generation, &words);
     }
 
     /// The one line a site logs at first use: what it runs with, and which
@@ -267,8 +260,8 @@ impl Site {
 
     /// The settings packed by `resolve_now`, around the `route` word already loaded.
     fn load_settings(&self, route: u64) -> Settings {
-        let cache = &self.cache;
-        let duration = |ns: &AtomicU64| Duration::from_nanos(ns.load(Ordering::Relaxed));
+        let words = self.cache.settings.words(route);
+        let duration = Duration::from_nanos;
         #[allow(clippy::cast_possible_truncation)] // masked to 16 and 8 bits
         Settings {
             enabled: route & ROUTE_ENABLED != 0,
@@ -276,13 +269,13 @@ impl Site {
             rollout: Rollout::from_buckets((route & THRESHOLD) as u16),
             fallback: route & ROUTE_FALLBACK != 0,
             max_retries: ((route >> RETRIES_SHIFT) & 0xFF) as u32,
-            timeout: duration(&cache.timeout_ns),
+            timeout: duration(words.timeout_ns),
             backoff: Backoff::new(
-                duration(&cache.backoff_base_ns),
-                duration(&cache.backoff_cap_ns),
+                duration(words.backoff_base_ns),
+                duration(words.backoff_cap_ns),
             ),
             breaker: {
-                let word = cache.breaker_settings.load(Ordering::Relaxed);
+                let word = words.breaker;
                 BreakerSettings::new(
                     word & 1 != 0,
                     (word >> 8) as u8,
@@ -328,17 +321,6 @@ pub enum Path {
     Sync(SyncReason),
 }
 
-/// Why a call runs the sync path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SyncReason {
-    /// `enabled = false`, globally or for the site.
-    Disabled,
-    /// The site is rolled back.
-    RolledBack,
-    /// The key's bucket is above the rollout threshold.
-    NotEnrolled,
-}
-
 /// One call of a site and the path decided for it.
 ///
 /// Hand it to [`execute`](crate::execute::execute) with the arguments and both paths.
@@ -355,8 +337,14 @@ pub struct Call {
 /// stays four words and the sync paths never touch the settings.
 #[derive(Clone, Copy, Debug)]
 enum Decision {
-    Async { route: u64 },
+    Async {
+        route: u64,
+    },
     Sync(SyncReason),
+    /// Decided by the testing scope in force: the sync path and why, or
+    /// (`None`) the async path with the scope's settings.
+    #[cfg(feature = "testing")]
+    Scoped(Option<SyncReason>),
 }
 
 impl Call {
@@ -373,19 +361,41 @@ impl Call {
         match self.decision {
             Decision::Async { route } => Path::Async(self.site.load_settings(route)),
             Decision::Sync(reason) => Path::Sync(reason),
+            // A scoped call run outside its scope takes the safe path.
+            #[cfg(feature = "testing")]
+            Decision::Scoped(Some(reason)) => Path::Sync(reason),
+            #[cfg(feature = "testing")]
+            Decision::Scoped(None) => crate::testing::current()
+                .map_or(Path::Sync(SyncReason::ForcedSync), |scope| {
+                    Path::Async(scope.settings(self.site))
+                }),
         }
     }
 
     /// Whether the call takes the async path.
     #[must_use]
     pub fn runs_async(&self) -> bool {
-        matches!(self.decision, Decision::Async { .. })
+        match self.decision {
+            Decision::Async { .. } => true,
+            Decision::Sync(_) => false,
+            #[cfg(feature = "testing")]
+            Decision::Scoped(reason) => reason.is_none(),
+        }
     }
 
     /// The site of the call.
     #[must_use]
     pub fn site(&self) -> &'static Site {
         self.site
+    }
+
+    /// The testing scope the call was decided in, if any.
+    #[cfg(feature = "testing")]
+    pub(crate) fn scope(&self) -> Option<Arc<crate::testing::Scope>> {
+        match self.decision {
+            Decision::Scoped(_) => crate::testing::current(),
+            _ => None,
+        }
     }
 }
 

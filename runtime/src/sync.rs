@@ -13,13 +13,16 @@
 //! --cfg loom` passes the cfg to this crate alone (tokio does not build
 //! under a global `--cfg loom`), then runs the tests named `loom_`.
 
-// The protocol types that use these land next; until then nothing does.
-#![allow(unused_imports, unused_macros)]
-
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicU64, Ordering};
+#[cfg(loom)]
+pub(crate) use loom::thread::yield_now;
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
+/// Lets another thread run while a protocol waits on it (under loom, lets
+/// the model schedule it).
+#[cfg(not(loom))]
+pub(crate) use std::thread::yield_now;
 
 /// A constructor that is `const` except under `cfg(loom)`.
 macro_rules! maybe_const_fn {

@@ -95,35 +95,40 @@ impl Captured {
     }
 }
 
-#[test]
-fn records_reach_the_metrics_facade_per_site_and_execution_type() {
-    static SITE: Site = Site::new("facade").with_retries(0);
+/// What `calls` sent to the facade, run on a current-thread runtime with
+/// a recorder of this thread's own.
+fn captured(calls: impl std::future::Future<Output = ()>) -> Captured {
     let captured = Captured::default();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    metrics::with_local_recorder(&captured, || {
-        runtime.block_on(async {
-            support::enable_async();
-            support::roll_out(SITE.name(), 100.0);
-            for i in 0..5_u32 {
-                let result = execute(
-                    SITE.call(&i).with_bytes(100_u32),
-                    (i,),
-                    |(i,)| {
-                        std::future::ready(if *i < 3 {
-                            Ok(*i)
-                        } else {
-                            Err(TestError::Unsupported)
-                        })
-                    },
-                    |(i,)| if i == 4 { Err(TestError::Sync) } else { Ok(i) },
-                )
-                .await;
-                assert_eq!(result.is_ok(), i != 4);
-            }
-        });
+    metrics::with_local_recorder(&captured, || runtime.block_on(calls));
+    captured
+}
+
+#[test]
+fn records_reach_the_metrics_facade_per_site_and_execution_type() {
+    static SITE: Site = Site::new("facade").with_retries(0);
+    let captured = captured(async {
+        support::enable_async();
+        support::roll_out(SITE.name(), 100.0);
+        for i in 0..5_u32 {
+            let result = execute(
+                SITE.call(&i).with_bytes(100_u32),
+                (i,),
+                |(i,)| {
+                    std::future::ready(if *i < 3 {
+                        Ok(*i)
+                    } else {
+                        Err(TestError::Unsupported)
+                    })
+                },
+                |(i,)| if i == 4 { Err(TestError::Sync) } else { Ok(i) },
+            )
+            .await;
+            assert_eq!(result.is_ok(), i != 4);
+        }
     });
     let base = "execution_type=async,site=facade";
     assert_eq!(
@@ -164,5 +169,42 @@ fn records_reach_the_metrics_facade_per_site_and_execution_type() {
     assert_eq!(
         captured.counter(&format!("async_upload_bytes_total{{{base}}}")),
         300
+    );
+    // Why the two fallbacks ran the sync path, as a label.
+    assert_eq!(
+        captured.counter(&format!(
+            "async_upload_sync_calls_total{{{fallback},sync_reason=async_gave_up}}"
+        )),
+        2
+    );
+    assert_eq!(
+        captured.counter(&format!("async_upload_sync_calls_total{{{base}}}")),
+        0,
+        "calls served by the async path ran no sync path"
+    );
+}
+
+#[test]
+fn sync_calls_are_counted_per_reason() {
+    static OFF: Site = Site::new("facade_reasons");
+    let captured = captured(async {
+        support::enable_async();
+        support::roll_out(OFF.name(), 0.0);
+        for i in 0..3_u32 {
+            execute(
+                OFF.call(&i),
+                (i,),
+                |(i,)| std::future::ready(Ok::<_, TestError>(*i)),
+                |(i,)| Ok(i),
+            )
+            .await
+            .unwrap();
+        }
+    });
+    assert_eq!(
+        captured.counter(
+            "async_upload_sync_calls_total{execution_type=sync,site=facade_reasons,sync_reason=not_enrolled}"
+        ),
+        3
     );
 }

@@ -1,7 +1,9 @@
 //! The two upload clients a service migrating to async has: the new one
 //! streams the file with `reqwest`, the old one sends it with blocking
 //! `ureq`. Both return the same [`Receipt`] and [`UploadError`], which
-//! implements [`Classify`] so the runtime knows what to retry.
+//! implements [`Classify`] so the runtime knows what to retry. Inside a call
+//! both send `Idempotency-Key: <async_upload::call_id()>`, so a retry or the
+//! fallback of an upload that did land is not stored twice.
 
 use std::error::Error as _;
 use std::fmt;
@@ -13,7 +15,7 @@ use std::time::Duration;
 use async_upload::{Classify, ErrorClass, Fault};
 use tokio_util::io::ReaderStream;
 
-use super::server::{Client, CLIENT_HEADER, MD5_HEADER, SIZE_HEADER};
+use super::server::{Client, CLIENT_HEADER, IDEMPOTENCY_HEADER, MD5_HEADER, SIZE_HEADER};
 
 /// Where uploads go, and the clients that take them there (cheap to clone).
 #[derive(Clone)]
@@ -25,6 +27,8 @@ struct EndpointInner {
     base: String,
     http: reqwest::Client,
     agent: ureq::Agent,
+    /// Whether requests carry `Idempotency-Key: <call id>`.
+    keyed: bool,
 }
 
 impl fmt::Debug for Endpoint {
@@ -54,6 +58,21 @@ impl Endpoint {
                 base: base.into(),
                 http,
                 agent: ureq::Agent::new_with_config(config),
+                keyed: true,
+            }),
+        }
+    }
+
+    /// The same clients without the `Idempotency-Key` header: what an
+    /// application that does not pass its call id sends.
+    pub fn without_idempotency_key(&self) -> Self {
+        let inner = &self.inner;
+        Endpoint {
+            inner: Arc::new(EndpointInner {
+                base: inner.base.clone(),
+                http: inner.http.clone(),
+                agent: inner.agent.clone(),
+                keyed: false,
             }),
         }
     }
@@ -61,12 +80,23 @@ impl Endpoint {
     fn url(&self, id: &str) -> String {
         format!("{}/upload/{id}", self.inner.base)
     }
+
+    /// The call's idempotency key: its id, the same for every attempt and
+    /// the fallback (`None` outside a call, or when the endpoint omits it).
+    fn key(&self) -> Option<String> {
+        self.inner
+            .keyed
+            .then(async_upload::call_id)
+            .flatten()
+            .map(|id| id.to_string())
+    }
 }
 
 /// One file to upload. Cheap to clone: each attempt re-opens the file.
 #[derive(Clone, Debug)]
 pub struct UploadRequest {
-    /// The request id: the server's idempotency key and the rollout key.
+    /// The request id: the file's name on the server and the rollout key.
+    /// (The idempotency key is the call's id, sent by the clients.)
     pub id: String,
     /// The file.
     pub path: PathBuf,
@@ -83,7 +113,8 @@ pub struct UploadRequest {
 pub struct Receipt {
     /// The request id.
     pub id: String,
-    /// `true` if this upload was stored, `false` if the id was already stored.
+    /// `true` if this upload was stored, `false` if the server had stored
+    /// one with the same idempotency key (this call's earlier attempt).
     pub stored: bool,
     /// The client that got the acknowledgement.
     pub via: Client,
@@ -161,6 +192,12 @@ impl Classify for UploadError {
     fn from_fault(fault: Fault) -> Self {
         UploadError::Fault(fault)
     }
+
+    /// A connection lost after sending (reset, aborted, timed out) may
+    /// have delivered the file; a refused one did not.
+    fn outcome_unknown(&self) -> bool {
+        matches!(self, UploadError::Transport(e) if e.outcome_unknown())
+    }
 }
 
 fn from_status(
@@ -222,11 +259,11 @@ pub async fn send_async(req: &UploadRequest) -> Result<Receipt, UploadError> {
             .map_err(UploadError::File)?;
         reqwest::Body::wrap_stream(ReaderStream::with_capacity(file, STREAM_CHUNK as usize))
     };
-    let response = req
-        .endpoint
-        .inner
-        .http
-        .put(req.endpoint.url(&req.id))
+    let mut request = req.endpoint.inner.http.put(req.endpoint.url(&req.id));
+    if let Some(key) = req.endpoint.key() {
+        request = request.header(IDEMPOTENCY_HEADER, key);
+    }
+    let response = request
         .header(CLIENT_HEADER, Client::Async.as_str())
         .header(SIZE_HEADER, req.size)
         .header(MD5_HEADER, &req.md5)
@@ -243,11 +280,11 @@ pub async fn send_async(req: &UploadRequest) -> Result<Receipt, UploadError> {
 /// The old path: sends the file with blocking `ureq`.
 pub fn send_blocking(req: &UploadRequest) -> Result<Receipt, UploadError> {
     let file = std::fs::File::open(&req.path).map_err(UploadError::File)?;
-    let result = req
-        .endpoint
-        .inner
-        .agent
-        .put(&req.endpoint.url(&req.id))
+    let mut request = req.endpoint.inner.agent.put(&req.endpoint.url(&req.id));
+    if let Some(key) = req.endpoint.key() {
+        request = request.header(IDEMPOTENCY_HEADER, key);
+    }
+    let result = request
         .header(CLIENT_HEADER, Client::Sync.as_str())
         .header(SIZE_HEADER, req.size.to_string())
         .header(MD5_HEADER, &req.md5)

@@ -49,6 +49,6 @@ impl Fixture {
     /// Each of `files` is stored once, intact, and nothing else is.
     pub fn assert_stored(&self, files: &[TestFile]) {
         let check = self.server.verify_files(files);
-        assert!(check.all_intact(), "{check:?}");
+        assert!(check.each_stored_once(), "{check:?}");
     }
 }

@@ -1,10 +1,15 @@
 //! A loopback upload server: `PUT /upload/{id}` streams the body to a
 //! temporary file, checks its size and MD5 against the request's headers,
-//! and stores it under the request id at most once (a retried or fallback
-//! upload of a stored id is acknowledged as a duplicate and not stored
-//! again). Faults (delay, connection reset, HTTP 503, black hole) are
-//! injected per attempt by a [`FaultFn`]; an [`Outage`] switches one fault
-//! on for every request of a client, and off again, while the server runs.
+//! and stores it under the request id. It deduplicates on the request's
+//! `Idempotency-Key` (the client's call id), as a real API that honours
+//! the header does: an upload whose key was stored already (a retry or the
+//! fallback of an upload that did land) is acknowledged as a duplicate and
+//! not stored again. An upload without the header is stored every time, as
+//! a plain object-store PUT is: [`Counters::rewrites`] counts the stores of
+//! an id already stored. Faults (delay, connection reset, HTTP 503, black
+//! hole, an answer after the upload was stored) are injected per attempt by
+//! a [`FaultFn`]; an [`Outage`] switches one fault on for every request of
+//! a client, and off again, while the server runs.
 //!
 //! The server is axum's router on a hand-written hyper accept loop: a
 //! connection reset needs the socket (`SO_LINGER` 0, then close), which
@@ -40,6 +45,8 @@ pub const CLIENT_HEADER: &str = "x-upload-client";
 pub const SIZE_HEADER: &str = "x-upload-size";
 /// Header with the file's MD5, lowercase hex.
 pub const MD5_HEADER: &str = "x-upload-md5";
+/// The idempotency key (IETF draft `Idempotency-Key`): the call's id.
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
 /// Which client sent a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -72,6 +79,9 @@ pub enum Fault {
     /// Accept the request, read its body, and never answer: the connection
     /// stays open until the client gives up (its timeout) or the server stops.
     BlackHole,
+    /// Store the upload as usual, then wait this long before answering: past
+    /// the client's timeout, the attempt fails though its upload landed.
+    LateAnswer(Duration),
 }
 
 /// One request as the fault policy sees it.
@@ -242,9 +252,13 @@ pub struct Counters {
     pub requests: u64,
     /// Requests received from the async client (of `requests`).
     pub async_requests: u64,
-    /// Files stored (first complete, verified upload of an id).
+    /// Uploads stored (complete, verified, and not a duplicate by key).
     pub stored: u64,
-    /// Complete, verified uploads of an id already stored (acknowledged, not stored again).
+    /// Of `stored`, stores of an id that was stored already (no key, or a
+    /// new one): a second copy of a file that one call may have sent twice.
+    pub rewrites: u64,
+    /// Complete, verified uploads whose idempotency key was stored already
+    /// (acknowledged, not stored again).
     pub duplicates: u64,
     /// Uploads whose size or checksum did not match (answered 422).
     pub rejected: u64,
@@ -258,6 +272,8 @@ pub struct Counters {
     pub delays: u64,
     /// Requests black-holed (read, never answered).
     pub black_holes: u64,
+    /// Uploads stored and then answered late.
+    pub late_answers: u64,
 }
 
 #[derive(Default)]
@@ -265,6 +281,7 @@ struct Stats {
     requests: AtomicU64,
     async_requests: AtomicU64,
     stored: AtomicU64,
+    rewrites: AtomicU64,
     duplicates: AtomicU64,
     rejected: AtomicU64,
     incomplete: AtomicU64,
@@ -272,13 +289,14 @@ struct Stats {
     unavailable: AtomicU64,
     delays: AtomicU64,
     black_holes: AtomicU64,
+    late_answers: AtomicU64,
 }
 
 struct Shared {
     dir: PathBuf,
     faults: FaultFn,
     attempts: Mutex<HashMap<(String, Client), u32>>,
-    files: Mutex<HashMap<String, Stored>>,
+    files: Mutex<Files>,
     partial: AtomicU64,
     stats: Stats,
 }
@@ -313,6 +331,15 @@ impl ConnControl {
     }
 }
 
+/// What the server holds: the latest copy of each id, how many times each
+/// id was stored, and the idempotency keys of stored uploads.
+#[derive(Default)]
+struct Files {
+    latest: HashMap<String, Stored>,
+    stores: HashMap<String, u32>,
+    keys: HashMap<String, String>,
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -329,7 +356,7 @@ impl Server {
             dir,
             faults,
             attempts: Mutex::new(HashMap::new()),
-            files: Mutex::new(HashMap::new()),
+            files: Mutex::new(Files::default()),
             partial: AtomicU64::new(0),
             stats: Stats::default(),
         });
@@ -357,6 +384,7 @@ impl Server {
             requests: get(&s.requests),
             async_requests: get(&s.async_requests),
             stored: get(&s.stored),
+            rewrites: get(&s.rewrites),
             duplicates: get(&s.duplicates),
             rejected: get(&s.rejected),
             incomplete: get(&s.incomplete),
@@ -364,12 +392,22 @@ impl Server {
             unavailable: get(&s.unavailable),
             delays: get(&s.delays),
             black_holes: get(&s.black_holes),
+            late_answers: get(&s.late_answers),
         }
     }
 
-    /// The stored files by id.
+    /// The stored files by id (the latest copy of each).
     pub fn stored(&self) -> HashMap<String, Stored> {
-        lock(&self.shared.files).clone()
+        lock(&self.shared.files).latest.clone()
+    }
+
+    /// How many times `id` was stored.
+    pub fn stores(&self, id: &str) -> u32 {
+        lock(&self.shared.files)
+            .stores
+            .get(id)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Requests received for `id` from `client`.
@@ -395,6 +433,9 @@ impl Server {
                 v.missing.push(id.to_owned());
                 continue;
             };
+            if self.stores(id) > 1 {
+                v.stored_again.push(id.to_owned());
+            }
             match file_digest(&stored.path) {
                 Ok((len, digest)) if len == size && digest == md5 => v.intact += 1,
                 _ => v.corrupted.push(id.to_owned()),
@@ -427,12 +468,21 @@ pub struct Verification {
     pub missing: Vec<String>,
     /// Ids stored with another size or checksum.
     pub corrupted: Vec<String>,
+    /// Ids stored more than once (a later call's upload, or one call's
+    /// upload stored twice because it carried no idempotency key).
+    pub stored_again: Vec<String>,
 }
 
 impl Verification {
     /// Every expected file is there, intact, and nothing else is.
     pub fn all_intact(&self) -> bool {
         self.intact == self.expected && self.stored == self.expected
+    }
+
+    /// [`all_intact`](Self::all_intact), and each file stored once: what a
+    /// run that uploads each file in one call must show.
+    pub fn each_stored_once(&self) -> bool {
+        self.all_intact() && self.stored_again.is_empty()
     }
 }
 
@@ -538,11 +588,12 @@ async fn upload(
         *n += 1;
         *n
     };
-    match (shared.faults)(&Attempt {
+    let faulted = (shared.faults)(&Attempt {
         id: &id,
         client,
         attempt,
-    }) {
+    });
+    match faulted {
         Some(Fault::Unavailable) => {
             stats.unavailable.fetch_add(1, Ordering::Relaxed);
             // Read the body first: answering early makes hyper close the
@@ -568,8 +619,13 @@ async fn upload(
             stats.delays.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(delay).await;
         }
-        None => {}
+        Some(Fault::LateAnswer(_)) | None => {}
     }
+    let late = match faulted {
+        Some(Fault::LateAnswer(delay)) => Some(delay),
+        _ => None,
+    };
+    let key = header(IDEMPOTENCY_HEADER).map(str::to_owned);
 
     let n = shared.partial.fetch_add(1, Ordering::Relaxed);
     let partial = shared.dir.join(format!(".partial-{n}"));
@@ -590,29 +646,59 @@ async fn upload(
             format!("got {len} bytes md5 {digest}, expected {size} bytes md5 {md5}"),
         );
     }
-    // Idempotent by request id: the first verified upload is stored, later
-    // ones (a retry whose first try did arrive, a fallback) are acknowledged.
+    let answer = store(&shared, &id, key, &partial, len, digest, client);
+    if let Some(delay) = late {
+        stats.late_answers.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(delay).await;
+    }
+    answer
+}
+
+/// Stores a verified upload under `id`, unless its idempotency key was
+/// stored already (then it is acknowledged as a duplicate).
+fn store(
+    shared: &Shared,
+    id: &str,
+    key: Option<String>,
+    partial: &FsPath,
+    len: u64,
+    digest: String,
+    client: Client,
+) -> (StatusCode, String) {
+    let stats = &shared.stats;
     let mut files = lock(&shared.files);
-    if let Some(existing) = files.get(&id) {
-        let same = existing.md5 == digest && existing.size == len;
+    if let Some(stored_id) = key.as_ref().and_then(|key| files.keys.get(key)) {
+        let same = stored_id == id
+            && files
+                .latest
+                .get(id)
+                .is_some_and(|f| f.md5 == digest && f.size == len);
         drop(files);
-        let _ = std::fs::remove_file(&partial);
+        let _ = std::fs::remove_file(partial);
         stats.duplicates.fetch_add(1, Ordering::Relaxed);
         return if same {
             (StatusCode::OK, format!("duplicate {id} {len} {digest}"))
         } else {
             (
-                StatusCode::CONFLICT,
-                format!("{id} already stored with other content"),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency key reused for another upload".into(),
             )
         };
     }
-    let path = shared.dir.join(&id);
-    if let Err(error) = std::fs::rename(&partial, &path) {
+    let path = shared.dir.join(id);
+    if let Err(error) = std::fs::rename(partial, &path) {
         return (StatusCode::INTERNAL_SERVER_ERROR, error.to_string());
     }
-    files.insert(
-        id.clone(),
+    let stores = files.stores.entry(id.to_owned()).or_insert(0);
+    *stores += 1;
+    if *stores > 1 {
+        stats.rewrites.fetch_add(1, Ordering::Relaxed);
+    }
+    if let Some(key) = key {
+        files.keys.insert(key, id.to_owned());
+    }
+    files.latest.insert(
+        id.to_owned(),
         Stored {
             path,
             size: len,

@@ -197,6 +197,17 @@ pub(crate) struct SiteControl {
 }
 
 impl SiteControl {
+    /// A site with only operator overrides: no environment, no rollback
+    /// (a testing scope's sites).
+    #[cfg(feature = "testing")]
+    pub(crate) fn with_operator(operator: SiteOverrides) -> Self {
+        SiteControl {
+            env: Ok(SiteOverrides::default()),
+            operator,
+            rollback: None,
+        }
+    }
+
     fn from_env(site: &str) -> Self {
         let env = site_overrides_from(site, &|name| std::env::var(name).ok());
         if let Err(error) = &env {
@@ -362,6 +373,41 @@ impl ConfigHandle {
         Ok(())
     }
 
+    /// Changes the operator overrides of one site in place, under the lock
+    /// every change takes: a concurrent [`set_site`](Self::set_site) or
+    /// update is never lost (a read, then a `set_site`, could lose it).
+    ///
+    /// ```
+    /// use async_upload::config::{handle, SiteOverrides};
+    ///
+    /// handle()
+    ///     .set_site("docs_update_site", SiteOverrides { max_retries: Some(4), ..Default::default() })
+    ///     .unwrap();
+    /// handle().update_site("docs_update_site", |o| o.rollout = Some(10.0)).unwrap();
+    /// let overrides = handle().site_overrides("docs_update_site");
+    /// assert_eq!((overrides.rollout, overrides.max_retries), (Some(10.0), Some(4)));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The changed overrides are invalid; the ones in force are kept.
+    pub fn update_site(
+        &self,
+        site: &str,
+        change: impl FnOnce(&mut SiteOverrides),
+    ) -> Result<(), ConfigError> {
+        let mut sites = self.lock_sites();
+        let control = sites
+            .entry(site.to_owned())
+            .or_insert_with(|| SiteControl::from_env(site));
+        let mut overrides = control.operator.clone();
+        change(&mut overrides);
+        overrides.validate()?;
+        control.operator = overrides;
+        self.bump();
+        Ok(())
+    }
+
     /// Removes the operator overrides of one site.
     pub fn clear_site(&self, site: &str) {
         self.with_control(site, |control| control.operator = SiteOverrides::default());
@@ -379,10 +425,34 @@ impl ConfigHandle {
     /// Kill switch for one site: every call runs the sync path until
     /// [`ConfigHandle::clear_rollback`]. The rollback is latched; nothing
     /// clears it but an operator.
-    pub fn roll_back(&self, site: &str, reason: impl Into<String>) {
+    ///
+    /// Returns `true` when this call latched it and `false` when it was
+    /// latched already (the first reason is kept), decided under the lock
+    /// every change takes: of several deciders that see one breach, exactly
+    /// one latches.
+    ///
+    /// ```
+    /// use async_upload::config::handle;
+    ///
+    /// assert!(handle().roll_back("docs_roll_back", "error rate above 5%"));
+    /// assert!(!handle().roll_back("docs_roll_back", "again"));
+    /// assert_eq!(handle().rollback_reason("docs_roll_back").as_deref(), Some("error rate above 5%"));
+    /// handle().clear_rollback("docs_roll_back");
+    /// ```
+    #[allow(clippy::must_use_candidate)] // latching for its effect is the usual use
+    pub fn roll_back(&self, site: &str, reason: impl Into<String>) -> bool {
         let reason = reason.into();
+        let mut sites = self.lock_sites();
+        let control = sites
+            .entry(site.to_owned())
+            .or_insert_with(|| SiteControl::from_env(site));
+        if control.rollback.is_some() {
+            return false;
+        }
         tracing::warn!(site, %reason, "async-upload site rolled back to the sync path");
-        self.with_control(site, |control| control.rollback = Some(reason));
+        control.rollback = Some(reason);
+        self.bump();
+        true
     }
 
     /// Lifts a rollback.

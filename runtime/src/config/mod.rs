@@ -42,6 +42,8 @@ use std::time::Duration;
 
 pub use crate::breaker::{BreakerSettings, BreakerState};
 pub use error::ConfigError;
+#[cfg(feature = "testing")]
+pub(crate) use live::SiteControl;
 pub use live::{handle, ConfigHandle, Settings};
 pub(crate) use live::{AttributeOverrides, Origins};
 
@@ -64,6 +66,7 @@ use crate::rollout::Rollout;
 /// assert_eq!(config.max_retries, 2); // default
 /// ```
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Config {
     /// Whether the async path may run at all (`ASYNC_UPLOAD_ENABLED`, default `false`).
     /// `false` is a kill switch: every site runs its sync path.

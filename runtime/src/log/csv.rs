@@ -1,11 +1,22 @@
 //! CSV export of upload records, for spreadsheets and ad-hoc analysis.
+//!
+//! # Formulas
+//!
+//! A spreadsheet runs a cell that starts with `=`, `+`, `-` or `@` (and,
+//! in some, a tab or carriage return) as a formula, so a site or error name
+//! such as `=HYPERLINK(..)` would become one (OWASP "CSV injection"). The
+//! free-text cells (`site`, `error_type`) that start with one of those are
+//! written with a `'` in front, which spreadsheets show as text. The other
+//! cells are never free text: numbers are written from the record's numbers
+//! (a `duration_ms` of `-1.5` stays a number), and `execution_type`,
+//! `success`, `call_id` and `sync_reason` are fixed names or hex digits.
 
 use std::io::{self, BufWriter, Write};
 
 use crate::metrics::{rfc3339, UploadRecord};
 
 /// The header row [`write_csv`] writes: the record's fields in log order.
-pub const CSV_HEADER: [&str; 8] = [
+pub const CSV_HEADER: [&str; 11] = [
     "ts",
     "site",
     "execution_type",
@@ -14,6 +25,9 @@ pub const CSV_HEADER: [&str; 8] = [
     "attempts",
     "error_type",
     "bytes",
+    "call_id",
+    "sync_reason",
+    "ambiguous_attempts",
 ];
 
 /// Writes `records` as CSV with a header row ([`CSV_HEADER`]); the header
@@ -28,8 +42,10 @@ pub const CSV_HEADER: [&str; 8] = [
 /// let mut out = Vec::new();
 /// write_csv(&mut out, [&record])?;
 /// let text = String::from_utf8(out).unwrap();
-/// assert!(text.starts_with("ts,site,execution_type,success,duration_ms,attempts,error_type,bytes\n"));
-/// assert!(text.lines().nth(1).unwrap().ends_with(",upload,sync_fallback,true,40.0,3,timeout,"));
+/// assert!(text.starts_with(
+///     "ts,site,execution_type,success,duration_ms,attempts,error_type,bytes,call_id,sync_reason,ambiguous_attempts\n"
+/// ));
+/// assert!(text.lines().nth(1).unwrap().ends_with(",upload,sync_fallback,true,40.0,3,timeout,,,,0"));
 /// # Ok::<(), std::io::Error>(())
 /// ```
 ///
@@ -86,7 +102,9 @@ impl<W: Write> CsvWriter<W> {
 
     /// Writes one record's row: the fields of [`CSV_HEADER`], the time in
     /// RFC 3339 with microseconds, the duration rounded to the microsecond
-    /// as the log writes it, a missing `error_type` or `bytes` empty.
+    /// as the log writes it, a missing `error_type`, `bytes`, `call_id` or
+    /// `sync_reason` empty; a free-text cell that a spreadsheet would run
+    /// as a formula starts with `'` (see the module docs).
     ///
     /// # Errors
     ///
@@ -127,6 +145,20 @@ impl<W: Write> CsvWriter<W> {
         if let Some(bytes) = record.bytes {
             row.extend_from_slice(itoa::Buffer::new().format(bytes).as_bytes());
         }
+        row.push(b',');
+        if let Some(id) = record.call_id {
+            row.extend_from_slice(&id.to_hex());
+        }
+        row.push(b',');
+        if let Some(reason) = record.sync_reason {
+            row.extend_from_slice(reason.as_str().as_bytes());
+        }
+        row.push(b',');
+        row.extend_from_slice(
+            itoa::Buffer::new()
+                .format(record.ambiguous_attempts)
+                .as_bytes(),
+        );
         row.push(b'\n');
         self.out.write_all(row)
     }
@@ -144,16 +176,27 @@ impl<W: Write> CsvWriter<W> {
 }
 
 /// A free-text field (a site or error name) as RFC 4180 writes it: quoted,
-/// its quotes doubled, when it holds a comma, a quote or a line break.
+/// its quotes doubled, when it holds a comma, a quote or a line break; with
+/// a `'` in front when a spreadsheet would run it as a formula.
 fn text_field(row: &mut Vec<u8>, text: &str) {
-    if !text
+    let formula = matches!(
+        text.as_bytes().first(),
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
+    );
+    let quoted = text
         .bytes()
-        .any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
-    {
+        .any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'));
+    if !quoted {
+        if formula {
+            row.push(b'\'');
+        }
         row.extend_from_slice(text.as_bytes());
         return;
     }
     row.push(b'"');
+    if formula {
+        row.push(b'\'');
+    }
     for b in text.bytes() {
         if b == b'"' {
             row.push(b'"');
@@ -177,8 +220,68 @@ mod tests {
         let text = String::from_utf8(writer.finish().unwrap()).unwrap();
         let row = text.split_once('\n').unwrap().1;
         assert!(
-            row.ends_with(",\"a,b\",async,false,1.5,2,\"say \"\"no\"\"\nnow\",\n"),
+            row.ends_with(",\"a,b\",async,false,1.5,2,\"say \"\"no\"\"\nnow\",,,,0\n"),
             "{row}"
         );
+    }
+
+    /// Rows as a spreadsheet program's CSV parser reads them back.
+    fn read_back(records: &[UploadRecord]) -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        write_csv(&mut out, records).unwrap();
+        ::csv::Reader::from_reader(out.as_slice())
+            .records()
+            .map(|row| row.unwrap().iter().map(str::to_owned).collect())
+            .collect()
+    }
+
+    #[test]
+    fn text_a_spreadsheet_would_run_as_a_formula_is_written_as_text() {
+        let mut rows = Vec::new();
+        for (site, error) in [
+            ("=HYPERLINK(\"http://x\",\"y\")", "+cmd"),
+            ("-2+3", "@SUM(A1)"),
+            ("\tsite", "\rerror"),
+            ("=a,b", "plain"),
+            ("up-load", "a=b"),
+        ] {
+            let mut record = UploadRecord::new(site, ExecutionType::Async, false, -1.5, 1);
+            record.error_type = Some(error.into());
+            rows.push(record);
+        }
+        let read = read_back(&rows);
+        let cells: Vec<(&str, &str)> = read
+            .iter()
+            .map(|r| (r[1].as_str(), r[6].as_str()))
+            .collect();
+        assert_eq!(
+            cells,
+            [
+                ("'=HYPERLINK(\"http://x\",\"y\")", "'+cmd"),
+                ("'-2+3", "'@SUM(A1)"),
+                ("'\tsite", "'\rerror"),
+                ("'=a,b", "plain"),
+                ("up-load", "a=b"),
+            ]
+        );
+        // A number is not free text: a negative duration stays a number.
+        assert!(read.iter().all(|r| r[4] == "-1.5"), "{read:?}");
+    }
+
+    #[test]
+    fn the_new_fields_are_written_and_empty_when_unknown() {
+        use crate::call_id::CallId;
+        use crate::metrics::SyncReason;
+        let mut known = UploadRecord::new("s", ExecutionType::SyncFallback, true, 3.0, 2)
+            .with_sync_reason(SyncReason::AsyncGaveUp);
+        known.call_id = Some(CallId::from_u128(0xabc));
+        known.ambiguous_attempts = 2;
+        let unknown = UploadRecord::new("s", ExecutionType::Async, true, 3.0, 1);
+        let read = read_back(&[known, unknown]);
+        assert_eq!(
+            read[0][8..],
+            ["00000000000000000000000000000abc", "async_gave_up", "2"]
+        );
+        assert_eq!(read[1][8..], ["", "", "0"]);
     }
 }

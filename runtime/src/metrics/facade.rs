@@ -38,6 +38,8 @@ pub const DURATION_BUCKETS: [f64; 16] = [
 /// | `async_upload_fallbacks_total` | counter | calls the sync path took over |
 /// | `async_upload_errors_total` | counter | failed calls, also labelled `error_type` |
 /// | `async_upload_bytes_total` | counter | bytes of calls that declare a size |
+/// | `async_upload_sync_calls_total` | counter | calls that ran the sync path, also labelled `sync_reason` ([`SyncReason`](super::SyncReason)) |
+/// | `async_upload_ambiguous_attempts_total` | counter | async attempts whose outcome is unknown (timeout, panic, may have landed) |
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MetricsFacadeSink;
 
@@ -70,6 +72,19 @@ impl MetricsSink for MetricsFacadeSink {
                 "error_type" => record.error_type.clone().unwrap_or(std::borrow::Cow::Borrowed("unknown")),
             )
             .increment(1);
+        }
+        if let Some(reason) = record.sync_reason {
+            counter!(
+                "async_upload_sync_calls_total",
+                "site" => site.clone(),
+                "execution_type" => execution_type,
+                "sync_reason" => reason.as_str(),
+            )
+            .increment(1);
+        }
+        if record.ambiguous_attempts > 0 {
+            counter!("async_upload_ambiguous_attempts_total", "site" => site.clone(), "execution_type" => execution_type)
+                .increment(u64::from(record.ambiguous_attempts));
         }
         if let Some(bytes) = record.bytes {
             counter!("async_upload_bytes_total", "site" => site, "execution_type" => execution_type).increment(bytes);

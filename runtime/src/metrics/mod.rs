@@ -10,6 +10,8 @@
 //! `tracing` span and events come from the executor itself.
 
 mod aggregate;
+#[cfg(feature = "report")]
+mod audit;
 #[cfg(feature = "metrics")]
 mod facade;
 mod flat_json;
@@ -20,11 +22,14 @@ mod sink;
 mod summary;
 
 pub use aggregate::{global, Aggregator, PathSnapshot, SiteSnapshot, SiteStats};
+#[cfg(feature = "report")]
+#[cfg_attr(docsrs, doc(cfg(feature = "report")))]
+pub use audit::{CallAudit, SiteAudit};
 #[cfg(feature = "metrics")]
 pub use facade::{MetricsFacadeSink, DURATION_BUCKETS, DURATION_METRIC};
 pub use histogram::Histogram;
 pub(crate) use record::user_error_name;
-pub use record::{ExecutionType, RuntimeFault, UploadRecord};
+pub use record::{ExecutionType, ParseSyncReasonError, RuntimeFault, SyncReason, UploadRecord};
 pub use sink::{add_sink, remove_sink, FanOut, MetricsSink, SinkId};
 pub use summary::{Comparison, Summary};
 

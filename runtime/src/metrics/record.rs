@@ -5,6 +5,8 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::call_id::CallId;
+
 /// Which path served a call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -131,6 +133,102 @@ impl core::fmt::Display for RuntimeFault {
     }
 }
 
+/// Why a call ran the sync path: on every record whose call ran it
+/// (`sync` and `sync_fallback`), absent on the others.
+///
+/// ```
+/// use async_upload::SyncReason;
+///
+/// assert_eq!(SyncReason::NotEnrolled.as_str(), "not_enrolled");
+/// assert_eq!("breaker_open".parse::<SyncReason>(), Ok(SyncReason::BreakerOpen));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SyncReason {
+    /// `enabled = false`, globally or for the site (the kill switch).
+    Disabled,
+    /// The site is rolled back.
+    RolledBack,
+    /// The key's bucket is above the rollout threshold.
+    NotEnrolled,
+    /// The site's circuit breaker was open: the call skipped the async path.
+    BreakerOpen,
+    /// The async path gave up (retries spent, an error classified
+    /// `Fallback`, a timeout or a panic) and the fallback took the call.
+    AsyncGaveUp,
+    /// No Tokio runtime drove the call, so there was no timer for the
+    /// async path's timeout.
+    NoRuntime,
+    /// A testing scope forced the sync path
+    /// ([`ScopeBuilder::force_sync`](crate::testing::ScopeBuilder::force_sync),
+    /// cargo feature `testing`).
+    ForcedSync,
+}
+
+impl SyncReason {
+    /// Every reason, in the order reports list them.
+    pub const ALL: [SyncReason; 7] = [
+        SyncReason::Disabled,
+        SyncReason::RolledBack,
+        SyncReason::NotEnrolled,
+        SyncReason::BreakerOpen,
+        SyncReason::AsyncGaveUp,
+        SyncReason::NoRuntime,
+        SyncReason::ForcedSync,
+    ];
+
+    /// The name in records: `disabled`, `rolled_back`, `not_enrolled`,
+    /// `breaker_open`, `async_gave_up`, `no_runtime` or `forced_sync`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SyncReason::Disabled => "disabled",
+            SyncReason::RolledBack => "rolled_back",
+            SyncReason::NotEnrolled => "not_enrolled",
+            SyncReason::BreakerOpen => "breaker_open",
+            SyncReason::AsyncGaveUp => "async_gave_up",
+            SyncReason::NoRuntime => "no_runtime",
+            SyncReason::ForcedSync => "forced_sync",
+        }
+    }
+}
+
+impl core::fmt::Display for SyncReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A text that names no [`SyncReason`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseSyncReasonError(String);
+
+impl core::fmt::Display for ParseSyncReasonError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let names: Vec<&str> = SyncReason::ALL.iter().map(|r| r.as_str()).collect();
+        write!(
+            f,
+            "{:?} is not a sync reason: expected one of {}",
+            self.0,
+            names.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for ParseSyncReasonError {}
+
+impl core::str::FromStr for SyncReason {
+    type Err = ParseSyncReasonError;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        SyncReason::ALL
+            .into_iter()
+            .find(|reason| reason.as_str() == name)
+            .ok_or_else(|| ParseSyncReasonError(name.chars().take(40).collect()))
+    }
+}
+
 /// The `error_type` recorded for a user error named `name`: the name
 /// itself, or, when it is reserved for a [`RuntimeFault`], its `user:`
 /// qualified form (a static string: no allocation).
@@ -183,6 +281,19 @@ pub struct UploadRecord {
     /// over any later fault (a fallback that then fails or is cancelled),
     /// because it is what makes the call critical.
     pub fault: Option<RuntimeFault>,
+    /// The call's id, the same one [`call_id`](crate::call_id()) returned
+    /// inside it; `None` in lines written before it was recorded.
+    pub call_id: Option<CallId>,
+    /// Why the call ran the sync path, if it did (`sync` and
+    /// `sync_fallback` records); `None` on calls that did not, and in lines
+    /// written before it was recorded.
+    pub sync_reason: Option<SyncReason>,
+    /// Async attempts whose outcome is unknown: ended by the timeout, by a
+    /// panic, or by an error that says the request may have reached the
+    /// backend ([`Classify::outcome_unknown`](crate::Classify::outcome_unknown)).
+    /// Such an attempt may have stored the upload: a retry or fallback after
+    /// it is a duplicate unless the backend deduplicates by call id.
+    pub ambiguous_attempts: u32,
 }
 
 impl UploadRecord {
@@ -205,6 +316,9 @@ impl UploadRecord {
             error_type: None,
             bytes: None,
             fault: None,
+            call_id: None,
+            sync_reason: None,
+            ambiguous_attempts: 0,
         }
     }
 
@@ -213,6 +327,13 @@ impl UploadRecord {
     pub fn with_fault(mut self, fault: RuntimeFault) -> Self {
         self.fault = Some(fault);
         self.error_type = Some(Cow::Borrowed(fault.as_str()));
+        self
+    }
+
+    /// Sets [`UploadRecord::sync_reason`].
+    #[must_use]
+    pub fn with_sync_reason(mut self, reason: SyncReason) -> Self {
+        self.sync_reason = Some(reason);
         self
     }
 

@@ -7,9 +7,9 @@
 //! traits, so another backend (a fleet sharing its state through a store)
 //! plugs in without touching it.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
-use crate::config::{handle, SiteOverrides};
+use crate::config::handle;
 use crate::metrics::{Aggregator, SiteSnapshot};
 
 /// Where the controller's decisions take effect: the site's rollout and its kill switch.
@@ -56,29 +56,20 @@ pub trait HealthSource: Send + Sync {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LocalActuator;
 
-/// Makes "is it latched? latch it" one step for every in-process decider,
-/// so two controllers seeing one breach write one `rollback` event.
-static LATCHING: Mutex<()> = Mutex::new(());
-
 impl Actuator for LocalActuator {
     fn enter_stage(&self, site: &str, stage: u32, rollout: f64) {
-        let config = handle();
-        let overrides = SiteOverrides {
-            rollout: Some(rollout),
-            ..config.site_overrides(site)
-        };
-        if let Err(error) = config.set_site(site, overrides) {
+        // In place, under the handle's lock: an operator's concurrent
+        // `set_site` of another override is kept.
+        let entered = handle().update_site(site, |overrides| overrides.rollout = Some(rollout));
+        if let Err(error) = entered {
             tracing::error!(site, stage, %error, "cannot set the stage's rollout");
         }
     }
 
     fn roll_back(&self, site: &str, reason: &str) -> bool {
-        let _latching = LATCHING.lock().unwrap_or_else(PoisonError::into_inner);
-        if handle().rollback_reason(site).is_some() {
-            return false;
-        }
-        handle().roll_back(site, reason);
-        true
+        // "Is it latched? Latch it" is one step of the handle's, so two
+        // controllers seeing one breach write one `rollback` event.
+        handle().roll_back(site, reason)
     }
 
     fn clear_rollback(&self, site: &str) {

@@ -10,8 +10,9 @@ use std::io::{self, Write};
 use std::time::{Duration, SystemTime};
 
 use async_upload_runtime::log::{Event, RollbackEvent, StageEntered, StageEvent, VerdictEvent};
-use async_upload_runtime::metrics::{ExecutionType, SiteSnapshot, UploadRecord};
+use async_upload_runtime::metrics::{ExecutionType, SiteSnapshot, SyncReason, UploadRecord};
 use async_upload_runtime::stages::{evaluate, Observation, Triggers, Verdict, DEFAULT_STAGES};
+use async_upload_runtime::CallId;
 use serde_json::{json, Value};
 
 /// What to write.
@@ -110,6 +111,8 @@ fn line(out: &mut (impl Write + ?Sized), event: &Event) -> io::Result<()> {
 /// takes its 50 % again.
 pub fn write(out: &mut impl Write, scenario: &Scenario) -> io::Result<Written> {
     let mut rng = fastrand::Rng::with_seed(scenario.seed);
+    // Call ids from a stream of their own: the scenario's draws stay as they were.
+    let mut ids = fastrand::Rng::with_seed(!scenario.seed);
     let t = scenario.timeline();
     let site = scenario.site.as_str();
     let mut written = Written::default();
@@ -153,7 +156,9 @@ pub fn write(out: &mut impl Write, scenario: &Scenario) -> io::Result<Written> {
                     }
                     .into(),
                 );
-                r
+                // Resets after sending and timeouts: every attempt ambiguous.
+                r.ambiguous_attempts = 3;
+                r.with_sync_reason(SyncReason::AsyncGaveUp)
             } else {
                 let median = if degraded { 360.0 } else { 85.0 };
                 UploadRecord::new(
@@ -176,9 +181,14 @@ pub fn write(out: &mut impl Write, scenario: &Scenario) -> io::Result<Written> {
                 r.success = false;
                 r.error_type = Some("http_503".into());
             }
-            r
+            r.with_sync_reason(if rolled_back {
+                SyncReason::RolledBack
+            } else {
+                SyncReason::NotEnrolled
+            })
         };
         record.ts = now;
+        record.call_id = Some(CallId::from_u128(ids.u128(..)));
         record.bytes = Some(size);
         window.record(&record);
         if degraded {
@@ -198,7 +208,7 @@ fn upload_line(out: &mut impl Write, r: &UploadRecord, buffer: &mut String) -> i
     buffer.clear();
     let _ = writeln!(
         buffer,
-        "{{\"kind\":\"upload\",\"v\":1,\"ts\":\"{}\",\"site\":\"{}\",\"execution_type\":\"{}\",\"success\":{},\"duration_ms\":{:.3},\"attempts\":{},\"error_type\":{},\"bytes\":{}}}",
+        "{{\"kind\":\"upload\",\"v\":1,\"ts\":\"{}\",\"site\":\"{}\",\"execution_type\":\"{}\",\"success\":{},\"duration_ms\":{:.3},\"attempts\":{},\"error_type\":{},\"bytes\":{},\"call_id\":{},{}\"ambiguous_attempts\":{}}}",
         humantime::format_rfc3339_micros(r.ts),
         r.site,
         r.execution_type,
@@ -207,6 +217,9 @@ fn upload_line(out: &mut impl Write, r: &UploadRecord, buffer: &mut String) -> i
         r.attempts,
         r.error_type.as_deref().map_or_else(|| "null".to_owned(), |e| format!("\"{e}\"")),
         r.bytes.map_or_else(|| "null".to_owned(), |b| b.to_string()),
+        r.call_id.map_or_else(|| "null".to_owned(), |id| format!("\"{id}\"")),
+        r.sync_reason.map_or_else(String::new, |reason| format!("\"sync_reason\":\"{reason}\",")),
+        r.ambiguous_attempts,
     );
     out.write_all(buffer.as_bytes())
 }

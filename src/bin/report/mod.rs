@@ -8,7 +8,7 @@ use std::thread::{self, JoinHandle};
 
 use async_upload::dashboard::Dashboard;
 use async_upload::log::{CsvWriter, Event, Merged};
-use async_upload::metrics::UploadRecord;
+use async_upload::metrics::{CallAudit, UploadRecord};
 use async_upload::stages::{ReportBuilder, ReportOptions};
 
 /// Exit status for bad input: missing or unreadable file, nothing parseable.
@@ -37,6 +37,7 @@ pub fn run(
         ..ReportOptions::default()
     });
     let mut dashboard = html.as_ref().map(|_| Dashboard::new(stage));
+    let mut audit = CallAudit::default();
     // One pass over every file, in time order: nothing but aggregates is
     // kept, so memory does not grow with the logs.
     let mut parsed = false;
@@ -55,6 +56,9 @@ pub fn run(
         match event {
             Event::Upload(record) => {
                 builder.record(&record);
+                if wanted(&record.site) {
+                    audit.record(&record);
+                }
                 if let Some(dashboard) = dashboard.as_mut() {
                     dashboard.record(&record);
                 }
@@ -88,10 +92,16 @@ pub fn run(
         eprintln!("HTML report: {}", path.display());
     }
     if json {
-        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        let mut value = serde_json::to_value(&report).map_err(|e| e.to_string())?;
+        if let Some(fields) = value.as_object_mut() {
+            let audit = serde_json::to_value(&audit).map_err(|e| e.to_string())?;
+            fields.insert("sync_paths".into(), audit);
+        }
+        let text = serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?;
         println!("{text}");
     } else {
         print!("{}", report.render());
+        print!("{}", audit.render());
         println!("exit status {}", report.exit_code);
     }
     Ok(u8::try_from(report.exit_code).unwrap_or(BAD_INPUT))

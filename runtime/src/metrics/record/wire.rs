@@ -5,7 +5,8 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ExecutionType, RuntimeFault, UploadRecord};
+use super::{ExecutionType, RuntimeFault, SyncReason, UploadRecord};
+use crate::call_id::CallId;
 use crate::metrics::flat_json::{self, Scalar};
 use crate::metrics::rfc3339;
 
@@ -27,6 +28,13 @@ pub(super) struct Upload<S = Cow<'static, str>> {
     critical: Option<bool>,
     #[serde(default)]
     fault: Option<RuntimeFault>,
+    // Added to v1 later: optional on reading, so older lines still read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    call_id: Option<CallId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sync_reason: Option<SyncReason>,
+    #[serde(default)]
+    ambiguous_attempts: u32,
     /// The log line's framing (`"kind":"upload"`, `"v"`): read only
     /// when a line is parsed straight into a record, never written here
     /// (the log's event enum writes both).
@@ -82,6 +90,9 @@ struct Scanned<'a> {
     bytes: Option<Option<u64>>,
     critical: Option<Option<bool>>,
     fault: Option<Option<RuntimeFault>>,
+    call_id: Option<Option<CallId>>,
+    sync_reason: Option<Option<SyncReason>>,
+    ambiguous_attempts: Option<u32>,
     kind: Option<Option<Kind>>,
     version: Option<Option<u64>>,
 }
@@ -117,6 +128,17 @@ impl<'a> Scanned<'a> {
                 &mut self.fault,
                 nullable(value, |v| RuntimeFault::named(text(v)?))?,
             ),
+            "call_id" => once(
+                &mut self.call_id,
+                nullable(value, |v| text(v)?.parse().ok())?,
+            ),
+            "sync_reason" => once(
+                &mut self.sync_reason,
+                nullable(value, |v| text(v)?.parse().ok())?,
+            ),
+            "ambiguous_attempts" => {
+                once(&mut self.ambiguous_attempts, number(value)?.parse().ok()?)
+            }
             "kind" => once(
                 &mut self.kind,
                 nullable(value, |v| (text(v)? == "upload").then_some(Kind::Upload))?,
@@ -142,6 +164,9 @@ impl<'a> Scanned<'a> {
             bytes: self.bytes.flatten(),
             critical: self.critical.flatten(),
             fault: self.fault.flatten(),
+            call_id: self.call_id.flatten(),
+            sync_reason: self.sync_reason.flatten(),
+            ambiguous_attempts: self.ambiguous_attempts.unwrap_or(0),
             kind: self.kind.flatten(),
             version: self.version.flatten(),
         })
@@ -200,6 +225,9 @@ impl<'a> From<&'a UploadRecord> for Upload<&'a str> {
             error_type: r.error_type.as_deref(),
             bytes: r.bytes,
             fault: r.fault,
+            call_id: r.call_id,
+            sync_reason: r.sync_reason,
+            ambiguous_attempts: r.ambiguous_attempts,
             kind: None,
             version: None,
         }
@@ -234,6 +262,9 @@ impl TryFrom<Upload> for UploadRecord {
             error_type: w.error_type,
             bytes: w.bytes,
             fault,
+            call_id: w.call_id,
+            sync_reason: w.sync_reason,
+            ambiguous_attempts: w.ambiguous_attempts,
         })
     }
 }
@@ -280,6 +311,11 @@ mod tests {
         if rng.u8(0..4) == 0 {
             record = record.with_fault(RuntimeFault::ALL[rng.usize(0..RuntimeFault::ALL.len())]);
         }
+        record.call_id = rng.bool().then(|| CallId::from_u128(rng.u128(..)));
+        if rng.bool() {
+            record = record.with_sync_reason(SyncReason::ALL[rng.usize(0..SyncReason::ALL.len())]);
+        }
+        record.ambiguous_attempts = rng.u32(0..4);
         record
     }
 
@@ -331,6 +367,58 @@ mod tests {
             read > 1000,
             "only {read} damaged lines were still in the subset"
         );
+    }
+
+    #[test]
+    fn the_fields_added_to_v1_are_written_when_known_and_optional_on_reading() {
+        let id = CallId::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+        let mut record = UploadRecord::new("s", ExecutionType::Sync, true, 1.5, 0)
+            .with_sync_reason(SyncReason::NotEnrolled);
+        record.ts = UNIX_EPOCH + Duration::from_secs(1_796_000_000);
+        record.call_id = Some(id);
+        let text = line(&record);
+        assert!(
+            text.contains("\"call_id\":\"0123456789abcdef0123456789abcdef\""),
+            "{text}"
+        );
+        assert!(text.contains("\"sync_reason\":\"not_enrolled\""), "{text}");
+        assert!(text.contains("\"ambiguous_attempts\":0"), "{text}");
+        assert!(agree(&text));
+        assert_eq!(from_line(text.as_bytes(), 1), Some(record.clone()));
+
+        // A call that did not run the sync path has no reason on its line.
+        let mut served = record.clone();
+        served.execution_type = ExecutionType::Async;
+        served.sync_reason = None;
+        served.ambiguous_attempts = 2;
+        let text = line(&served);
+        assert!(!text.contains("sync_reason"), "{text}");
+        assert_eq!(from_line(text.as_bytes(), 1), Some(served));
+
+        // A line of an earlier release, without any of them, reads on both paths.
+        let old = "{\"kind\":\"upload\",\"ts\":\"2026-11-30T01:25:18Z\",\"site\":\"s\",\
+                   \"execution_type\":\"sync\",\"success\":true,\"duration_ms\":1.5,\
+                   \"attempts\":0,\"error_type\":null,\"bytes\":null,\"v\":1}";
+        assert!(agree(old));
+        let read = from_line(old.as_bytes(), 1).unwrap();
+        assert_eq!(
+            (read.call_id, read.sync_reason, read.ambiguous_attempts),
+            (None, None, 0)
+        );
+        let spaced = old.replace(",\"v\"", ", \"v\"");
+        assert_eq!(from_line(spaced.as_bytes(), 1), Some(read));
+
+        // A value no writer produces is serde_json's to reject, by name.
+        for bad in [
+            old.replace("\"v\":1", "\"v\":1,\"sync_reason\":\"tired\""),
+            old.replace("\"v\":1", "\"v\":1,\"call_id\":\"XYZ\""),
+        ] {
+            assert!(scanned(&bad).is_none(), "{bad}");
+            let error = serde_json::from_str::<Upload>(&bad)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("expected"), "{error}");
+        }
     }
 
     #[test]
