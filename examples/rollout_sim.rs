@@ -23,7 +23,12 @@
 //!   rolls back.
 //!
 //! All three see the same calls. A run ends when all three have rolled back
-//! or the stage is over. The table (and `--json`) gives, per scenario and
+//! or the stage is over.
+//!
+//! The *shared outage* scenario is a healthy site whose backend, shared by
+//! both paths, fails 90 % of all calls (sync, async and fallbacks alike) for
+//! ten minutes from the sixth hour: any rollback of it is a false one, the
+//! new path being as good as the old. The table (and `--json`) gives, per scenario and
 //! traffic, the fraction of runs each rule rolled back and the median and
 //! 95th percentile time to roll back ("-" when fewer runs than that
 //! quantile rolled back). Every run's randomness comes from `--seed`, the
@@ -83,30 +88,55 @@ struct Scenario {
     name: &'static str,
     success: f64,
     latency_ratio: f64,
+    /// Ticks `[from, to)` during which the shared backend fails every path.
+    outage: Option<(u32, u32)>,
 }
 
-const SCENARIOS: [Scenario; 4] = [
+/// Success of any call, on any path, while the shared backend is down.
+const OUTAGE_SUCCESS: f64 = 0.10;
+
+const SCENARIOS: [Scenario; 5] = [
     Scenario {
         name: "healthy",
         success: 0.999,
         latency_ratio: 1.0,
+        outage: None,
     },
     Scenario {
         name: "97% (above the 95% floor)",
         success: 0.97,
         latency_ratio: 1.5,
+        outage: None,
     },
     Scenario {
         name: "degraded 93%",
         success: 0.93,
         latency_ratio: 1.5,
+        outage: None,
     },
     Scenario {
         name: "broken 80%",
         success: 0.80,
         latency_ratio: 1.5,
+        outage: None,
+    },
+    // Last, so the scenarios before keep the seeds of their runs.
+    Scenario {
+        name: "shared outage (both paths 10% for 10 min)",
+        success: 0.999,
+        latency_ratio: 1.0,
+        // From 6 h, for 10 minutes of 30 s ticks.
+        outage: Some((720, 740)),
     },
 ];
+
+impl Scenario {
+    /// Whether the site's every false rollback is one (the new path is
+    /// within its limits).
+    const fn healthy(&self) -> bool {
+        self.success > 0.99
+    }
+}
 
 const TRAFFIC: [f64; 3] = [10.0, 100.0, 1000.0];
 
@@ -243,18 +273,27 @@ impl Traffic {
         SYNC_MEDIAN_MS * ratio * (LATENCY_SIGMA * self.normal()).exp()
     }
 
-    /// One tick of calls: recorded for the controller, counted for the rules.
-    fn tick(&mut self) -> TickCounts {
+    /// Tick `tick`'s calls: recorded for the controller, counted for the rules.
+    fn tick(&mut self, tick: u32) -> TickCounts {
+        let down = self
+            .scenario
+            .outage
+            .is_some_and(|(from, to)| (from..to).contains(&tick));
+        let (async_success, sync_success) = if down {
+            (OUTAGE_SUCCESS, OUTAGE_SUCCESS)
+        } else {
+            (self.scenario.success, SYNC_SUCCESS)
+        };
         let mut counts = TickCounts::default();
         let mut records = Vec::new();
         for _ in 0..self.poisson() {
             let took = self.latency_ms(self.scenario.latency_ratio);
             counts.enrolled += 1;
-            if self.rng.f64() < self.scenario.success {
+            if self.rng.f64() < async_success {
                 counts.async_ok += 1;
                 records.push(UploadRecord::new(SITE, ExecutionType::Async, true, took, 1));
             } else {
-                let saved = self.rng.f64() < SYNC_SUCCESS;
+                let saved = self.rng.f64() < sync_success;
                 counts.user_errors += u64::from(!saved);
                 let total = took + self.latency_ms(1.0);
                 records.push(UploadRecord::new(
@@ -267,7 +306,7 @@ impl Traffic {
             }
         }
         for _ in 0..self.poisson() {
-            let ok = self.rng.f64() < SYNC_SUCCESS;
+            let ok = self.rng.f64() < sync_success;
             let took = self.latency_ms(1.0);
             records.push(UploadRecord::new(SITE, ExecutionType::Sync, ok, took, 0));
         }
@@ -298,7 +337,7 @@ fn run(seed: u64, scenario: Scenario, per_minute: f64) -> Outcome {
     let mut baselines = Baselines::default();
     let mut outcome = Outcome::default();
     for tick in 1..=TICKS {
-        let counts = traffic.tick();
+        let counts = traffic.tick(tick);
         clock.advance(TICK);
         let (naive, flagger) = baselines.tick(counts);
         let ours = match &controller.tick().verdict {
@@ -386,7 +425,7 @@ fn main() {
     println!("| --- | ---: | --- | ---: | --- | ---: | ---: | ---: |");
     for (s, scenario) in SCENARIOS.iter().enumerate() {
         for (t, per_minute) in TRAFFIC.iter().enumerate() {
-            let runs = if s == 0 {
+            let runs = if scenario.healthy() {
                 args.healthy_runs
             } else {
                 args.degraded_runs
@@ -436,6 +475,8 @@ fn main() {
             cells.push(serde_json::json!({
                 "scenario": scenario.name,
                 "true_success": scenario.success,
+                "shared_outage": scenario.outage.is_some(),
+                "any_rollback_is_false": scenario.healthy(),
                 "latency_ratio": scenario.latency_ratio,
                 "calls_per_minute": per_minute,
                 "runs": runs,

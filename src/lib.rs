@@ -118,8 +118,8 @@ pub mod log {
     #[doc(hidden)]
     pub use async_upload_runtime::log::*;
     pub use async_upload_runtime::log::{
-        guard, read_file, Event, FlushGuard, JsonlLog, LineError, Log, MergeError, Merged, Reader,
-        RollbackEvent, StageEntered, StageEvent, VerdictEvent,
+        guard, read_file, Event, FlushGuard, JsonlLog, LineError, Log, MergeError, Merged,
+        OperatorEvent, Reader, RollbackEvent, StageEntered, StageEvent, VerdictEvent,
     };
 }
 
@@ -133,13 +133,16 @@ pub mod stages {
     pub use async_upload_runtime::stages::*;
     pub use async_upload_runtime::stages::{
         drive, Actuator, AdvanceError, Check, Clock, Controller, ControllerBuilder, Criterion,
-        Evaluation, HealthSource, Interval, ManualClock, Stage, Status, Trigger, TriggerKind,
-        Triggers, Verdict, DEFAULT_STAGES,
+        Evaluation, HealthSource, Interval, ManualClock, Period, Stage, Status, Trigger,
+        TriggerKind, Triggers, Verdict, DEFAULT_STAGES,
     };
     /// The offline report of a JSONL log (the `async-upload report` command),
     /// built in one pass by a [`ReportBuilder`].
     #[cfg(feature = "cli")]
-    pub use async_upload_runtime::stages::{Report, ReportBuilder, ReportError, ReportOptions};
+    pub use async_upload_runtime::stages::{
+        EventLog, Replayed, Report, ReportBuilder, ReportError, ReportEvent, ReportOptions,
+        RollbackFinding,
+    };
 }
 
 /// The self-contained HTML rollout report (feature `html`).

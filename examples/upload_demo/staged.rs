@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_upload::metrics::{self, ExecutionType};
-use async_upload::stages::{Controller, Missing, Stage, Verdict, DEFAULT_STAGES};
+use async_upload::stages::{Controller, Stage, Verdict, DEFAULT_STAGES};
 
 use crate::support::client::Endpoint;
 use crate::support::files::TestFile;
@@ -191,15 +191,7 @@ pub fn describe(verdict: &Verdict) -> String {
             "hold ({})",
             missing
                 .iter()
-                .map(|m| match m {
-                    // Scaled stages last seconds: the library's hours read 0.0h of 0.0h.
-                    Missing::Time { have, need } => format!(
-                        "time in stage: {:.1}s of {:.1}s",
-                        have.as_secs_f64(),
-                        need.as_secs_f64()
-                    ),
-                    other => other.to_string(),
-                })
+                .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join("; ")
         ),
@@ -257,6 +249,7 @@ pub async fn run(
         .stages(plan.stages.clone())
         .auto_advance(true)
         .recent_window(plan.recent_window)
+        .tick_interval(plan.tick)
         .start();
     let first = controller.stage().clone();
     let controller = Arc::new(Mutex::new(controller));

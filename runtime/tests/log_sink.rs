@@ -21,8 +21,8 @@ use async_upload_runtime::metrics::{
     add_sink, remove_sink, ExecutionType, MetricsSink, SiteSnapshot, UploadRecord,
 };
 use async_upload_runtime::stages::{
-    evaluate, Baseline, Complaints, Memory, Observation, Stage, TriggerKind, Triggers, Verdict,
-    DEFAULT_STAGES,
+    evaluate, Baseline, Complaints, Health, Memory, Observation, Stage, TriggerKind, Triggers,
+    Verdict, DEFAULT_STAGES,
 };
 use async_upload_runtime::Site;
 
@@ -459,20 +459,17 @@ fn every_event_kind_is_written_and_read_back_equal() {
         failing.record(&if i % 5 == 0 { record.clone() } else { ok });
     }
     let stage = DEFAULT_STAGES[1].clone();
+    let frozen = Baseline::new(10.5, 16.25, 600);
     let observe = |window: &SiteSnapshot, elapsed_s: u64| {
         evaluate(
             &stage,
             &Triggers::DEFAULT,
             &Observation {
                 stage_window: window,
-                recent_window: window,
+                recent: Health::of(window),
                 recent_span: Duration::from_micros(240_000_001),
                 elapsed: Duration::from_secs(elapsed_s),
-                baseline: Some(Baseline {
-                    p50_ms: 10.5,
-                    p95_ms: 16.25,
-                    calls: 600,
-                }),
+                baseline: Some(&frozen),
                 memory: Some(Memory {
                     start_bytes: 100,
                     now_bytes: 101,
@@ -499,11 +496,7 @@ fn every_event_kind_is_written_and_read_back_equal() {
         ["hold", "advance", "rollback"]
     );
     let entered = StageEntered::new(ts, site, stage.clone(), Triggers::DEFAULT)
-        .with_baseline(Some(Baseline {
-            p50_ms: 11.1,
-            p95_ms: 13.7,
-            calls: 2700,
-        }))
+        .with_baseline(Some(Baseline::new(11.1, 13.7, 2700)))
         .with_memory_bytes(Some(123_456_789));
     let Verdict::Rollback { triggers } = evaluations[2].verdict.clone() else {
         unreachable!()
@@ -582,9 +575,10 @@ fn impossible_values_are_line_errors() {
         (good.replace("\"v\":1,", ""), "`v`"),
         (good.replace("upload", "stage"), "event"),
         (good.replace("\"kind\":\"upload\"", "\"kind\":\"launch\""), "launch"),
+        // (An `entered` line without `criteria` is the first release's: read.)
         (
-            r#"{"kind":"stage","v":1,"event":"entered","ts":"2026-11-30T01:25:18Z","site":"s","stage":2,"rollout":10.0}"#.to_owned(),
-            "criteria",
+            r#"{"kind":"stage","v":1,"event":"entered","ts":"2026-11-30T01:25:18Z","site":"s","stage":2,"rollout":10.0,"criteria":{"number":3,"rollout":10.0,"min_success_rate":0.99,"max_latency_ratio":1.05,"max_error_rate":0.01,"min_duration_s":60.0,"min_samples":5}}"#.to_owned(),
+            "disagree",
         ),
         (
             r#"{"kind":"rollback","v":1,"ts":"2026-11-30T01:25:18Z","site":"s","stage":2,"rollout":10.0,"trigger":"success_rate","measured":0.9,"threshold_":0.95,"reason":"r","triggers":[]}"#.to_owned(),

@@ -1,6 +1,9 @@
 //! The pure evaluation: every verdict and every trigger at and around its
 //! threshold.
 
+#[path = "support/seams.rs"]
+mod seams;
+
 use std::time::Duration;
 
 use async_upload_runtime::metrics::{ExecutionType, RuntimeFault, SiteSnapshot, UploadRecord};
@@ -42,17 +45,7 @@ impl Window {
 }
 
 fn observe(window: &SiteSnapshot, elapsed: Duration) -> Observation<'_> {
-    Observation {
-        stage_window: window,
-        recent_window: window,
-        recent_span: Duration::from_secs(240),
-        elapsed,
-        baseline: None,
-        memory: None,
-        success_band_for: Duration::ZERO,
-        complaints: None,
-        rates: None,
-    }
+    seams::once(window, elapsed)
 }
 
 fn stage1(obs: &Observation<'_>) -> Evaluation {
@@ -322,11 +315,8 @@ fn at_100_percent_the_frozen_baseline_is_used() {
         matches!(&evaluation.verdict, Verdict::Hold { missing } if matches!(missing[0], Missing::LatencyData { .. }))
     );
 
-    obs.baseline = Some(Baseline {
-        p50_ms: 0.020,
-        p95_ms: 0.020,
-        calls: 500,
-    });
+    let frozen = Baseline::new(0.020, 0.020, 500);
+    obs.baseline = Some(&frozen);
     let evaluation = evaluate(stage4, &Triggers::DEFAULT, &obs);
     let latency = evaluation.latency.as_ref().unwrap();
     assert_eq!(latency.source, BaselineSource::Frozen);

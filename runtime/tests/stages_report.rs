@@ -12,8 +12,8 @@ use async_upload_runtime::metrics::{
     ExecutionType, MetricsSink, RuntimeFault, SiteSnapshot, UploadRecord,
 };
 use async_upload_runtime::stages::{
-    evaluate, Clock, Controller, HealthSource, ManualClock, Observation, Report, ReportError,
-    ReportOptions, Stage, StageWindow, Trigger, Triggers, Verdict,
+    evaluate, Clock, Controller, Health, HealthSource, ManualClock, Observation, Report,
+    ReportError, ReportOptions, Stage, StageWindow, Trigger, Triggers, Verdict,
 };
 
 /// Counters the controller reads, fed with the same records as the log.
@@ -266,7 +266,7 @@ fn evaluate_panic(site: &str) -> Trigger {
     window.record(&panicked);
     let observation = Observation {
         stage_window: &window,
-        recent_window: &window,
+        recent: Health::of(&window),
         recent_span: Duration::from_secs(60),
         elapsed: Duration::from_secs(60),
         baseline: None,

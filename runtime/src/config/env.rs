@@ -101,6 +101,56 @@ pub(crate) fn site_overrides_from(
     })
 }
 
+/// Checks `raw` as the per-site variable `name` (`<base>__<SITE>`): `None`
+/// when `base` is not a per-site variable.
+fn check_site_var(base: &str, name: &str, raw: &str) -> Option<Result<(), ConfigError>> {
+    fn ok<T>(result: Result<T, ConfigError>) -> Result<(), ConfigError> {
+        result.map(drop)
+    }
+    Some(match base {
+        ENABLED | FALLBACK | BREAKER => ok(parse_bool(name, raw)),
+        ROLLOUT => ok(parse_rollout(name, raw)),
+        MAX_RETRIES => ok(parse_retries(name, raw)),
+        TIMEOUT => ok(parse_timeout(name, raw)),
+        BREAKER_THRESHOLD => ok(parse_threshold(name, raw)),
+        BREAKER_COOLDOWN => ok(parse_cooldown(name, raw)),
+        RETRY_BUDGET => ok(parse_budget(name, raw)),
+        _ => return None,
+    })
+}
+
+/// The bad per-site values among `vars` (`ASYNC_UPLOAD_<VAR>__<SITE>`, as
+/// [`site_overrides_from`] reads them), in the order given.
+pub(crate) fn site_errors_in(vars: impl IntoIterator<Item = (String, String)>) -> Vec<ConfigError> {
+    vars.into_iter()
+        .filter_map(|(name, raw)| {
+            let (base, site) = name.split_once("__")?;
+            if site.is_empty() {
+                return None;
+            }
+            check_site_var(base, &name, &raw)?.err()
+        })
+        .collect()
+}
+
+/// Says `error` (and what it means) on stderr, once per variable and value,
+/// when no `tracing` subscriber is there to show its event: a bad value
+/// must never go unnoticed, global or per site.
+pub(crate) fn report_once(error: &ConfigError, consequence: &str) {
+    static SAID: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+    if tracing::dispatcher::has_been_set() {
+        return;
+    }
+    let key = (error.variable().to_owned(), error.value().to_owned());
+    let mut said = SAID
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !said.contains(&key) {
+        said.push(key);
+        eprintln!("async-upload: {error}; {consequence}");
+    }
+}
+
 /// `upload-file.v2` → `UPLOAD_FILE_V2`.
 pub(crate) fn site_suffix(site: &str) -> String {
     site.chars()
@@ -280,6 +330,34 @@ pub(crate) fn validate_timeout(name: &str, timeout: Duration) -> Result<(), Conf
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod site_var_tests {
+    use super::*;
+
+    #[test]
+    fn bad_per_site_values_are_found_by_name_alone() {
+        let vars = [
+            ("ASYNC_UPLOAD_TIMEOUT__NGINX_UPLOAD", "abc"),
+            ("ASYNC_UPLOAD_ROLLOUT__OK", "10"),
+            ("ASYNC_UPLOAD_ENABLED__OTHER", "maybe"),
+            ("ASYNC_UPLOAD_TIMEOUT", "abc"), // global: not per site
+            ("ASYNC_UPLOAD_UNKNOWN__SITE", "x"),
+            ("PATH", "/bin"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let errors = site_errors_in(vars);
+        let names: Vec<&str> = errors.iter().map(ConfigError::variable).collect();
+        assert_eq!(
+            names,
+            [
+                "ASYNC_UPLOAD_TIMEOUT__NGINX_UPLOAD",
+                "ASYNC_UPLOAD_ENABLED__OTHER"
+            ]
+        );
+        assert!(errors[0].to_string().contains("seconds"), "{}", errors[0]);
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use super::env::{config_keeping_valid, site_overrides_from};
+use super::changes::{global_changes, SiteState};
+use super::env::{config_keeping_valid, report_once, site_errors_in, site_overrides_from};
 use super::{BreakerSettings, Config, ConfigError, SiteOverrides};
 use crate::policy::Backoff;
 use crate::rollout::Rollout;
@@ -212,6 +213,7 @@ impl SiteControl {
         let env = site_overrides_from(site, &|name| std::env::var(name).ok());
         if let Err(error) = &env {
             tracing::error!(site, %error, "invalid per-site configuration; site runs the sync path");
+            report_once(error, &format!("site {site} runs the sync path"));
         }
         SiteControl {
             env,
@@ -243,6 +245,8 @@ pub struct ConfigHandle {
     generation: AtomicU64,
     sites: Mutex<HashMap<String, SiteControl>>,
     init_error: Option<ConfigError>,
+    /// Bad `ASYNC_UPLOAD_<VAR>__<SITE>` values found at start-up.
+    init_site_errors: Vec<ConfigError>,
 }
 
 static LIVE: LazyLock<ConfigHandle> = LazyLock::new(ConfigHandle::from_process_env);
@@ -267,7 +271,17 @@ impl ConfigHandle {
                 "invalid async-upload configuration; running with async disabled, valid settings kept"
             );
         }
+        for error in &errors {
+            report_once(error, "async disabled, valid settings kept");
+        }
         let init_error = errors.into_iter().next();
+        // Per-site values are parsed when their site is first called; a bad
+        // one is said now, as loudly as a bad global one.
+        let init_site_errors = site_errors_in(std::env::vars());
+        for error in &init_site_errors {
+            tracing::error!(%error, "invalid per-site async-upload configuration; that site runs the sync path");
+            report_once(error, "that site runs the sync path");
+        }
         // ASYNC_UPLOAD_LOG with no code; must not touch `handle()` (we are its initialiser).
         crate::log::install_global(config.log_path.as_deref());
         // ASYNC_UPLOAD_REDIS_URL with no code: the sync path until the shared state is read.
@@ -278,6 +292,7 @@ impl ConfigHandle {
             generation: AtomicU64::new(0),
             sites: Mutex::new(HashMap::new()),
             init_error,
+            init_site_errors,
         }
     }
 
@@ -290,6 +305,7 @@ impl ConfigHandle {
             generation: AtomicU64::new(0),
             sites: Mutex::new(HashMap::new()),
             init_error: None,
+            init_site_errors: Vec::new(),
         }
     }
 
@@ -304,6 +320,25 @@ impl ConfigHandle {
     #[must_use]
     pub fn init_error(&self) -> Option<&ConfigError> {
         self.init_error.as_ref()
+    }
+
+    /// Every bad per-site environment value (`ASYNC_UPLOAD_<VAR>__<SITE>`):
+    /// those found at start-up and those of the sites read since (after
+    /// [`ConfigHandle::reload_from_env`], as read then). Each such site runs
+    /// the sync path; each error is also logged through `tracing`, and on
+    /// stderr once when no subscriber is installed, as a bad global value is.
+    #[must_use]
+    pub fn site_errors(&self) -> Vec<ConfigError> {
+        let mut errors = self.init_site_errors.clone();
+        for control in self.lock_sites().values() {
+            if let Err(error) = &control.env {
+                if !errors.iter().any(|e| e.variable() == error.variable()) {
+                    errors.push(error.clone());
+                }
+            }
+        }
+        errors.sort_by(|a, b| a.variable().cmp(b.variable()));
+        errors
     }
 
     /// Replaces the global configuration. Calls that start afterwards use it.
@@ -345,7 +380,20 @@ impl ConfigHandle {
         let config = Config::from_env()?;
         let mut sites = self.lock_sites();
         for (name, control) in sites.iter_mut() {
+            let before = control
+                .env
+                .as_ref()
+                .ok()
+                .map(|env| SiteState::new(env, None));
             control.env = SiteControl::from_env(name).env;
+            let after = control
+                .env
+                .as_ref()
+                .ok()
+                .map(|env| SiteState::new(env, None));
+            if let (Some(before), Some(after)) = (before, after) {
+                crate::log::applied(Some(name), before.changes(&after));
+            }
         }
         self.install(config);
         Ok(())
@@ -358,7 +406,9 @@ impl ConfigHandle {
         if self.config.load().log_path != config.log_path {
             crate::log::install_global(config.log_path.as_deref());
         }
+        let changes = global_changes(&self.config.load(), &config);
         self.config.store(Arc::new(config));
+        crate::log::applied(None, changes);
         self.bump();
     }
 
@@ -396,16 +446,13 @@ impl ConfigHandle {
         site: &str,
         change: impl FnOnce(&mut SiteOverrides),
     ) -> Result<(), ConfigError> {
-        let mut sites = self.lock_sites();
-        let control = sites
-            .entry(site.to_owned())
-            .or_insert_with(|| SiteControl::from_env(site));
-        let mut overrides = control.operator.clone();
-        change(&mut overrides);
-        overrides.validate()?;
-        control.operator = overrides;
-        self.bump();
-        Ok(())
+        self.with_control(site, |control| {
+            let mut overrides = control.operator.clone();
+            change(&mut overrides);
+            overrides.validate()?;
+            control.operator = overrides;
+            Ok(())
+        })
     }
 
     /// Removes the operator overrides of one site.
@@ -442,17 +489,14 @@ impl ConfigHandle {
     #[allow(clippy::must_use_candidate)] // latching for its effect is the usual use
     pub fn roll_back(&self, site: &str, reason: impl Into<String>) -> bool {
         let reason = reason.into();
-        let mut sites = self.lock_sites();
-        let control = sites
-            .entry(site.to_owned())
-            .or_insert_with(|| SiteControl::from_env(site));
-        if control.rollback.is_some() {
-            return false;
-        }
-        tracing::warn!(site, %reason, "async-upload site rolled back to the sync path");
-        control.rollback = Some(reason);
-        self.bump();
-        true
+        self.with_control(site, |control| {
+            if control.rollback.is_some() {
+                return false;
+            }
+            tracing::warn!(site, %reason, "async-upload site rolled back to the sync path");
+            control.rollback = Some(reason);
+            true
+        })
     }
 
     /// Lifts a rollback.
@@ -489,14 +533,23 @@ impl ConfigHandle {
         (settings, origins, generation)
     }
 
-    fn with_control(&self, site: &str, change: impl FnOnce(&mut SiteControl)) {
+    /// Changes one site's control under the lock every change takes, so a
+    /// check and the change it decides are one step; every setting it moved
+    /// is one `operator` line, and only a real change moves the generation.
+    fn with_control<R>(&self, site: &str, change: impl FnOnce(&mut SiteControl) -> R) -> R {
         let mut sites = self.lock_sites();
-        change(
-            sites
-                .entry(site.to_owned())
-                .or_insert_with(|| SiteControl::from_env(site)),
-        );
-        self.bump();
+        let control = sites
+            .entry(site.to_owned())
+            .or_insert_with(|| SiteControl::from_env(site));
+        let before = SiteState::new(&control.operator, control.rollback.as_ref());
+        let result = change(control);
+        let after = SiteState::new(&control.operator, control.rollback.as_ref());
+        let changes = before.changes(&after);
+        if !changes.is_empty() {
+            self.bump();
+        }
+        crate::log::applied(Some(site), changes);
+        result
     }
 
     fn bump(&self) {

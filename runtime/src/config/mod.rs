@@ -33,6 +33,7 @@
 //! | `ASYNC_UPLOAD_BREAKER_COOLDOWN` | seconds an open breaker waits before a probe; doubles while probes fail, up to 8 × | `1` | 0.001–3600 |
 //! | `ASYNC_UPLOAD_RETRY_BUDGET` | retries allowed, in percent of calls (banked up to 20, plus 1 per second) | `20` | 0–100 |
 
+mod changes;
 pub(crate) mod env;
 mod error;
 mod live;

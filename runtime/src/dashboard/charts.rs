@@ -6,6 +6,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::axis;
 use super::timeline::{Bucket, Timeline};
 use super::trace::SiteTrace;
 use super::{HtmlError, Marker, MarkerKind, VerdictKind};
@@ -22,6 +25,7 @@ pub(crate) const FALLBACK: RGBColor = RGBColor(148, 103, 189);
 pub(crate) const THRESHOLD: RGBColor = RGBColor(44, 160, 44);
 pub(crate) const ROLLBACK: RGBColor = RGBColor(214, 39, 40);
 const ENTERED: RGBColor = RGBColor(23, 190, 207);
+const OPERATOR: RGBColor = RGBColor(188, 189, 34);
 const VERDICT: RGBColor = RGBColor(127, 127, 127);
 const GRID: RGBColor = RGBColor(225, 225, 225);
 
@@ -58,34 +62,35 @@ fn secs(ts: SystemTime) -> f64 {
         .as_secs_f64()
 }
 
-/// `MM-DD HH:MM` (UTC) of an axis value.
-#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-pub(crate) fn clock(secs: f64) -> String {
-    let ts = UNIX_EPOCH + Duration::from_secs(secs.max(0.0) as u64);
-    let text = humantime::format_rfc3339_seconds(ts).to_string();
-    // 2026-11-30T01:25:18Z → 11-30 01:25
-    text.get(5..16).unwrap_or(&text).replacen('T', " ", 1)
-}
-
-fn marker_style(kind: MarkerKind) -> (RGBColor, u32, String) {
+/// A marker's colour and line width.
+fn marker_style(kind: &MarkerKind) -> (RGBColor, u32) {
     match kind {
-        MarkerKind::StageEntered { stage } => (ENTERED, 2, format!("stage {stage}")),
+        MarkerKind::StageEntered { .. } => (ENTERED, 2),
         MarkerKind::Verdict(verdict) => (
-            if verdict == VerdictKind::Rollback {
+            if *verdict == VerdictKind::Rollback {
                 ROLLBACK
             } else {
                 VERDICT
             },
             1,
-            verdict.as_str().to_owned(),
         ),
-        MarkerKind::Rollback => (ROLLBACK, 3, "ROLLBACK".to_owned()),
-        MarkerKind::RollbackCleared => (THRESHOLD, 2, "cleared".to_owned()),
+        MarkerKind::Rollback | MarkerKind::WouldRollBack => (ROLLBACK, 3),
+        MarkerKind::RollbackCleared => (THRESHOLD, 2),
+        MarkerKind::Operator(_) => (OPERATOR, 2),
     }
 }
 
-/// Vertical lines with a label at the top, for every marker in `x`.
+/// Markers closer than this, in pixels, share one label (`3–5`).
+const CLUSTER_PX: i32 = 10;
+/// Rows of marker labels at the top of a chart.
+const LABEL_ROWS: usize = 3;
+
+/// A vertical line for every marker in `x`, numbered as the page's events
+/// table numbers them (`markers` is that table, in order). Labels never
+/// overlap: markers a few pixels apart share one (`3–5`), and labels go to
+/// the first of three rows with room, else right of the last one.
 fn draw_markers<'a, CT>(
+    area: &Area<'_>,
     chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
     markers: &[&Marker],
     x: &Range<f64>,
@@ -94,22 +99,73 @@ fn draw_markers<'a, CT>(
 where
     CT: plotters::coord::CoordTranslate<From = (f64, f64)>,
 {
+    // (pixel x, first number, last number, colour)
+    let mut clusters: Vec<(i32, usize, usize, RGBColor)> = Vec::new();
     for (i, marker) in markers.iter().enumerate() {
         let at = secs(marker.ts);
         if !x.contains(&at) {
             continue;
         }
-        let (color, width, label) = marker_style(marker.kind);
+        let (color, width) = marker_style(&marker.kind);
         chart.draw_series(std::iter::once(PathElement::new(
             vec![(at, y.0), (at, y.1)],
             color.stroke_width(width),
         )))?;
-        // Staggered so that markers close together keep readable labels.
-        let offset = 2 + 12 * i32::try_from(i % 3).unwrap_or(0);
-        chart.draw_series(std::iter::once(
-            EmptyElement::at((at, y.1))
-                + Text::new(label, (3, offset), (FONT, 11).into_font().color(&color)),
+        let px = chart.as_coord_spec().translate(&(at, y.1)).0;
+        match clusters.last_mut() {
+            Some(cluster) if px - cluster.0 < CLUSTER_PX => cluster.2 = i + 1,
+            _ => clusters.push((px, i + 1, i + 1, color)),
+        }
+    }
+    let top = chart.as_coord_spec().translate(&(x.start, y.1)).1;
+    let mut row_end = [i32::MIN; LABEL_ROWS];
+    for (px, first, last, color) in clusters {
+        let label = if first == last {
+            first.to_string()
+        } else {
+            format!("{first}–{last}")
+        };
+        let width = 7 * i32::try_from(label.chars().count()).unwrap_or(8) + 4;
+        let left = px + 3;
+        let (row, left) = if let Some(row) = row_end.iter().position(|&end| end + 2 <= left) {
+            (row, left)
+        } else {
+            let (row, end) = row_end
+                .iter()
+                .copied()
+                .enumerate()
+                .min_by_key(|&(_, end)| end)
+                .unwrap_or((0, left));
+            (row, end + 2)
+        };
+        row_end[row] = left + width;
+        let y_px = top + 2 + 12 * i32::try_from(row).unwrap_or(0);
+        area.draw(&Text::new(
+            label,
+            (left, y_px),
+            (FONT, 11).into_font().color(&color),
         ))?;
+    }
+    Ok(())
+}
+
+/// The x axis of a time chart: ticks at round clock times
+/// ([`axis::time_ticks`]), unique labels, and their grid lines.
+fn time_axis<CT>(area: &Area<'_>, coord: &CT, x: &Range<f64>, y: (f64, f64)) -> Drawn
+where
+    CT: plotters::coord::CoordTranslate<From = (f64, f64)>,
+{
+    let (step, ticks) = axis::time_ticks(x, 8);
+    let labels = axis::time_labels(&ticks, step);
+    let style = (FONT, 12)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Center, VPos::Top));
+    for (&at, label) in ticks.iter().zip(labels) {
+        let bottom = coord.translate(&(at, y.0));
+        let top = coord.translate(&(at, y.1));
+        area.draw(&PathElement::new(vec![bottom, top], GRID.stroke_width(1)))?;
+        area.draw(&Text::new(label, (bottom.0, bottom.1 + 5), style.clone()))?;
     }
     Ok(())
 }
@@ -179,20 +235,23 @@ where
 
 /// The x range of the time charts: the timeline's span.
 fn time_range(timeline: &Timeline) -> Range<f64> {
-    #[allow(clippy::cast_precision_loss)]
-    timeline
-        .span()
-        .map_or(0.0..60.0, |(start, end)| start as f64..end as f64)
+    timeline.span().map_or(0.0..60.0, |(start, end)| start..end)
 }
 
 /// Each bucket's middle on the time axis.
-#[allow(clippy::cast_precision_loss)]
 fn mids(timeline: &Timeline) -> impl Iterator<Item = (f64, &Bucket)> {
     let half = timeline.width().as_secs_f64() / 2.0;
-    timeline
-        .buckets()
-        .map(move |(start, b)| (start as f64 + half, b))
+    timeline.buckets().map(move |(start, b)| (start + half, b))
 }
+
+/// A linear axis's labels: as many decimals as its step needs.
+fn linear(range: &Range<f64>, labels: usize) -> impl Fn(&f64) -> String {
+    let decimals = axis::decimals(range, labels);
+    move |v| format!("{v:.decimals$}")
+}
+
+/// Y labels per time chart.
+const Y_LABELS: usize = 8;
 
 /// A chart's builder with the page's caption style, margin and label
 /// areas (the x labels' area can be changed after).
@@ -210,7 +269,7 @@ fn titled<'a, 'b, DB: DrawingBackend>(
 }
 
 /// Calls per minute per execution type.
-pub(crate) fn calls_over_time(trace: &SiteTrace) -> Result<String, HtmlError> {
+pub(crate) fn calls_over_time(trace: &SiteTrace, markers: &[&Marker]) -> Result<String, HtmlError> {
     let timeline = &trace.timeline;
     let per_minute = 60.0 / timeline.width().as_secs_f64();
     #[allow(clippy::cast_precision_loss)]
@@ -221,7 +280,7 @@ pub(crate) fn calls_over_time(trace: &SiteTrace) -> Result<String, HtmlError> {
         .max()
         .map_or(1.0, |n| rate(n).max(1.0) * 1.15);
     let x = time_range(timeline);
-    let markers = trace.sorted_markers();
+    let y_label = linear(&(0.0..top), Y_LABELS);
     svg(SIZE, |area| {
         let mut chart =
             titled(area, "Calls per minute, by path").build_cartesian_2d(x.clone(), 0.0..top)?;
@@ -229,10 +288,12 @@ pub(crate) fn calls_over_time(trace: &SiteTrace) -> Result<String, HtmlError> {
             .configure_mesh()
             .light_line_style(GRID.mix(0.5))
             .bold_line_style(GRID)
-            .x_labels(8)
-            .x_label_formatter(&|v| clock(*v))
+            .x_labels(0)
+            .y_labels(Y_LABELS)
+            .y_label_formatter(&y_label)
             .y_desc("calls / min")
             .draw()?;
+        time_axis(area, chart.as_coord_spec(), &x, (0.0, top))?;
         for et in ExecutionType::ALL {
             if timeline.buckets().all(|(_, b)| b.calls[et.index()] == 0) {
                 continue;
@@ -245,7 +306,7 @@ pub(crate) fn calls_over_time(trace: &SiteTrace) -> Result<String, HtmlError> {
                 et.as_str(),
             )?;
         }
-        draw_markers(&mut chart, &markers, &x, (0.0, top))?;
+        draw_markers(area, &mut chart, markers, &x, (0.0, top))?;
         legend(&mut chart)
     })
 }
@@ -260,7 +321,11 @@ pub(crate) struct RateLines {
 }
 
 /// The async path's success rate per bucket against the thresholds.
-pub(crate) fn success_over_time(trace: &SiteTrace, lines: RateLines) -> Result<String, HtmlError> {
+pub(crate) fn success_over_time(
+    trace: &SiteTrace,
+    markers: &[&Marker],
+    lines: RateLines,
+) -> Result<String, HtmlError> {
     let timeline = &trace.timeline;
     let lowest = timeline
         .buckets()
@@ -270,7 +335,8 @@ pub(crate) fn success_over_time(trace: &SiteTrace, lines: RateLines) -> Result<S
         .fold(1.0_f64, f64::min);
     let bottom = ((lowest * 100.0) - 2.0).floor().max(0.0);
     let x = time_range(timeline);
-    let markers = trace.sorted_markers();
+    let percent = linear(&(bottom..100.5), Y_LABELS);
+    let y_label = |v: &f64| format!("{}%", percent(v));
     svg(SIZE, |area| {
         let mut chart = titled(area, "Async success rate (a fallback counts as a failure)")
             .build_cartesian_2d(x.clone(), bottom..100.5)?;
@@ -278,11 +344,12 @@ pub(crate) fn success_over_time(trace: &SiteTrace, lines: RateLines) -> Result<S
             .configure_mesh()
             .light_line_style(GRID.mix(0.5))
             .bold_line_style(GRID)
-            .x_labels(8)
-            .x_label_formatter(&|v| clock(*v))
-            .y_label_formatter(&|v| format!("{v:.0}%"))
+            .x_labels(0)
+            .y_labels(Y_LABELS)
+            .y_label_formatter(&y_label)
             .y_desc("success")
             .draw()?;
+        time_axis(area, chart.as_coord_spec(), &x, (bottom, 100.5))?;
         for (value, color, label) in [
             (lines.stage, THRESHOLD, "stage criterion"),
             (lines.rollback, ROLLBACK, "rollback trigger"),
@@ -307,7 +374,7 @@ pub(crate) fn success_over_time(trace: &SiteTrace, lines: RateLines) -> Result<S
             ASYNC.stroke_width(2),
             "async success",
         )?;
-        draw_markers(&mut chart, &markers, &x, (bottom, 100.5))?;
+        draw_markers(area, &mut chart, markers, &x, (bottom, 100.5))?;
         legend(&mut chart)
     })
 }
@@ -318,8 +385,13 @@ type Quantiles = (&'static str, RGBColor, f64, fn(&Bucket) -> &Histogram, f64);
 /// One path's distribution: its histogram and display bins.
 type PathBins<'a> = (ExecutionType, &'a Histogram, Vec<(i32, f64)>);
 
-/// Async and sync p50 and p95 per bucket, on a log axis.
-pub(crate) fn latency_over_time(trace: &SiteTrace) -> Result<String, HtmlError> {
+/// Async and sync p50 and p95 per bucket, on a log axis; `matched` is
+/// the stage's size-matched ratio, for the caption.
+pub(crate) fn latency_over_time(
+    trace: &SiteTrace,
+    markers: &[&Marker],
+    matched: Option<(f64, f64)>,
+) -> Result<String, HtmlError> {
     let timeline = &trace.timeline;
     let ms = |h: &Histogram, q: f64| h.quantile(q).map(|us| (us / 1000.0).max(0.001));
     let series: [Quantiles; 4] = [
@@ -341,40 +413,42 @@ pub(crate) fn latency_over_time(trace: &SiteTrace) -> Result<String, HtmlError> 
         (1.0, 1000.0)
     };
     let x = time_range(timeline);
-    let markers = trace.sorted_markers();
+    let caption = match matched {
+        Some((p50, p95)) => format!(
+            "Latency over time: async vs sync, p50 and p95 (at equal size: {p50:.2}x, {p95:.2}x)"
+        ),
+        None => "Latency over time: async vs sync, p50 and p95".to_owned(),
+    };
     svg(SIZE, |area| {
-        let mut chart = titled(area, "Latency over time: async vs sync, p50 and p95")
-            .build_cartesian_2d(x.clone(), (low..high).log_scale())?;
+        let mut chart =
+            titled(area, &caption).build_cartesian_2d(x.clone(), (low..high).log_scale())?;
         chart
             .configure_mesh()
             .light_line_style(GRID.mix(0.5))
             .bold_line_style(GRID)
-            .x_labels(8)
-            .x_label_formatter(&|v| clock(*v))
+            .x_labels(0)
+            .y_labels(Y_LABELS)
             .y_label_formatter(&|v| format_ms(*v))
             .y_desc("ms (log)")
             .draw()?;
+        time_axis(area, chart.as_coord_spec(), &x, (low, high))?;
         for (label, color, alpha, pick, q) in series {
             let points = mids(timeline).map(|(t, b)| (t, ms(pick(b), q)));
             let style = color.mix(alpha).stroke_width(2);
             draw_runs(&mut chart, runs(points), style, label)?;
         }
-        draw_markers(&mut chart, &markers, &x, (low, high))?;
+        draw_markers(area, &mut chart, markers, &x, (low, high))?;
         legend(&mut chart)
     })
 }
 
-/// Milliseconds, short.
+/// Milliseconds, short, with three significant digits (seconds from 1 s):
+/// distinct ticks of a log axis keep distinct labels.
 pub(crate) fn format_ms(ms: f64) -> String {
     if ms >= 1000.0 {
-        format!("{:.3}s", ms / 1000.0)
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_owned()
-    } else if ms >= 1.0 {
-        format!("{ms:.0}")
+        format!("{}s", axis::significant(ms / 1000.0))
     } else {
-        format!("{ms:.2}")
+        axis::significant(ms)
     }
 }
 
@@ -507,10 +581,15 @@ pub(crate) fn transfer(trace: &SiteTrace) -> Result<String, HtmlError> {
         .collect();
     svg((SIZE.0, 260), |area| {
         let (left, right) = area.split_horizontally(SIZE.0 / 2);
-        bars(&left, "Bytes per path (MiB, stage window)", &bytes, "MiB")?;
+        bars(
+            &left,
+            "Bytes per path (MiB, successful calls, stage window)",
+            &bytes,
+            "MiB",
+        )?;
         bars(
             &right,
-            "Throughput per path (MiB/s of call time)",
+            "Throughput per path (MiB/s of successful calls' time)",
             &speed,
             "MiB/s",
         )
@@ -519,18 +598,22 @@ pub(crate) fn transfer(trace: &SiteTrace) -> Result<String, HtmlError> {
 
 fn bars(area: &Area<'_>, title: &str, values: &[(ExecutionType, f64)], unit: &str) -> Drawn {
     let top = values.iter().map(|v| v.1).fold(0.0_f64, f64::max).max(1e-3) * 1.25;
-    let count = i32::try_from(values.len()).unwrap_or(3);
+    // An integer range includes its end: one slot per value, none after.
+    let last = i32::try_from(values.len()).unwrap_or(3) - 1;
+    let y_label = linear(&(0.0..top), 6);
     let mut chart = ChartBuilder::on(area)
         .caption(title, (FONT, 14))
         .margin(10)
         .x_label_area_size(25)
         .y_label_area_size(55)
-        .build_cartesian_2d((0..count).into_segmented(), 0.0..top)?;
+        .build_cartesian_2d((0..last).into_segmented(), 0.0..top)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
         .light_line_style(GRID.mix(0.5))
         .bold_line_style(GRID)
+        .y_labels(6)
+        .y_label_formatter(&y_label)
         .x_label_formatter(&|v| match v {
             SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => usize::try_from(*i)
                 .ok()

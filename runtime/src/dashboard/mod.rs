@@ -32,6 +32,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod axis;
 mod charts;
 mod page;
 mod timeline;
@@ -40,23 +41,32 @@ mod trace;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use crate::log::{Event, Log, StageEvent};
+use crate::log::{Dedup, Event, Log, StageEvent};
 use crate::metrics::UploadRecord;
 use crate::stages::{Report, Verdict};
 use trace::SiteTrace;
+
+/// Markers of global operator changes kept (each is drawn on every site).
+const MAX_GLOBAL_MARKERS: usize = 100;
 
 /// Gathers, record by record and event by event, what the HTML report
 /// draws; [`Dashboard::render`] writes the page.
 ///
 /// Per site: the whole log's time series (calls per path, async success
-/// rate, async and sync p50/p95, in buckets of a minute or more), and over
-/// the stage window (which restarts at each stage `entered` event, like the
-/// report's): the latency distribution per path, bytes, throughput and
-/// error names.
+/// rate, async and sync p50/p95, in 60 to 300 buckets of a round width
+/// chosen from the log's span), and over the stage window (which restarts
+/// at each stage `entered` event, like the report's): the latency
+/// distribution per path, bytes, throughput and error names. Events
+/// (stages, verdict changes, rollbacks, operator changes) are markers on
+/// the time charts; copies of one event in several instances' files are
+/// one marker.
 #[derive(Clone, Debug)]
 pub struct Dashboard {
     stage: Option<u32>,
     sites: BTreeMap<String, SiteTrace>,
+    /// Operator changes of the global configuration: on every site.
+    global: Vec<Marker>,
+    dedup: Dedup,
 }
 
 impl Dashboard {
@@ -68,6 +78,8 @@ impl Dashboard {
         Dashboard {
             stage,
             sites: BTreeMap::new(),
+            global: Vec::new(),
+            dedup: Dedup::default(),
         }
     }
 
@@ -94,13 +106,18 @@ impl Dashboard {
         self.site(&record.site).record(record);
     }
 
-    /// Takes in one controller event: a stage entered (the window
-    /// restarts), a verdict, a rollback, a rollback cleared. Other events
-    /// and events without a site or time are ignored.
+    /// Takes in one event: a stage entered (the window restarts), a
+    /// verdict, a rollback, a rollback cleared, an operator's change (a
+    /// global one marks every site). Other events are ignored.
     pub fn event(&mut self, event: &Event) {
+        if !self.dedup.first(event) {
+            return;
+        }
         let (site, ts) = (event.site(), event.ts());
         let kind = match event {
-            Event::Stage(StageEvent::Entered(entered)) => {
+            Event::Stage(StageEvent::Entered(entered) | StageEvent::RollbackCleared(entered)) => {
+                // A new window, as the report's: the stage asked for (else
+                // any) starts over, another one ends it.
                 let (stage, wanted) = (entered.stage, self.stage);
                 let trace = self.site(site);
                 match wanted {
@@ -108,16 +125,27 @@ impl Dashboard {
                     Some(n) if n == stage => trace.restart_window(),
                     Some(_) => trace.close_window(),
                 }
-                MarkerKind::StageEntered { stage }
+                if matches!(event, Event::Stage(StageEvent::RollbackCleared(_))) {
+                    MarkerKind::RollbackCleared
+                } else {
+                    MarkerKind::StageEntered { stage }
+                }
             }
             Event::Stage(StageEvent::Verdict(verdict)) => {
                 MarkerKind::Verdict(VerdictKind::of(&verdict.evaluation.verdict))
             }
-            Event::Stage(StageEvent::RollbackCleared(_)) => MarkerKind::RollbackCleared,
             Event::Rollback(_) => MarkerKind::Rollback,
+            Event::Operator(change) => MarkerKind::Operator(change.to_string()),
             _ => return,
         };
-        self.site(site).mark(Marker::new(ts, kind));
+        let marker = Marker::new(ts, kind);
+        if event.is_global() {
+            if self.global.len() < MAX_GLOBAL_MARKERS {
+                self.global.push(marker);
+            }
+        } else {
+            self.site(site).mark(marker);
+        }
     }
 
     /// The page: one section per site of `report`, in its order.
@@ -141,7 +169,7 @@ impl crate::log::Replay for Dashboard {
 }
 
 /// What a vertical marker on the time charts shows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum MarkerKind {
     /// The controller entered a stage: the stage window starts here.
     StageEntered { stage: u32 },
@@ -151,10 +179,31 @@ pub(crate) enum MarkerKind {
     Rollback,
     /// An operator cleared a rollback.
     RollbackCleared,
+    /// An operator changed a setting: what, old → new, by whom.
+    Operator(String),
+    /// The report's replay of the window rolls back here; the log has no
+    /// rollback event.
+    WouldRollBack,
+}
+
+impl MarkerKind {
+    /// The marker for a person, as the events table lists it.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            MarkerKind::StageEntered { stage } => format!("stage {stage} entered"),
+            MarkerKind::Verdict(v) => format!("verdict: {}", v.as_str()),
+            MarkerKind::Rollback => "ROLLBACK fired".to_owned(),
+            MarkerKind::RollbackCleared => "rollback cleared".to_owned(),
+            MarkerKind::Operator(change) => format!("operator: {change}"),
+            MarkerKind::WouldRollBack => {
+                "the controller would have rolled back here (no rollback in the log)".to_owned()
+            }
+        }
+    }
 }
 
 /// A marker at a time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Marker {
     pub(crate) ts: SystemTime,
     pub(crate) kind: MarkerKind,

@@ -1,12 +1,13 @@
 //! The page around the charts: banner, tables, layout and style, all inline.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use super::charts::{self, RateLines};
 use super::trace::SiteTrace;
-use super::{Dashboard, HtmlError, MarkerKind, VerdictKind};
+use super::{Dashboard, HtmlError, Marker, MarkerKind, VerdictKind};
 use crate::metrics::ExecutionType;
-use crate::stages::{Check, Criterion, Report, SiteReport, Status, Verdict};
+use crate::stages::{Check, Criterion, Period, Report, SiteReport, Status, Verdict};
 
 /// Error names listed per path.
 const TOP_ERRORS: usize = 5;
@@ -52,7 +53,12 @@ pub(super) fn render(dashboard: &Dashboard, report: &Report) -> Result<String, H
     let empty = SiteTrace::new("");
     for (i, site) in report.sites.iter().enumerate() {
         let trace = dashboard.sites.get(&site.site).unwrap_or(&empty);
-        section(&mut out, i, site, trace)
+        // The global changes, and the replay's rollback where the log has none.
+        let mut extra = dashboard.global.clone();
+        if let Some(finding) = site.rollback.filter(|f| !f.logged) {
+            extra.push(Marker::new(finding.at, MarkerKind::WouldRollBack));
+        }
+        section(&mut out, i, site, trace, &trace.sorted_markers(&extra))
             .map_err(|e| HtmlError::new(format!("site {:?}: {e}", site.site)))?;
     }
     out.push_str("</body></html>\n");
@@ -106,10 +112,15 @@ fn reason(site: &SiteReport) -> String {
             .collect::<Vec<_>>()
             .join("; "),
     };
-    if site.latched_rollback {
-        format!("{text} (a rollback latched in the log, not cleared since)")
-    } else {
-        text
+    match site.rollback {
+        Some(finding) if finding.logged => {
+            format!("{text} (a rollback latched in the log, not cleared since)")
+        }
+        Some(finding) => format!(
+            "{text} (the controller would have rolled back at {}: the log holds no rollback event)",
+            humantime::format_rfc3339_seconds(finding.at)
+        ),
+        None => text,
     }
 }
 
@@ -122,7 +133,7 @@ fn show(criterion: Criterion, value: f64) -> String {
     match criterion {
         Criterion::SuccessRate | Criterion::ErrorRate => pct(value),
         Criterion::LatencyP50 | Criterion::LatencyP95 => format!("{value:.3}x"),
-        Criterion::Duration => format!("{:.1}h", value / 3600.0),
+        Criterion::Duration => Period(Duration::from_secs_f64(value.max(0.0))).to_string(),
         Criterion::Samples => format!("{value:.0}"),
     }
 }
@@ -143,6 +154,7 @@ fn section(
     i: usize,
     site: &SiteReport,
     trace: &SiteTrace,
+    markers: &[&Marker],
 ) -> Result<(), HtmlError> {
     let e = &site.evaluation;
     let kind = verdict_kind(&e.verdict);
@@ -170,7 +182,12 @@ fn section(
                 "baseline frozen at the end of the previous stage"
             }
         };
-        let _ = writeln!(out, "<p class=\"note\">Latency baseline: {source}.</p>");
+        let _ = writeln!(
+            out,
+            "<p class=\"note\">Latency baseline: {source}, compared at equal size \
+             ({} size group(s), {} async calls compared).</p>",
+            latency.size_groups, latency.compared_calls
+        );
     }
     criteria(out, site);
     paths(out, site, trace);
@@ -193,11 +210,15 @@ fn section(
             .map(|c| c.threshold),
         rollback: Some(e.thresholds.rollback_success_below),
     };
+    let matched = e.latency.as_ref().map(|l| (l.p50_ratio, l.p95_ratio));
     let figures: [(&str, Result<String, HtmlError>); 5] = [
         ("latency", charts::latency_distribution(trace)),
-        ("calls", charts::calls_over_time(trace)),
-        ("success", charts::success_over_time(trace, lines)),
-        ("latency-over-time", charts::latency_over_time(trace)),
+        ("calls", charts::calls_over_time(trace, markers)),
+        ("success", charts::success_over_time(trace, markers, lines)),
+        (
+            "latency-over-time",
+            charts::latency_over_time(trace, markers, matched),
+        ),
         ("transfer", charts::transfer(trace)),
     ];
     for (name, svg) in figures {
@@ -209,11 +230,11 @@ fn section(
     }
     let _ = writeln!(
         out,
-        "<p class=\"note\">Time charts: buckets of {} min over the whole log; markers: stage entered, verdict changes, rollback, rollback cleared.</p>",
-        trace.timeline.width().as_secs() / 60
+        "<p class=\"note\">Time charts: buckets of {} over the whole log; markers numbered as in the events table below (stage entered, verdict changes, rollback, rollback cleared, operator changes).</p>",
+        Period(trace.timeline.width())
     );
     errors(out, trace);
-    markers(out, trace);
+    events(out, markers);
     out.push_str("</section>\n");
     Ok(())
 }
@@ -265,7 +286,7 @@ fn criteria(out: &mut String, site: &SiteReport) {
 fn paths(out: &mut String, site: &SiteReport, trace: &SiteTrace) {
     out.push_str(
         "<h3>Paths in the stage window</h3>\n<table class=\"paths\"><tr><th>path</th><th>calls</th><th>success</th>\
-         <th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>bytes</th><th>throughput</th></tr>\n",
+         <th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>bytes (successful calls)</th><th>throughput</th></tr>\n",
     );
     for s in &site.summaries {
         let ms = |v: Option<f64>| {
@@ -275,12 +296,11 @@ fn paths(out: &mut String, site: &SiteReport, trace: &SiteTrace) {
             )
         };
         let finished = s.successes + s.failures > 0;
-        let throughput = trace.transfer[s.execution_type.index()]
-            .throughput()
-            .map_or_else(
-                || "-".into(),
-                |t| format!("{:.1} MiB/s", t / (1024.0 * 1024.0)),
-            );
+        let transfer = trace.transfer[s.execution_type.index()];
+        let throughput = transfer.throughput().map_or_else(
+            || "-".into(),
+            |t| format!("{:.1} MiB/s", t / (1024.0 * 1024.0)),
+        );
         let _ = writeln!(
             out,
             "<tr data-path=\"{et}\"><td>{swatch}{et}</td><td data-value=\"{count}\">{count}</td><td>{success}</td>{p50}{p95}{p99}<td data-value=\"{bytes}\">{bytes}</td><td>{throughput}</td></tr>",
@@ -291,7 +311,7 @@ fn paths(out: &mut String, site: &SiteReport, trace: &SiteTrace) {
             p50 = ms(s.p50_ms),
             p95 = ms(s.p95_ms),
             p99 = ms(s.p99_ms),
-            bytes = s.bytes,
+            bytes = transfer.bytes,
         );
     }
     out.push_str("</table>\n");
@@ -317,23 +337,19 @@ fn errors(out: &mut String, trace: &SiteTrace) {
     out.push_str("</table>\n");
 }
 
-fn markers(out: &mut String, trace: &SiteTrace) {
-    let markers = trace.sorted_markers();
+/// The events table: the numbers the time charts' markers carry.
+fn events(out: &mut String, markers: &[&Marker]) {
     if markers.is_empty() {
         return;
     }
-    out.push_str("<h3>Controller events</h3>\n<table class=\"markers\"><tr><th>time (UTC)</th><th>event</th></tr>\n");
-    for marker in markers {
-        let what = match marker.kind {
-            MarkerKind::StageEntered { stage } => format!("stage {stage} entered"),
-            MarkerKind::Verdict(v) => format!("verdict: {}", v.as_str()),
-            MarkerKind::Rollback => "ROLLBACK fired".to_owned(),
-            MarkerKind::RollbackCleared => "rollback cleared".to_owned(),
-        };
+    out.push_str("<h3>Events</h3>\n<table class=\"markers\"><tr><th>#</th><th>time (UTC)</th><th>event</th></tr>\n");
+    for (i, marker) in markers.iter().enumerate() {
         let _ = writeln!(
             out,
-            "<tr><td>{}</td><td>{what}</td></tr>",
-            humantime::format_rfc3339_seconds(marker.ts)
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            i + 1,
+            humantime::format_rfc3339_millis(marker.ts),
+            escape(&marker.kind.describe())
         );
     }
     out.push_str("</table>\n");

@@ -1,16 +1,24 @@
 //! Per-bucket aggregates over time, bounded by the log's duration and not
-//! by its record count: buckets start one minute wide and double in width
-//! (merging neighbours) whenever there would be more than [`MAX_BUCKETS`].
+//! by its record count, at any scale: buckets start 10 ms wide and widen
+//! along a ladder of round widths ([`WIDTHS`]: 10 ms, 20 ms, 100 ms, …,
+//! 1 min, 2 min, 10 min, …, 1 d, then doubling), merging neighbours,
+//! whenever there would be more than [`MAX_BUCKETS`]. Each width is a
+//! multiple of the one before (at most 5 ×), and bucket edges are multiples
+//! of the width since the epoch, so a log of any span gets between 60 and
+//! 300 buckets with round edges: a 60-second run 300 buckets of 200 ms, a
+//! week 168 of an hour.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::metrics::{ExecutionType, Histogram, UploadRecord};
 
-/// The narrowest bucket: one minute.
-pub(crate) const MIN_WIDTH: Duration = Duration::from_secs(60);
-/// At most this many buckets: a week of one-minute buckets becomes
-/// ~32-minute ones, enough points for a chart a screen wide.
-pub(crate) const MAX_BUCKETS: usize = 360;
+/// The bucket widths, milliseconds; past the last, widths double.
+pub(crate) const WIDTHS: [u64; 17] = [
+    10, 20, 100, 200, 1_000, 2_000, 10_000, 30_000, 60_000, 120_000, 600_000, 1_800_000, 3_600_000,
+    7_200_000, 21_600_000, 43_200_000, 86_400_000,
+];
+/// At most this many buckets; after a widening (at most 5 ×) at least 60.
+pub(crate) const MAX_BUCKETS: usize = 300;
 
 /// What one bucket counts.
 #[derive(Clone, Debug, Default)]
@@ -64,53 +72,73 @@ impl Bucket {
 /// Buckets of equal width from `origin` on.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Timeline {
-    /// Start of the first bucket, whole seconds since the epoch; `None`
+    /// Start of the first bucket, milliseconds since the epoch; `None`
     /// before the first record.
     origin: Option<u64>,
-    /// Bucket width in seconds.
+    /// Bucket width in milliseconds.
     width: u64,
     buckets: Vec<Bucket>,
 }
 
-fn epoch_secs(ts: SystemTime) -> u64 {
-    ts.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+fn epoch_ms(ts: SystemTime) -> u64 {
+    u64::try_from(
+        ts.duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis(),
+    )
+    .unwrap_or(u64::MAX)
+}
+
+/// The width after `width` on the ladder.
+fn wider(width: u64) -> u64 {
+    WIDTHS
+        .iter()
+        .copied()
+        .find(|&w| w > width)
+        .unwrap_or(width.saturating_mul(2))
 }
 
 impl Timeline {
     /// Counts `record` in the bucket of its time.
     pub(crate) fn record(&mut self, record: &UploadRecord) {
-        let slot = self.slot(epoch_secs(record.ts));
+        let slot = self.slot(epoch_ms(record.ts));
         self.buckets[slot].record(record);
     }
 
-    /// The index of the bucket holding `secs`, creating buckets (and
+    /// The index of the bucket holding `ms`, creating buckets (and
     /// widening them) as needed.
-    fn slot(&mut self, secs: u64) -> usize {
+    fn slot(&mut self, ms: u64) -> usize {
         let origin = if let Some(origin) = self.origin {
             origin
         } else {
-            self.width = MIN_WIDTH.as_secs();
-            let origin = secs - secs % self.width;
+            self.width = WIDTHS[0];
+            let origin = ms - ms % self.width;
             self.origin = Some(origin);
             origin
         };
-        if secs < origin {
+        if ms < origin {
             // An earlier record (another instance's log, or lines written
-            // out of order): prepend whole buckets, keeping the alignment.
-            let missing = (origin - secs).div_ceil(self.width);
-            let missing_len = usize::try_from(missing).unwrap_or(usize::MAX);
+            // out of order): prepend whole buckets, keeping the alignment,
+            // once they are wide enough for the span to fit.
+            let missing = (origin - ms).div_ceil(self.width);
+            let fits = usize::try_from(missing)
+                .ok()
+                .filter(|&m| m + self.buckets.len() <= MAX_BUCKETS);
+            let Some(missing_len) = fits else {
+                self.widen();
+                return self.slot(ms);
+            };
             self.buckets.splice(
                 0..0,
-                std::iter::repeat_with(Bucket::default).take(missing_len.min(1 << 20)),
+                std::iter::repeat_with(Bucket::default).take(missing_len),
             );
             self.origin = Some(origin - missing * self.width);
-            self.shrink();
-            return self.slot(secs);
+            return self.slot(ms);
         }
-        let index = usize::try_from((secs - origin) / self.width).unwrap_or(usize::MAX);
+        let index = usize::try_from((ms - origin) / self.width).unwrap_or(usize::MAX);
         if index >= MAX_BUCKETS {
             self.widen();
-            return self.slot(secs);
+            return self.slot(ms);
         }
         if index >= self.buckets.len() {
             self.buckets.resize_with(index + 1, Bucket::default);
@@ -118,18 +146,12 @@ impl Timeline {
         index
     }
 
-    /// Doubles the width until the buckets fit in [`MAX_BUCKETS`].
-    fn shrink(&mut self) {
-        while self.buckets.len() > MAX_BUCKETS {
-            self.widen();
-        }
-    }
-
-    /// Doubles the bucket width, merging neighbours. The origin moves to a
-    /// multiple of the new width so that bucket edges stay round.
+    /// Moves to the next width of the ladder, merging neighbours. The
+    /// origin moves to a multiple of the new width so that bucket edges
+    /// stay round.
     fn widen(&mut self) {
         let Some(origin) = self.origin else { return };
-        let width = self.width * 2;
+        let width = wider(self.width);
         let new_origin = origin - origin % width;
         let mut merged: Vec<Bucket> = Vec::with_capacity(self.buckets.len() / 2 + 1);
         for (i, bucket) in self.buckets.drain(..).enumerate() {
@@ -147,23 +169,26 @@ impl Timeline {
 
     /// The bucket width.
     pub(crate) fn width(&self) -> Duration {
-        Duration::from_secs(self.width)
+        Duration::from_millis(self.width)
     }
 
     /// Each bucket with its start time, in seconds since the epoch.
-    pub(crate) fn buckets(&self) -> impl Iterator<Item = (u64, &Bucket)> {
+    #[allow(clippy::cast_precision_loss)] // ms since the epoch: far below 2^52
+    pub(crate) fn buckets(&self) -> impl Iterator<Item = (f64, &Bucket)> {
         let origin = self.origin.unwrap_or(0);
         let width = self.width;
         self.buckets
             .iter()
             .enumerate()
-            .map(move |(i, b)| (origin + i as u64 * width, b))
+            .map(move |(i, b)| ((origin + i as u64 * width) as f64 / 1000.0, b))
     }
 
     /// `[first bucket's start, last bucket's end)` in seconds since the epoch.
-    pub(crate) fn span(&self) -> Option<(u64, u64)> {
+    #[allow(clippy::cast_precision_loss)]
+    pub(crate) fn span(&self) -> Option<(f64, f64)> {
         let origin = self.origin?;
-        Some((origin, origin + self.buckets.len() as u64 * self.width))
+        let end = origin + self.buckets.len() as u64 * self.width;
+        Some((origin as f64 / 1000.0, end as f64 / 1000.0))
     }
 }
 
@@ -171,53 +196,70 @@ impl Timeline {
 mod tests {
     use super::*;
 
-    fn at(secs: u64, execution_type: ExecutionType, success: bool) -> UploadRecord {
+    fn at(ms: u64, execution_type: ExecutionType, success: bool) -> UploadRecord {
         let mut record = UploadRecord::new("s", execution_type, success, 10.0, 1);
-        record.ts = UNIX_EPOCH + Duration::from_secs(secs);
+        record.ts = UNIX_EPOCH + Duration::from_millis(ms);
         record
     }
 
     #[test]
-    fn a_minute_per_bucket_for_short_logs() {
-        let mut timeline = Timeline::default();
-        for secs in [120, 130, 179, 180, 300] {
-            timeline.record(&at(secs, ExecutionType::Async, true));
+    fn the_ladder_widens_by_whole_multiples() {
+        for pair in WIDTHS.windows(2) {
+            assert_eq!(pair[1] % pair[0], 0, "{pair:?}");
+            assert!(pair[1] / pair[0] <= 5, "{pair:?}");
         }
-        assert_eq!(timeline.width(), MIN_WIDTH);
-        let counts: Vec<u64> = timeline.buckets().map(|(_, b)| b.calls[1]).collect();
-        assert_eq!(counts, [3, 1, 0, 1]);
-        assert_eq!(timeline.span(), Some((120, 360)));
     }
 
     #[test]
-    fn a_week_stays_within_the_bucket_bound_and_loses_no_call() {
-        let mut timeline = Timeline::default();
-        let week = 7 * 24 * 3600;
-        let mut calls = 0;
-        for secs in (0..week).step_by(37) {
-            timeline.record(&at(secs, ExecutionType::Sync, true));
-            calls += 1;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    fn any_span_gets_between_60_and_300_round_buckets() {
+        for span_ms in [
+            2_000,
+            60_000,
+            130_000,
+            3_600_000,
+            86_400_000,
+            7 * 86_400_000,
+        ] {
+            let mut timeline = Timeline::default();
+            let start = 1_795_000_000_123;
+            for i in 0..2000u64 {
+                timeline.record(&at(start + span_ms * i / 2000, ExecutionType::Async, true));
+            }
+            let buckets = timeline.buckets().count();
+            assert!(
+                (60..=MAX_BUCKETS).contains(&buckets),
+                "{span_ms} ms: {buckets}"
+            );
+            let width = u64::try_from(timeline.width().as_millis()).unwrap();
+            assert!(WIDTHS.contains(&width), "{width}");
+            let (first, _) = timeline.span().unwrap();
+            assert_eq!((first * 1000.0).round() as u64 % width, 0, "round edges");
+            let calls: u64 = timeline.buckets().map(|(_, b)| b.calls[1]).sum();
+            assert_eq!(calls, 2000);
         }
-        assert!(timeline.buckets().count() <= MAX_BUCKETS);
-        assert_eq!(timeline.width(), Duration::from_secs(60 * 32));
-        let total: u64 = timeline.buckets().map(|(_, b)| b.calls[0]).sum();
-        assert_eq!(total, calls);
-        let latency: u64 = timeline.buckets().map(|(_, b)| b.sync_latency.len()).sum();
-        assert_eq!(latency, calls);
+        // A 60-second run: 200 ms buckets.
+        let mut timeline = Timeline::default();
+        for i in 0..600 {
+            timeline.record(&at(1_000_000 + i * 100, ExecutionType::Sync, true));
+        }
+        assert_eq!(timeline.width(), Duration::from_millis(200));
     }
 
     #[test]
     fn earlier_records_prepend_buckets() {
         let mut timeline = Timeline::default();
-        timeline.record(&at(600, ExecutionType::Async, true));
-        timeline.record(&at(59, ExecutionType::SyncFallback, true));
-        timeline.record(&at(620, ExecutionType::Async, false));
+        timeline.record(&at(600_000, ExecutionType::Async, true));
+        timeline.record(&at(59_000, ExecutionType::SyncFallback, true));
+        timeline.record(&at(620_000, ExecutionType::Async, false));
         let buckets: Vec<_> = timeline.buckets().collect();
-        assert_eq!(buckets[0].0, 0);
-        assert_eq!(buckets[0].1.calls[2], 1);
-        let last = buckets.last().unwrap();
-        assert_eq!(last.0, 600);
-        assert_eq!(last.1.success_rate(), Some(0.5));
+        assert!(buckets.len() <= MAX_BUCKETS);
+        assert_eq!(buckets[0].1.calls[2], 1, "{:?}", timeline.span());
+        let rates: Vec<f64> = buckets
+            .iter()
+            .filter_map(|(_, b)| b.success_rate())
+            .collect();
+        assert_eq!(rates, [0.0, 1.0, 0.0], "the fallback, then 600 s and 620 s");
         assert_eq!(buckets[0].1.success_rate(), Some(0.0));
     }
 }

@@ -16,8 +16,11 @@ pub(crate) const OTHER_ERRORS: &str = "(other)";
 /// Verdict markers kept per site: verdicts are logged every tick, only
 /// changes are marked, and a flapping verdict stops being marked here.
 const MAX_VERDICT_MARKERS: usize = 100;
+/// Markers of any kind kept per site.
+const MAX_MARKERS: usize = 500;
 
-/// Bytes and time of the calls of one path that declared a size.
+/// Bytes and time of the successful calls of one path that declared a
+/// size: a failed call moved no file, and its time says nothing of speed.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Transfer {
     pub(crate) bytes: u64,
@@ -64,7 +67,7 @@ impl SiteTrace {
         }
         self.window.record(record);
         let path = record.execution_type.index();
-        if let Some(bytes) = record.bytes {
+        if let Some(bytes) = record.bytes.filter(|_| record.success) {
             self.transfer[path].bytes += bytes;
             self.transfer[path].micros += record.duration_micros();
         }
@@ -96,12 +99,15 @@ impl SiteTrace {
     }
 
     pub(crate) fn mark(&mut self, marker: Marker) {
-        if let MarkerKind::Verdict(verdict) = marker.kind {
-            let last = self.markers.iter().rev().find_map(|m| match m.kind {
-                MarkerKind::Verdict(v) => Some(v),
+        if self.markers.len() >= MAX_MARKERS {
+            return;
+        }
+        if let MarkerKind::Verdict(verdict) = &marker.kind {
+            let last = self.markers.iter().rev().find_map(|m| match &m.kind {
+                MarkerKind::Verdict(v) => Some(*v),
                 _ => None,
             });
-            if last == Some(verdict) || self.verdict_markers >= MAX_VERDICT_MARKERS {
+            if last == Some(*verdict) || self.verdict_markers >= MAX_VERDICT_MARKERS {
                 return;
             }
             self.verdict_markers += 1;
@@ -120,9 +126,10 @@ impl SiteTrace {
         errors
     }
 
-    /// The markers in time order.
-    pub(crate) fn sorted_markers(&self) -> Vec<&Marker> {
-        let mut markers: Vec<&Marker> = self.markers.iter().collect();
+    /// The site's markers with `extra` ones (global changes, the report's
+    /// replayed rollback), in time order: the order they are numbered in.
+    pub(crate) fn sorted_markers<'a>(&'a self, extra: &'a [Marker]) -> Vec<&'a Marker> {
+        let mut markers: Vec<&Marker> = self.markers.iter().chain(extra).collect();
         markers.sort_by_key(|m| m.ts);
         markers
     }
@@ -165,10 +172,15 @@ mod tests {
         let mut ok = UploadRecord::new("s", ExecutionType::Sync, true, 5.0, 0);
         ok.bytes = Some(1_000_000);
         trace.record(&ok);
+        let mut lost = ok.clone();
+        lost.success = false;
+        trace.record(&lost);
         trace.close_window();
         trace.record(&failed("reset"));
         assert_eq!(trace.window.path(ExecutionType::Async).count, 0);
-        assert_eq!(trace.window.path(ExecutionType::Sync).count, 1);
+        assert_eq!(trace.window.path(ExecutionType::Sync).count, 2);
+        // Only the successful call's bytes and time.
+        assert_eq!(trace.transfer[0].bytes, 1_000_000);
         assert_eq!(trace.transfer[0].throughput(), Some(2e8));
         let calls: u64 = trace.timeline.buckets().map(|(_, b)| b.calls[1]).sum();
         assert_eq!(calls, 2);

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::metrics::{rfc3339, UploadRecord};
 use crate::stages::{Baseline, Evaluation, Stage, Trigger, TriggerKind, Triggers};
 
+use super::operator::OperatorEvent;
+
 /// One line of the JSONL log, tagged by `kind` (and, for `stage` lines, by
 /// `event`).
 ///
@@ -40,6 +42,9 @@ pub enum Event {
     /// `"kind":"breaker"`: the site's circuit breaker changed state, or its
     /// retry budget ran dry (once per transition, never per call).
     Breaker(BreakerEvent),
+    /// `"kind":"operator"`: an operator's change a replica applied (one
+    /// line per setting changed), with who made it.
+    Operator(OperatorEvent),
 }
 
 impl Event {
@@ -52,10 +57,12 @@ impl Event {
             Event::Stage(StageEvent::Verdict(e)) => e.ts,
             Event::Rollback(e) => e.ts,
             Event::Breaker(e) => e.ts,
+            Event::Operator(e) => e.ts,
         }
     }
 
-    /// The site it is about.
+    /// The site it is about; `""` for a change of the global
+    /// configuration, which is about every site ([`Event::is_global`]).
     #[must_use]
     pub fn site(&self) -> &str {
         match self {
@@ -64,7 +71,15 @@ impl Event {
             Event::Stage(StageEvent::Verdict(e)) => &e.site,
             Event::Rollback(e) => &e.site,
             Event::Breaker(e) => &e.site,
+            Event::Operator(e) => e.site.as_deref().unwrap_or(""),
         }
+    }
+
+    /// Whether it is about every site: an operator's change of the global
+    /// configuration.
+    #[must_use]
+    pub fn is_global(&self) -> bool {
+        matches!(self, Event::Operator(e) if e.site.is_none())
     }
 }
 
@@ -96,12 +111,32 @@ pub struct StageEntered {
     pub stage: u32,
     /// The stage's rollout percent.
     pub rollout: f64,
-    /// The stage's criteria, as the controller judges them.
-    pub criteria: Stage,
+    /// The stage's criteria, as the controller judges them. `None` in logs
+    /// of the first release, which did not record them; a reader then says
+    /// which it uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub criteria: Option<Stage>,
     /// The trigger thresholds the controller applies. `None` in logs of
     /// versions that did not record them; a reader then says which it uses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub triggers: Option<Triggers>,
+    /// The interval the controller is ticked at: the report replays the log
+    /// at the same looks (`None` in older logs: the default, 30 s).
+    #[serde(
+        default,
+        rename = "tick_s",
+        with = "crate::stages::secs_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tick: Option<Duration>,
+    /// The span of the controller's recent window (`None` in older logs).
+    #[serde(
+        default,
+        rename = "recent_window_s",
+        with = "crate::stages::secs_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub recent_window: Option<Duration>,
     /// The sync latency frozen at the end of the previous stage, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<Baseline>,
@@ -124,11 +159,21 @@ impl StageEntered {
             site: site.into(),
             stage: criteria.number,
             rollout: criteria.rollout,
-            criteria,
+            criteria: Some(criteria),
             triggers: Some(triggers),
+            tick: None,
+            recent_window: None,
             baseline: None,
             memory_bytes: None,
         }
+    }
+
+    /// With the controller's tick and recent window.
+    #[must_use]
+    pub fn with_looks(mut self, tick: Duration, recent_window: Duration) -> Self {
+        self.tick = Some(tick);
+        self.recent_window = Some(recent_window);
+        self
     }
 
     /// With the baseline frozen at the end of the previous stage.
@@ -261,6 +306,12 @@ impl From<StageEvent> for Event {
 impl From<RollbackEvent> for Event {
     fn from(event: RollbackEvent) -> Self {
         Event::Rollback(event)
+    }
+}
+
+impl From<OperatorEvent> for Event {
+    fn from(event: OperatorEvent) -> Self {
+        Event::Operator(event)
     }
 }
 

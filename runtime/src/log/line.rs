@@ -83,11 +83,12 @@ fn check(event: &Event) -> Result<(), String> {
     match event {
         Event::Upload(record) => check_upload(record),
         Event::Stage(StageEvent::Entered(e) | StageEvent::RollbackCleared(e))
-            if e.stage != e.criteria.number =>
+            if e.criteria.as_ref().is_some_and(|c| c.number != e.stage) =>
         {
             Err(format!(
                 "`stage` {} and `criteria.number` {} disagree",
-                e.stage, e.criteria.number
+                e.stage,
+                e.criteria.as_ref().map_or(0, |c| c.number)
             ))
         }
         _ => Ok(()),

@@ -14,12 +14,16 @@
 //! {"kind":"stage","event":"verdict","ts":"…","site":"upload","stage":2,"rollout":10.0,"verdict":"hold",…,"v":1}
 //! {"kind":"stage","event":"rollback_cleared","ts":"…","site":"upload","stage":2,…,"v":1}
 //! {"kind":"rollback","ts":"…","site":"upload","stage":2,"trigger":"success_rate","measured":0.9,"threshold":0.95,…,"v":1}
+//! {"kind":"operator","ts":"…","site":"upload","setting":"rollout","old":"1","new":"10","by":"operator","v":1}
 //! ```
 //!
 //! `upload` lines are [`UploadRecord`](crate::metrics::UploadRecord)s
 //! (raw rollout keys are never logged); `stage` and `rollback` lines are
-//! written by the [rollout controller](crate::stages::Controller). Fields
-//! may come in any order. Durations are written rounded to the microsecond.
+//! written by the [rollout controller](crate::stages::Controller), and
+//! `operator` lines ([`OperatorEvent`]) by the configuration handle for
+//! every change an operator applies through it. Fields may come in any
+//! order; a field added to v1 after the first release is optional, so a
+//! log an earlier release wrote stays readable. Durations are written rounded to the microsecond.
 //! Reading is strict: a line with a field missing or of the wrong type, a
 //! negative or non-finite duration, an impossible timestamp or another
 //! format version is a [`LineError`] naming what is wrong, and reading
@@ -76,10 +80,13 @@
 mod chunked;
 #[cfg(feature = "report")]
 mod csv;
+#[cfg(feature = "report")]
+mod dedup;
 mod event;
 mod handoff;
 mod line;
 mod merge;
+mod operator;
 mod output;
 mod sink;
 mod sources;
@@ -90,6 +97,8 @@ use std::sync::{Mutex, PoisonError};
 #[cfg(feature = "report")]
 #[cfg_attr(docsrs, doc(cfg(feature = "report")))]
 pub use self::csv::{write_csv, CsvWriter, CSV_HEADER};
+#[cfg(feature = "report")]
+pub(crate) use dedup::Dedup;
 pub(crate) use event::reason;
 pub use event::{
     BreakerChange, BreakerEvent, Event, RollbackEvent, StageEntered, StageEvent, VerdictEvent,
@@ -98,6 +107,9 @@ pub use event::{
 pub(crate) use line::Replay;
 pub use line::{read_file, LineError, Log, Reader, FORMAT_VERSION};
 pub use merge::Merged;
+pub use operator::OperatorEvent;
+#[allow(unused_imports)] // `applied_by`: for the fleet, once it knows who changed the state
+pub(crate) use operator::{applied, applied_by, internal, Change};
 pub use sink::{FlushGuard, JsonlLog, LogStats, DEFAULT_CAPACITY};
 pub use sources::{MergeError, SourcedLine};
 

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
 use super::histogram::{AtomicHistogram, Histogram};
+use super::sized::{AtomicSized, Sized};
 use super::summary::{Comparison, Summary};
 use super::{ExecutionType, MetricsSink, UploadRecord};
 
@@ -124,6 +125,19 @@ impl MetricsSink for Aggregator {
 pub struct SiteStats {
     name: String,
     paths: [PathStats; 3],
+    /// Latency per size class of the sync and async paths (the judge
+    /// compares like with like).
+    sized: [AtomicSized; 2],
+}
+
+/// The slot of `execution_type` among the size-classed paths: the two whose
+/// latencies the judge compares (a fallback paid for both paths).
+fn sized_slot(execution_type: ExecutionType) -> Option<usize> {
+    match execution_type {
+        ExecutionType::Sync => Some(0),
+        ExecutionType::Async => Some(1),
+        ExecutionType::SyncFallback => None,
+    }
 }
 
 impl SiteStats {
@@ -131,12 +145,16 @@ impl SiteStats {
         SiteStats {
             name: name.to_owned(),
             paths: [PathStats::new(), PathStats::new(), PathStats::new()],
+            sized: [AtomicSized::new(), AtomicSized::new()],
         }
     }
 
     /// Counts one record.
     pub fn record(&self, record: &UploadRecord) {
         self.paths[record.execution_type.index()].record(record);
+        if let Some(slot) = sized_slot(record.execution_type) {
+            self.sized[slot].record(record.bytes, record.duration_micros());
+        }
     }
 
     /// A consistent-enough copy: each counter is read once; calls finishing
@@ -150,6 +168,7 @@ impl SiteStats {
                 self.paths[1].snapshot(),
                 self.paths[2].snapshot(),
             ],
+            sized: [self.sized[0].snapshot(), self.sized[1].snapshot()],
         }
     }
 }
@@ -246,6 +265,9 @@ pub struct SiteSnapshot {
     /// The site.
     pub site: String,
     paths: [PathSnapshot; 3],
+    /// The sync and async latencies per size class; empty for counters that
+    /// did not keep them (a fleet's merged numbers).
+    sized: [Sized; 2],
 }
 
 impl SiteSnapshot {
@@ -255,6 +277,7 @@ impl SiteSnapshot {
         SiteSnapshot {
             site: site.to_owned(),
             paths: Default::default(),
+            sized: Default::default(),
         }
     }
 
@@ -270,6 +293,7 @@ impl SiteSnapshot {
         SiteSnapshot {
             site: site.to_owned(),
             paths,
+            sized: Default::default(),
         }
     }
 
@@ -282,6 +306,15 @@ impl SiteSnapshot {
     /// Counts one record (for aggregating records read back from a log).
     pub fn record(&mut self, record: &UploadRecord) {
         self.paths[record.execution_type.index()].record(record);
+        if let Some(slot) = sized_slot(record.execution_type) {
+            self.sized[slot].record(record.bytes, record.duration_micros());
+        }
+    }
+
+    /// The latency per size class of `execution_type` (sync or async; a
+    /// fallback has none), for the calls that declared a size.
+    pub(crate) fn sized(&self, execution_type: ExecutionType) -> Option<&Sized> {
+        sized_slot(execution_type).map(|slot| &self.sized[slot])
     }
 
     /// The calls made after `earlier`, a snapshot of the same site.
@@ -290,24 +323,18 @@ impl SiteSnapshot {
         SiteSnapshot {
             site: self.site.clone(),
             paths: [0, 1, 2].map(|i| self.paths[i].since(&earlier.paths[i])),
+            sized: [0, 1].map(|i| self.sized[i].since(&earlier.sized[i])),
         }
     }
 
-    /// Adds `other`'s counters (another replica's, or a later slice of
-    /// the same log) to this one's.
-    #[cfg(any(feature = "report", feature = "redis"))]
+    /// Adds `other`'s counters (another replica's) to this one's.
+    #[cfg(feature = "redis")]
     pub(crate) fn merge(&mut self, other: &SiteSnapshot) {
         for (mine, theirs) in self.paths.iter_mut().zip(&other.paths) {
             mine.merge(theirs);
         }
-    }
-
-    /// Back to no calls, keeping the allocations (a replay recycles its
-    /// slices).
-    #[cfg(feature = "report")]
-    pub(crate) fn clear(&mut self) {
-        for path in &mut self.paths {
-            path.clear();
+        for (mine, theirs) in self.sized.iter_mut().zip(&other.sized) {
+            mine.merge(theirs);
         }
     }
 
@@ -370,7 +397,7 @@ impl PathSnapshot {
         self.latency.record(tally.micros);
     }
 
-    #[cfg(any(feature = "report", feature = "redis"))]
+    #[cfg(feature = "redis")]
     fn merge(&mut self, other: &PathSnapshot) {
         self.count += other.count;
         self.successes += other.successes;
@@ -382,26 +409,6 @@ impl PathSnapshot {
         self.duration_sum_us += other.duration_sum_us;
         self.max_us = self.max_us.max(other.max_us);
         self.latency.merge(&other.latency);
-    }
-
-    #[cfg(feature = "report")]
-    fn clear(&mut self) {
-        // In place: a default snapshot would allocate a histogram only to
-        // drop it. `max_us` bounds every value in `latency` (see `since`).
-        self.latency.clear_to(self.max_us);
-        for counter in [
-            &mut self.count,
-            &mut self.successes,
-            &mut self.failures,
-            &mut self.cancelled,
-            &mut self.critical,
-            &mut self.attempts,
-            &mut self.bytes,
-            &mut self.duration_sum_us,
-            &mut self.max_us,
-        ] {
-            *counter = 0;
-        }
     }
 
     fn since(&self, earlier: &PathSnapshot) -> PathSnapshot {
@@ -458,33 +465,5 @@ impl Tally {
             bytes: record.bytes.unwrap_or(0),
             micros: record.duration_micros(),
         }
-    }
-}
-
-#[cfg(all(test, feature = "report"))]
-mod tests {
-    use super::*;
-    use crate::metrics::RuntimeFault;
-
-    #[test]
-    fn a_cleared_snapshot_is_an_empty_one() {
-        let mut snapshot = SiteSnapshot::empty("up");
-        for execution_type in ExecutionType::ALL {
-            // Every counter moves: a success with a size, a critical
-            // failure after retries, a cancelled call, one of them long.
-            let mut sized = UploadRecord::new("up", execution_type, true, 30_000.0, 1);
-            sized.bytes = Some(10);
-            snapshot.record(&sized);
-            snapshot.record(
-                &UploadRecord::new("up", execution_type, false, 2.0, 3)
-                    .with_fault(RuntimeFault::Panic),
-            );
-            snapshot.record(
-                &UploadRecord::new("up", execution_type, false, 1.0, 1)
-                    .with_fault(RuntimeFault::Cancelled),
-            );
-        }
-        snapshot.clear();
-        assert_eq!(snapshot, SiteSnapshot::empty("up"));
     }
 }

@@ -219,25 +219,11 @@ impl Histogram {
     }
 
     /// Adds `other`'s counts to this one (replicas' histograms merge into
-    /// a fleet's, a log's slices into a window's).
-    #[cfg(any(feature = "report", feature = "redis"))]
+    /// a fleet's, a log's slices into a window's, size classes into a group).
     pub(crate) fn merge(&mut self, other: &Histogram) {
         for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
             *mine += theirs;
         }
-    }
-
-    /// Back to no value, keeping the allocation, when no value above
-    /// `max_micros` was recorded: only the buckets up to it are cleared (a
-    /// replay recycles a slice of a few seconds' calls tens of thousands of
-    /// times, and the whole array is 8 KiB).
-    #[cfg(feature = "report")]
-    pub(crate) fn clear_to(&mut self, max_micros: u64) {
-        self.counts[..=index(max_micros)].fill(0);
-        debug_assert!(
-            self.is_empty(),
-            "a value above {max_micros} µs was recorded"
-        );
     }
 }
 

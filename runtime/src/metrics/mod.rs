@@ -19,6 +19,7 @@ mod histogram;
 pub(crate) mod record;
 pub(crate) mod rfc3339;
 mod sink;
+pub(crate) mod sized;
 mod summary;
 
 pub use aggregate::{global, Aggregator, PathSnapshot, SiteSnapshot, SiteStats};

@@ -6,24 +6,42 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::clock::{Clock, SystemClock};
 use super::evaluate::{evaluate, Observation};
-use super::health::Health;
+use super::health::{Counts, Health};
 use super::memory::{MemoryProbe, ProcStatm};
-use super::rates::RateMonitors;
 use super::seams::{Actuator, HealthSource, LocalActuator};
 use super::stage::{Stage, Triggers, DEFAULT_STAGES};
 use super::verdict::{Baseline, Complaints, Evaluation, Missing, Trigger, TriggerKind, Verdict};
-use super::warmup::MemoryBaseline;
-use super::window::{Observed, Windows};
+use super::watch::Watch;
+use super::window::StageWindow;
 use crate::log::{self, Event, JsonlLog, RollbackEvent, StageEntered, StageEvent, VerdictEvent};
 use crate::metrics::{self, ExecutionType};
 
-/// Default span of the recent window the rate triggers look at. With ticks
-/// every 30 s, a sustained breach is acted on within 4.5 minutes: inside
-/// the 5 minutes DESIGN.md allows.
+/// The longest recent window (the span the review band and the "sync path
+/// fails too" hold look back over), the default for stages of 24 hours
+/// and more. With ticks every 30 s, a sustained breach is acted on within
+/// 4.5 minutes: inside the 5 minutes DESIGN.md allows.
 pub const DEFAULT_RECENT_WINDOW: Duration = Duration::from_secs(4 * 60);
+
+/// The recent window is this fraction of the shortest stage's minimum
+/// duration, unless set ([`ControllerBuilder::recent_window`]): 4 minutes
+/// of 24 hours, 0.12 s of 43.2 s.
+pub const RECENT_WINDOW_PER_STAGE: u32 = 360;
 
 /// Default interval between evaluations for [`drive`].
 pub const DEFAULT_TICK: Duration = Duration::from_secs(30);
+
+/// The recent window of a stage table when none is set: 1/360 of its
+/// shortest stage, between one tick and [`DEFAULT_RECENT_WINDOW`].
+#[must_use]
+pub fn recent_window_for(stages: &[Stage], tick: Duration) -> Duration {
+    let shortest = stages
+        .iter()
+        .map(|s| s.min_duration)
+        .min()
+        .unwrap_or(DEFAULT_RECENT_WINDOW);
+    (shortest / RECENT_WINDOW_PER_STAGE)
+        .clamp(tick.min(DEFAULT_RECENT_WINDOW), DEFAULT_RECENT_WINDOW)
+}
 
 /// Builds a [`Controller`]; every setting has a default.
 #[must_use = "a builder does nothing until `start`"]
@@ -40,7 +58,9 @@ pub struct ControllerBuilder {
 struct Setup {
     stages: Vec<Stage>,
     triggers: Triggers,
-    recent_window: Duration,
+    /// Set by the builder; else [`recent_window_for`] the stages.
+    recent_window: Option<Duration>,
+    tick: Duration,
     auto_advance: bool,
     clock: Arc<dyn Clock>,
     memory: Arc<dyn MemoryProbe>,
@@ -74,9 +94,24 @@ impl ControllerBuilder {
         self
     }
 
-    /// Span of the window the rate triggers look at (default 4 minutes).
+    /// Span of the recent window: how far back the review band's health
+    /// and the "sync path fails too" hold look. Default: 1/360 of the
+    /// shortest stage's minimum duration, between one tick and 4 minutes
+    /// ([`recent_window_for`]), so scaled stages scale it too. Recorded in
+    /// each `entered` event for the report.
     pub fn recent_window(mut self, span: Duration) -> Self {
-        self.setup.recent_window = span;
+        self.setup.recent_window = Some(span);
+        self
+    }
+
+    /// How often the controller will be ticked (default [`DEFAULT_TICK`]):
+    /// recorded in each `entered` event, so that the report replays the
+    /// log at the same looks. Tick it at this interval ([`drive`] with
+    /// [`Controller::tick_interval`]).
+    pub fn tick_interval(mut self, every: Duration) -> Self {
+        if !every.is_zero() {
+            self.setup.tick = every;
+        }
         self
     }
 
@@ -142,19 +177,22 @@ impl ControllerBuilder {
     /// Enters the first stage: sets the site's rollout, writes the `entered`
     /// event, and starts the stage's window.
     #[must_use = "the controller acts only when ticked"]
-    pub fn start(self) -> Controller {
+    pub fn start(mut self) -> Controller {
         let now = self.setup.clock.now();
-        let windows = Windows::new(self.setup.recent_window, now, None);
+        let recent = self
+            .setup
+            .recent_window
+            .unwrap_or_else(|| recent_window_for(&self.setup.stages, self.setup.tick));
+        self.setup.recent_window = Some(recent);
+        let watch = Watch::new(&self.setup.triggers, recent);
         let mut controller = Controller {
             site: self.site,
             setup: self.setup,
             index: self.first_stage,
-            windows,
+            window: StageWindow::new(now, None),
+            watch,
             memory_start: None,
-            memory_baseline: MemoryBaseline::default(),
-            rates: RateMonitors::new(&Triggers::DEFAULT),
             warned_idle: false,
-            band_since: None,
             complaints: None,
             baseline: None,
             rolled_back: None,
@@ -170,7 +208,7 @@ impl ControllerBuilder {
                 .unwrap_or_default();
             let started = now.checked_sub(ago).unwrap_or(now);
             let counters = controller.setup.health.snapshot(&controller.site);
-            controller.windows.restart(started, counters);
+            controller.window = StageWindow::new(started, counters);
         }
         controller
     }
@@ -208,16 +246,14 @@ pub struct Controller {
     site: String,
     setup: Setup,
     index: usize,
-    windows: Windows,
+    window: StageWindow,
+    /// The stage's judgement between ticks: the rate triggers' sequential
+    /// tests, the recent window, the band's timer, the memory baseline.
+    watch: Watch,
     /// Resident bytes when the stage was entered (logged, not judged on).
     memory_start: Option<u64>,
-    /// The baseline the memory trigger judges on, taken after warm-up.
-    memory_baseline: MemoryBaseline,
-    /// The rate triggers' sequential tests, one look per tick.
-    rates: RateMonitors,
     /// Whether the "this site was never called" warning was given.
     warned_idle: bool,
-    band_since: Option<Instant>,
     complaints: Option<Complaints>,
     baseline: Option<Baseline>,
     rolled_back: Option<Evaluation>,
@@ -267,7 +303,8 @@ impl Controller {
             setup: Setup {
                 stages: DEFAULT_STAGES.to_vec(),
                 triggers: Triggers::DEFAULT,
-                recent_window: DEFAULT_RECENT_WINDOW,
+                recent_window: None,
+                tick: DEFAULT_TICK,
                 auto_advance: false,
                 clock: Arc::new(SystemClock),
                 memory: Arc::new(ProcStatm),
@@ -306,8 +343,21 @@ impl Controller {
 
     /// The baseline frozen at the end of the previous stage, if any.
     #[must_use]
-    pub fn frozen_baseline(&self) -> Option<Baseline> {
-        self.baseline
+    pub fn frozen_baseline(&self) -> Option<&Baseline> {
+        self.baseline.as_ref()
+    }
+
+    /// The interval the controller was built to be ticked at
+    /// ([`ControllerBuilder::tick_interval`]).
+    #[must_use]
+    pub fn tick_interval(&self) -> Duration {
+        self.setup.tick
+    }
+
+    /// The span of its recent window.
+    #[must_use]
+    pub fn recent_window(&self) -> Duration {
+        self.watch.span()
     }
 
     /// Reports the application's complaint rate; the first report in a
@@ -343,43 +393,30 @@ impl Controller {
                 .iter()
                 .all(|&path| counters.path(path).count == 0)
         });
-        let Observed {
-            stage: stage_window,
-            recent: recent_window,
-            recent_span,
-        } = match fresh {
-            Some(counters) => self.windows.observe(now, counters),
-            None => self.windows.stale(&self.site),
-        };
-
-        let health = Health::of(&stage_window);
         self.warn_if_idle(never_called, now);
-        self.rates.observe(&health);
-        let rates = self.rates.evidence();
-        let memory = self.memory_baseline.observe(
-            health.enrolled,
-            self.setup.memory.resident_bytes(),
-            self.setup.triggers.min_calls,
-        );
-        // The band trigger's own test, not a point estimate: evidence that
-        // success is below the review line while the rollback test is quiet.
-        let in_band = rates.band.fired() && !rates.success.fired();
-        self.band_since = if in_band {
-            self.band_since.or(Some(now))
+        let at = now.saturating_duration_since(self.window.started());
+        let resident = self.setup.memory.resident_bytes();
+        let (stage_window, look) = if let Some(counters) = fresh {
+            let window = self.window.observe(counters);
+            let look = self.watch.look(at, Counts::of(&window), resident);
+            (window, look)
         } else {
-            None
+            // Nothing new: the tests see no look, the recent window is empty.
+            let mut look = self.watch.look(at, self.watch.last(), resident);
+            look.recent = Health::default();
+            look.recent_span = Duration::ZERO;
+            (self.window.stale(&self.site), look)
         };
-
         let observation = Observation {
             stage_window: &stage_window,
-            recent_window: &recent_window,
-            recent_span,
-            elapsed: now.saturating_duration_since(self.windows.started()),
-            baseline: self.baseline,
-            memory,
-            success_band_for: self.band_since.map_or(Duration::ZERO, |since| now - since),
+            recent: look.recent,
+            recent_span: look.recent_span,
+            elapsed: at,
+            baseline: self.baseline.as_ref(),
+            memory: look.memory,
+            success_band_for: look.band_for,
             complaints: self.complaints,
-            rates: Some(rates),
+            rates: Some(look.rates),
         };
         let mut evaluation = evaluate(self.stage(), &self.setup.triggers, &observation);
         if let Some(latched) = &self.rolled_back {
@@ -496,7 +533,7 @@ impl Controller {
             .setup
             .health
             .snapshot(&self.site)
-            .and_then(|counters| self.windows.stage_until(&counters));
+            .and_then(|counters| self.window.until(&counters));
         if let Some(baseline) = window
             .as_ref()
             .and_then(Baseline::of)
@@ -510,8 +547,7 @@ impl Controller {
     /// more likely a mistyped name than a quiet service: say so, once, since
     /// the verdict alone (hold, no samples) looks like patience.
     fn warn_if_idle(&mut self, never_called: bool, now: Instant) {
-        let waited =
-            now.saturating_duration_since(self.windows.started()) >= self.setup.recent_window;
+        let waited = now.saturating_duration_since(self.window.started()) >= self.watch.span();
         if never_called && waited && !self.warned_idle {
             self.warned_idle = true;
             tracing::warn!(
@@ -528,11 +564,9 @@ impl Controller {
         let (number, rollout) = (self.stage().number, self.stage().rollout);
         self.setup.actuator.enter_stage(&self.site, number, rollout);
         let counters = self.setup.health.snapshot(&self.site);
-        self.windows.restart(self.setup.clock.now(), counters);
+        self.window = StageWindow::new(self.setup.clock.now(), counters);
         self.memory_start = self.setup.memory.resident_bytes();
-        self.memory_baseline = MemoryBaseline::default();
-        self.rates = RateMonitors::new(&self.setup.triggers);
-        self.band_since = None;
+        self.watch = Watch::new(&self.setup.triggers, self.watch.span());
         self.complaints = None;
         self.last = None;
         tracing::info!(site = %self.site, stage = self.stage().number, rollout, "rollout stage entered");
@@ -548,8 +582,9 @@ impl Controller {
             self.stage().clone(),
             self.setup.triggers.clone(),
         )
-        .with_baseline(self.baseline)
+        .with_baseline(self.baseline.clone())
         .with_memory_bytes(self.memory_start)
+        .with_looks(self.setup.tick, self.watch.span())
     }
 
     fn write(&self, event: impl Into<Event>) {

@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use super::health::{rate, Health};
-use super::judge::{
-    quantile_ratio, quantile_ratio_to, rate_interval, Confidence, Evidence, Interval,
-};
+use super::health::Health;
+use super::judge::{rate_interval, Interval};
+use super::latency::{compare_frozen, compare_window};
 use super::rates::RateEvidence;
+use super::sequential::Evidence;
 use super::stage::{Stage, Triggers};
 use super::verdict::{
     Baseline, BaselineSource, Bound, Check, Complaints, Criterion, Evaluation, Latency, Memory,
@@ -22,14 +22,15 @@ use crate::metrics::{ExecutionType, SiteSnapshot};
 pub struct Observation<'a> {
     /// Calls since the stage started: the stage criteria.
     pub stage_window: &'a SiteSnapshot,
-    /// Calls in the last few minutes: the rate triggers.
-    pub recent_window: &'a SiteSnapshot,
+    /// Health over the last few minutes (the recent window): the review
+    /// band and the rate triggers' context.
+    pub recent: Health,
     /// How long the recent window spans.
     pub recent_span: Duration,
     /// Time since the stage started.
     pub elapsed: Duration,
     /// The sync latency frozen at the end of the previous stage, if any.
-    pub baseline: Option<Baseline>,
+    pub baseline: Option<&'a Baseline>,
     /// Resident memory, when measured.
     pub memory: Option<Memory>,
     /// How long the recent success rate has stayed in the review band
@@ -37,56 +38,57 @@ pub struct Observation<'a> {
     pub success_band_for: Duration,
     /// The application's complaint rate, when it reports one.
     pub complaints: Option<Complaints>,
-    /// The rate triggers' sequential tests as the controller ran them, one
-    /// look per tick; `None` (a report judging a finished log) judges the
-    /// stage window once ([`RateEvidence::one_look`]).
+    /// The rate triggers' sequential tests as the controller (or a replay
+    /// of its log) ran them, one look per tick; `None` judges the stage
+    /// window once ([`RateEvidence::one_look`]).
     pub rates: Option<RateEvidence>,
 }
 
+/// The async latency against the baseline, at equal size (`latency.rs`).
 fn latency(stage: &Stage, triggers: &Triggers, obs: &Observation<'_>) -> Result<Latency, Missing> {
-    let direct = obs.stage_window.path(ExecutionType::Async);
-    let async_calls = direct.latency.len();
-    let same = Baseline::of(obs.stage_window).filter(|b| b.calls >= triggers.min_calls);
+    let window = obs.stage_window;
+    let direct = window.path(ExecutionType::Async);
+    let need = triggers.min_calls;
+    let confidence = triggers.confidence;
+    let same = Baseline::of(window).filter(|b| b.calls >= need);
     // At 100 % the window has no concurrent sync traffic worth comparing.
-    let (baseline, source) = match (same, obs.baseline) {
-        (Some(same), _) if stage.rollout < 100.0 => (Some(same), BaselineSource::SameWindow),
-        (_, Some(frozen)) => (Some(frozen), BaselineSource::Frozen),
-        _ => (None, BaselineSource::SameWindow),
+    let (baseline, source, (matched, async_calls, baseline_calls)) = match (same, obs.baseline) {
+        (Some(same), _) if stage.rollout < 100.0 => {
+            let compared = compare_window(window, confidence);
+            (same, BaselineSource::SameWindow, compared)
+        }
+        (_, Some(frozen)) => {
+            let compared = compare_frozen(window, frozen, confidence);
+            (frozen.clone(), BaselineSource::Frozen, compared)
+        }
+        (same, None) => {
+            return Err(Missing::LatencyData {
+                async_calls: direct.latency.len(),
+                baseline_calls: same.map_or(0, |b| b.calls),
+                need,
+            })
+        }
     };
     let missing = Missing::LatencyData {
         async_calls,
-        baseline_calls: baseline.map_or(0, |b| b.calls),
-        need: triggers.min_calls,
+        baseline_calls,
+        need,
     };
-    let Some(baseline) = baseline else {
+    let Some(matched) = matched.filter(|_| async_calls >= need && baseline_calls >= need) else {
         return Err(missing);
     };
-    if async_calls < triggers.min_calls || baseline.p50_ms <= 0.0 || baseline.p95_ms <= 0.0 {
-        return Err(missing);
-    }
     let q = |q: f64| direct.latency.quantile(q).map_or(0.0, |us| us / 1000.0);
-    let (async_p50_ms, async_p95_ms) = (q(0.50), q(0.95));
-    let confidence = triggers.confidence;
-    let sync = &obs.stage_window.path(ExecutionType::Sync).latency;
-    let interval = |q: f64, baseline_ms: f64| {
-        let interval = match source {
-            BaselineSource::SameWindow => quantile_ratio(&direct.latency, sync, q, confidence),
-            BaselineSource::Frozen => {
-                quantile_ratio_to(&direct.latency, baseline_ms * 1000.0, q, confidence)
-            }
-        };
-        // Both sides have calls here; an empty side would know nothing.
-        interval.unwrap_or(Interval::unknown())
-    };
     Ok(Latency {
-        async_p50_ms,
-        async_p95_ms,
+        async_p50_ms: q(0.50),
+        async_p95_ms: q(0.95),
         baseline,
         source,
-        p50_ratio: async_p50_ms / baseline.p50_ms,
-        p95_ratio: async_p95_ms / baseline.p95_ms,
-        p50_interval: interval(0.50, baseline.p50_ms),
-        p95_interval: interval(0.95, baseline.p95_ms),
+        p50_ratio: matched.ratios.p50.0,
+        p95_ratio: matched.ratios.p95.0,
+        p50_interval: matched.ratios.p50.1,
+        p95_interval: matched.ratios.p95.1,
+        size_groups: matched.groups,
+        compared_calls: matched.async_calls,
     })
 }
 
@@ -109,7 +111,7 @@ impl Rule {
         measured: Option<f64>,
         threshold: f64,
         health: &Health,
-        obs: &Observation<'_>,
+        elapsed: Duration,
     ) -> Self {
         Rule {
             kind,
@@ -117,7 +119,7 @@ impl Rule {
             bound: Bound::AtMost,
             threshold,
             calls: health.enrolled,
-            window: obs.elapsed,
+            window: elapsed,
         }
     }
 
@@ -132,83 +134,102 @@ fn fired(rules: impl IntoIterator<Item = Rule>) -> Vec<Trigger> {
     rules.into_iter().filter_map(Rule::fired).collect()
 }
 
-/// A rate trigger fired by `evidence`: the rate shown is that of the calls
-/// the evidence came from (the stage's when the test since its start fired,
-/// else the recent window's), with its interval.
-fn rate_trigger(
-    kind: TriggerKind,
-    evidence: Evidence,
-    threshold: f64,
-    bad_of: impl Fn(&Health) -> u64,
-    (health, recent): (&Health, &Health),
-    (elapsed, recent_span): (Duration, Duration),
-    confidence: Confidence,
-) -> Trigger {
-    let since_start = evidence.since_start >= evidence.start_threshold;
-    let (window, span) = if since_start {
-        (health, elapsed)
-    } else {
-        (recent, recent_span)
-    };
+/// A rate trigger fired by `evidence`, showing what decided it: the rate of
+/// the calls the test fired on, the threshold it held them to (the floor
+/// moved by the sync path's failure rate while that path failed too), and
+/// the test's own one-sided confidence bound, which lies past it.
+fn rate_trigger(kind: TriggerKind, evidence: Evidence, floor: f64, elapsed: Duration) -> Trigger {
+    let bad = evidence.window_rate().unwrap_or(f64::NAN);
+    let allowed = evidence.allowance;
+    let excess = evidence.bound.unwrap_or(evidence.limit);
     // Success triggers show the good rate, error triggers the bad one.
-    let good = kind == TriggerKind::SuccessRate;
-    let bad = bad_of(window);
-    let shown = if good { window.enrolled - bad } else { bad };
-    let measured = rate(shown, window.enrolled).unwrap_or(f64::NAN);
-    let mut trigger = Trigger::new(kind, measured, threshold, window.enrolled, span)
-        .with_interval(rate_interval(shown, window.enrolled, confidence));
+    let (measured, threshold, interval) = if kind == TriggerKind::SuccessRate {
+        let high = (1.0 - allowed - excess).clamp(0.0, 1.0);
+        (1.0 - bad, floor - allowed, Interval { low: 0.0, high })
+    } else {
+        let low = (allowed + excess).clamp(0.0, 1.0);
+        (bad, floor + allowed, Interval { low, high: 1.0 })
+    };
+    let span = if evidence.window_span.is_zero() {
+        elapsed
+    } else {
+        evidence.window_span
+    };
+    let mut trigger = Trigger::new(kind, measured, threshold, evidence.window_calls, span)
+        .with_interval(Some(interval));
     trigger.evidence = Some(evidence);
     trigger
 }
 
 /// The rate rollback triggers: the sequential tests' evidence that the true
 /// success rate is below `rollback_success_below` or the true error rate
-/// above `rollback_error_above`, from at least `min_calls` enrolled calls.
-fn rate_triggers(
+/// above `rollback_error_above` (in excess of the sync path's while it
+/// fails too), from at least `min_calls` enrolled calls.
+pub(crate) fn rate_triggers(
     triggers: &Triggers,
-    obs: &Observation<'_>,
-    (health, recent): (&Health, &Health),
+    elapsed: Duration,
     rates: &RateEvidence,
 ) -> Vec<Trigger> {
-    let windows = (health, recent);
-    let spans = (obs.elapsed, obs.recent_span);
-    // Evidence from fewer calls than `min_calls` is left for more data, as
-    // a floor under the statistics (4 failures in 4 calls would do for them).
+    // Evidence from fewer calls than `min_calls` in the stage is left for
+    // more data, as a floor under the statistics (4 failures in 4 calls
+    // would do for them).
     let enough = |evidence: &Evidence| evidence.fired() && evidence.calls >= triggers.min_calls;
-    let success = enough(&rates.success).then(|| {
+    // The looks with a healthy (or no) sync path, then those where it
+    // failed too: the first that shows a breach.
+    let first = |healthy: Evidence, excess: Option<Evidence>| {
+        [Some(healthy), excess]
+            .into_iter()
+            .flatten()
+            .find(|e| enough(e))
+    };
+    let excess = rates.excess;
+    let success = first(rates.success, excess.map(|e| e.success)).map(|evidence| {
         rate_trigger(
             TriggerKind::SuccessRate,
-            rates.success,
+            evidence,
             triggers.rollback_success_below,
-            |h| h.enrolled - h.async_successes,
-            windows,
-            spans,
-            triggers.confidence,
+            elapsed,
         )
     });
-    let errors = enough(&rates.errors).then(|| {
+    let errors = first(rates.errors, excess.map(|e| e.errors)).map(|evidence| {
         rate_trigger(
             TriggerKind::ErrorRate,
-            rates.errors,
+            evidence,
             triggers.rollback_error_above,
-            |h| h.user_errors,
-            windows,
-            spans,
-            triggers.confidence,
+            elapsed,
         )
     });
     success.into_iter().chain(errors).collect()
+}
+
+/// Why a breach of the floors is held, not rolled back: the sync path
+/// fails as much in the same looks.
+fn shared_failure(triggers: &Triggers, rates: &RateEvidence) -> Option<Missing> {
+    if !rates.shared_failure(triggers.min_calls) {
+        return None;
+    }
+    let absolute = rates.absolute?;
+    Some(Missing::SyncFailsToo {
+        async_failures: absolute.success.window_bad,
+        async_calls: absolute.success.window_calls,
+        sync_failures: rates.sync.failures,
+        sync_calls: rates.sync.calls,
+    })
 }
 
 /// The immediate threshold triggers over the stage: critical errors, and
 /// memory grown past `rollback_memory_growth` (and at least
 /// `rollback_memory_floor` bytes) over its baseline taken after warm-up.
 #[allow(clippy::cast_precision_loss)] // counts far below 2^52
-fn rollback_rules(triggers: &Triggers, obs: &Observation<'_>, health: &Health) -> [Rule; 2] {
+fn rollback_rules(
+    triggers: &Triggers,
+    health: &Health,
+    elapsed: Duration,
+    memory: Option<Memory>,
+) -> [Rule; 2] {
     let stage_rule =
-        |kind, measured, threshold| Rule::stage_ceiling(kind, measured, threshold, health, obs);
-    let growth = obs
-        .memory
+        |kind, measured, threshold| Rule::stage_ceiling(kind, measured, threshold, health, elapsed);
+    let growth = memory
         .filter(|m| m.start_bytes > 0)
         .filter(|m| m.now_bytes.saturating_sub(m.start_bytes) >= triggers.rollback_memory_floor)
         .map(|m| m.now_bytes as f64 / m.start_bytes as f64 - 1.0);
@@ -264,8 +285,9 @@ fn review_rules(
     health: &Health,
     recent: &Health,
 ) -> [Rule; 2] {
-    let stage_rule =
-        |kind, measured, threshold| Rule::stage_ceiling(kind, measured, threshold, health, obs);
+    let stage_rule = |kind, measured, threshold| {
+        Rule::stage_ceiling(kind, measured, threshold, health, obs.elapsed)
+    };
     let sustained = obs.success_band_for >= triggers.review_sustained;
     let complaints = obs.complaints.filter(|c| c.current > c.reference).map(|c| {
         (
@@ -371,12 +393,28 @@ fn missing(
     missing
 }
 
+/// Every rollback trigger that fires on what a look shows: the rate
+/// triggers' evidence, critical errors and memory over the stage. The one
+/// rule set the controller's tick and the report's replay both apply.
+pub(crate) fn rollbacks(
+    triggers: &Triggers,
+    health: &Health,
+    elapsed: Duration,
+    memory: Option<Memory>,
+    rates: &RateEvidence,
+) -> Vec<Trigger> {
+    let mut rollback = rate_triggers(triggers, elapsed, rates);
+    rollback.extend(fired(rollback_rules(triggers, health, elapsed, memory)));
+    rollback
+}
+
 /// Decides a stage: a pure function of the stage, the triggers and what was
 /// observed, so every verdict can be replayed from the log.
 ///
 /// - **Rollback** (checked first, in every state): the sequential rate
 ///   tests ([`Observation::rates`]) show, at `triggers.confidence`, a true
-///   async success rate below 95 % or a true error rate above 5 %; any
+///   async success rate below 95 % or a true error rate above 5 % (while
+///   the sync path fails too, below 95 % *of its own success rate*); any
 ///   critical error in the stage (no statistics, no minimum); resident
 ///   memory more than 20 % and at least `rollback_memory_floor` above its
 ///   baseline taken after warm-up.
@@ -385,14 +423,16 @@ fn missing(
 ///   wholly above the larger of 1.2 and the stage's own ratio; a rising
 ///   complaint rate; or the stage has its time and samples but misses a
 ///   criterion.
-/// - **Hold**: time, samples or latency data still short (listed).
+/// - **Hold**: time, samples or latency data still short (listed); or a
+///   floor breached only as much as the sync path fails too, in the same
+///   looks ("the sync path fails too (shared backend?)").
 /// - **Advance**: every criterion met. Latency passes only when both the
 ///   p50 ratio and the p95 ratio are within the stage's ratio.
 ///
 /// ```
 /// use std::time::Duration;
 /// use async_upload::metrics::{ExecutionType, SiteSnapshot, UploadRecord};
-/// use async_upload::stages::{evaluate, Observation, Triggers, Verdict, DEFAULT_STAGES};
+/// use async_upload::stages::{evaluate, Health, Observation, Triggers, Verdict, DEFAULT_STAGES};
 ///
 /// let mut window = SiteSnapshot::empty("upload");
 /// for _ in 0..10 {
@@ -400,7 +440,7 @@ fn missing(
 /// }
 /// let observation = Observation {
 ///     stage_window: &window,
-///     recent_window: &window,
+///     recent: Health::of(&window),
 ///     recent_span: Duration::from_secs(240),
 ///     elapsed: Duration::from_secs(3600),
 ///     baseline: None,
@@ -415,7 +455,7 @@ fn missing(
 #[must_use]
 pub fn evaluate(stage: &Stage, triggers: &Triggers, obs: &Observation<'_>) -> Evaluation {
     let health = Health::of(obs.stage_window);
-    let recent = Health::of(obs.recent_window);
+    let recent = &obs.recent;
     let latency = latency(stage, triggers, obs);
     let (latency, latency_short) = match latency {
         Ok(latency) => (Some(latency), None),
@@ -424,9 +464,8 @@ pub fn evaluate(stage: &Stage, triggers: &Triggers, obs: &Observation<'_>) -> Ev
     let rates = obs
         .rates
         .unwrap_or_else(|| RateEvidence::one_look(&health, triggers));
-    let mut rollback = rate_triggers(triggers, obs, (&health, &recent), &rates);
-    rollback.extend(fired(rollback_rules(triggers, obs, &health)));
-    let [sustained, complaints] = review_rules(triggers, obs, &health, &recent);
+    let rollback = rollbacks(triggers, &health, obs.elapsed, obs.memory, &rates);
+    let [sustained, complaints] = review_rules(triggers, obs, &health, recent);
     let mut review: Vec<Trigger> = sustained
         .fired()
         .into_iter()
@@ -440,7 +479,10 @@ pub fn evaluate(stage: &Stage, triggers: &Triggers, obs: &Observation<'_>) -> Ev
         .chain(complaints.fired())
         .collect();
     let checks = checks(stage, triggers, obs, &health, latency.as_ref());
-    let missing = missing(stage, obs, &health, latency_short.as_ref());
+    let mut missing = missing(stage, obs, &health, latency_short.as_ref());
+    if rollback.is_empty() {
+        missing.splice(0..0, shared_failure(triggers, &rates));
+    }
     // A criterion missed once the stage has had its time and samples is a
     // human decision: the stage cannot pass, and it is not a breach.
     if missing.is_empty() {
@@ -466,7 +508,7 @@ pub fn evaluate(stage: &Stage, triggers: &Triggers, obs: &Observation<'_>) -> Ev
         verdict,
         checks,
         health,
-        recent,
+        recent: recent.clone(),
         latency,
         memory: obs.memory,
         elapsed: obs.elapsed,

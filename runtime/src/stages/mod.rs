@@ -19,8 +19,10 @@
 //! - *error* is the user-visible error rate of enrolled calls (the caller
 //!   got an error).
 //! - *latency*: async p50 / sync p50 **and** async p95 / sync p95, both at
-//!   most the ratio, over the same window; at 100 % the sync baseline frozen
-//!   at the end of the previous stage ([`BaselineSource::Frozen`]).
+//!   most the ratio, over the same window, at equal size (log2 size classes
+//!   of `bytes`, their ratios combined; calls without a size are one class);
+//!   at 100 % the sync baseline frozen at the end of the previous stage
+//!   ([`BaselineSource::Frozen`]).
 //! - a value exactly at its threshold passes ([`Bound`]).
 //!
 //! # Triggers
@@ -28,9 +30,11 @@
 //! Immediate rollback (the controller latches the kill switch): the data
 //! show at 99 % confidence (sequential tests, valid under a look every
 //! tick; at least 20 enrolled calls) a true success rate below 95 % or a
-//! true error rate above 5 %; a critical error (panic in the async path; no
-//! statistics, no minimum); resident memory more than 20 % and 32 MiB above
-//! its baseline taken after warm-up. Review (logged, no action): success
+//! true error rate above 5 % — in excess of the sync path's own failures in
+//! the same looks while that path fails too (both failing together is
+//! `hold`, "the sync path fails too (shared backend?)"); a critical error
+//! (panic in the async path; no statistics, no minimum); resident memory
+//! more than 20 % and 32 MiB above its baseline taken after warm-up. Review (logged, no action): success
 //! shown below 97 % for 30 minutes, the interval of the async latency ratio
 //! wholly above the larger of 1.2 and the stage's own ratio, a rising
 //! complaint rate, or a criterion missed once the stage has its time and
@@ -40,18 +44,22 @@
 //! # Files
 //!
 //! `stage.rs` the table, `verdict.rs` the types of a decision,
-//! `evaluate.rs` the rules, `judge.rs` the statistics, `rates.rs` the
-//! controller's sequential rate tests, `warmup.rs` the memory baseline,
-//! `window.rs` the controller's windows, `seams.rs` the two traits,
-//! `controller.rs` the state machine, `report.rs`/`render.rs` the offline
-//! report (feature `report`), built in one pass by `replay.rs`, which keeps
-//! a window's last minutes in `tail.rs`'s slices.
+//! `evaluate.rs` the rules, `judge.rs` the confidence and intervals,
+//! `sequential.rs` the sequential rate test, `rates.rs` the rate triggers'
+//! tests against the sync path, `latency.rs` the comparison at equal size,
+//! `warmup.rs` the memory baseline, `watch.rs` one stage's state look by
+//! look (the controller's and the report's), `window.rs` the controller's
+//! stage window, `seams.rs` the two traits, `controller.rs` the state
+//! machine, `report.rs`/`render.rs` the offline report (feature `report`),
+//! built in one pass by `replay.rs`, which replays each window at the
+//! controller's looks (`ticks.rs`).
 
 mod clock;
 mod controller;
 mod evaluate;
 mod health;
 mod judge;
+mod latency;
 mod memory;
 mod rates;
 #[cfg(feature = "report")]
@@ -61,34 +69,40 @@ mod replay;
 #[cfg(feature = "report")]
 mod report;
 mod seams;
+mod sequential;
 mod stage;
 #[cfg(feature = "report")]
-mod tail;
+mod ticks;
 mod verdict;
 mod warmup;
+mod watch;
 mod window;
 
 pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use controller::{
-    drive, AdvanceError, Controller, ControllerBuilder, DEFAULT_RECENT_WINDOW, DEFAULT_TICK,
+    drive, recent_window_for, AdvanceError, Controller, ControllerBuilder, DEFAULT_RECENT_WINDOW,
+    DEFAULT_TICK, RECENT_WINDOW_PER_STAGE,
 };
 pub use evaluate::{evaluate, Observation};
 pub use health::Health;
-pub use judge::{
-    quantile_ratio, rate_interval, Confidence, ConfidenceError, Evidence, Interval, LimitError,
-    RateMethod, RateTest,
-};
+pub use judge::{quantile_ratio, rate_interval, Confidence, ConfidenceError, Interval};
+pub use latency::{SizeBaseline, GROUP_MIN};
 pub use memory::{MemoryProbe, ProcStatm};
-pub use rates::RateEvidence;
+pub use rates::{AbsoluteEvidence, RateEvidence, SyncPath, SYNC_FAILURES, SYNC_SAMPLE};
 #[cfg(feature = "report")]
 #[cfg_attr(docsrs, doc(cfg(feature = "report")))]
 pub use replay::ReportBuilder;
 #[cfg(feature = "report")]
 #[cfg_attr(docsrs, doc(cfg(feature = "report")))]
-pub use report::{Report, ReportError, ReportOptions, SiteReport, StageWindow};
+pub use report::{
+    EventLog, Replayed, Report, ReportError, ReportEvent, ReportOptions, RollbackFinding,
+    SiteReport, StageWindow,
+};
 pub use seams::{Actuator, HealthSource, LocalActuator};
+pub use sequential::{Evidence, EvidenceWindow, LimitError, RateMethod, RateTest};
+pub(crate) use stage::secs_opt;
 pub use stage::{Stage, Triggers, DEFAULT_STAGES};
 pub use verdict::{
     Baseline, BaselineSource, Bound, Check, Complaints, Criterion, Evaluation, Latency, Memory,
-    Missing, Status, Trigger, TriggerKind, Verdict,
+    Missing, Period, Status, Trigger, TriggerKind, Verdict,
 };

@@ -1,9 +1,12 @@
-//! The report as text, line by line (the `--json` output is its serde form).
+//! The report as text, section by section (the `--json` output is its
+//! serde form). A section is a function of one [`SiteReport`]; a new one
+//! is a function here and a line in [`site`].
 
 use std::fmt::Write as _;
+use std::time::SystemTime;
 
 use super::report::{Report, SiteReport, StageWindow};
-use super::verdict::{BaselineSource, Criterion, Status, Verdict};
+use super::verdict::{unit_of, BaselineSource, Criterion, Period, Status, Verdict};
 
 impl Report {
     /// The human-readable report.
@@ -25,8 +28,22 @@ fn ms(value: Option<f64>) -> String {
     value.map_or_else(|| "-".into(), |v| format!("{v:.1}"))
 }
 
-#[allow(clippy::too_many_lines)] // the report's layout, line by line
+fn ts(at: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
+/// One site, section by section.
 pub(super) fn site(out: &mut String, site: &SiteReport) {
+    paths(out, site);
+    health(out, site);
+    window(out, site);
+    verdict(out, site);
+    events(out, site);
+    out.push('\n');
+}
+
+/// The per-path table and the async-vs-sync comparison.
+fn paths(out: &mut String, site: &SiteReport) {
     let _ = writeln!(out, "site {} ({} records)", site.site, site.records);
     let _ = writeln!(
         out,
@@ -53,7 +70,7 @@ pub(super) fn site(out: &mut String, site: &SiteReport) {
     let change = |v: Option<f64>| v.map_or_else(|| "n/a".into(), |v| format!("{v:+.1}%"));
     let _ = writeln!(
         out,
-        "  async vs sync: p50 {} vs {} ms ({}), p95 {} vs {} ms ({})",
+        "  async vs sync (all sizes): p50 {} vs {} ms ({}), p95 {} vs {} ms ({})",
         ms(c.async_p50_ms),
         ms(c.sync_p50_ms),
         change(c.p50_change_pct),
@@ -61,6 +78,10 @@ pub(super) fn site(out: &mut String, site: &SiteReport) {
         ms(c.sync_p95_ms),
         change(c.p95_change_pct)
     );
+}
+
+/// The async path's health and where the latency baseline came from.
+fn health(out: &mut String, site: &SiteReport) {
     let e = &site.evaluation;
     let h = &e.health;
     let _ = writeln!(
@@ -77,21 +98,107 @@ pub(super) fn site(out: &mut String, site: &SiteReport) {
             BaselineSource::SameWindow => "sync calls in the same window",
             BaselineSource::Frozen => "baseline frozen at the end of the previous stage",
         };
-        let _ = writeln!(out, "  latency baseline: {source}");
+        let groups = match latency.size_groups {
+            0 | 1 => "one size group".to_owned(),
+            n => format!("{n} size groups"),
+        };
+        let _ = writeln!(
+            out,
+            "  latency baseline: {source}, at equal size ({groups}; {} of {} async calls compared)",
+            latency.compared_calls,
+            site.summaries
+                .iter()
+                .find(|s| s.execution_type == crate::metrics::ExecutionType::Async)
+                .map_or(0, |s| s.count),
+        );
     }
-    window(out, site);
+}
+
+/// What the verdict below was judged on, and how to choose otherwise.
+fn window(out: &mut String, site: &SiteReport) {
+    let stage = site.evaluation.stage;
+    let _ = match &site.window {
+        StageWindow::Recorded {
+            start,
+            until,
+            criteria_recorded,
+            triggers_recorded,
+        } => writeln!(
+            out,
+            "  window: stage {stage} from its stage event at {} to {}; {} as the controller recorded them",
+            ts(*start),
+            until.map_or_else(|| "the end of the log".into(), |until| format!("the next stage event at {}", ts(until))),
+            match (criteria_recorded, triggers_recorded) {
+                (true, true) => "criteria and triggers",
+                (true, false) => "criteria (triggers not recorded by this log's version: the defaults)",
+                (false, _) => "stage number and rollout (criteria not recorded by this log's version: the built-in ones)",
+            },
+        ),
+        StageWindow::Assumed { requested: false } => writeln!(
+            out,
+            "  no stage event for site {} in the log: assumed stage {stage} over all its records (choose another with --stage N)",
+            site.site
+        ),
+        StageWindow::Assumed { requested: true } => writeln!(
+            out,
+            "  no stage event for site {} in the log: stage {stage} as asked, over all its records, with the built-in criteria",
+            site.site
+        ),
+        StageWindow::NotEntered => writeln!(
+            out,
+            "  the log never shows stage {stage} entered for site {}: built-in criteria over all its records",
+            site.site
+        ),
+    };
     let _ = writeln!(
         out,
-        "  stage {} ({}% rollout): {}{}",
+        "  replayed as the controller looks: every {} from the window's start, recent window {}",
+        Period(site.replayed.tick),
+        Period(site.replayed.recent_window)
+    );
+}
+
+/// A criterion's value in its unit (times in the unit of the threshold).
+fn show(criterion: Criterion, value: f64, threshold: f64) -> String {
+    match criterion {
+        Criterion::SuccessRate | Criterion::ErrorRate => pct(value),
+        Criterion::LatencyP50 | Criterion::LatencyP95 => format!("{value:.3}x"),
+        Criterion::Duration => {
+            let (unit, per) = unit_of(threshold);
+            format!("{:.1}{unit}", value / per)
+        }
+        Criterion::Samples => format!("{value:.0}"),
+    }
+}
+
+/// The verdict, the criteria table and what is missing or fired.
+fn verdict(out: &mut String, site: &SiteReport) {
+    let e = &site.evaluation;
+    let rolled_back = match &site.rollback {
+        Some(finding) if finding.logged => format!(" (latched in the log at {})", ts(finding.at)),
+        Some(finding) => format!(
+            " (would have rolled back at {}: the log holds no rollback event)",
+            ts(finding.at)
+        ),
+        None => String::new(),
+    };
+    let _ = writeln!(
+        out,
+        "  stage {} ({}% rollout): {}{rolled_back}",
         e.stage,
         e.rollout,
         e.verdict.name().to_uppercase(),
-        if site.latched_rollback {
-            " (latched in the log)"
-        } else {
-            ""
-        }
     );
+    if let Some(replayed) = site
+        .rollback
+        .and_then(|f| f.replayed_at.filter(|_| f.logged))
+    {
+        let _ = writeln!(
+            out,
+            "    the replay of this window rolls back at {} too",
+            ts(replayed)
+        );
+    }
     let confidence = format!("{}% interval", e.thresholds.confidence.level() * 100.0);
     let _ = writeln!(
         out,
@@ -99,14 +206,7 @@ pub(super) fn site(out: &mut String, site: &SiteReport) {
         "criterion", "measured", confidence, "threshold"
     );
     for check in &e.checks {
-        let show = |v: f64| match check.criterion {
-            Criterion::SuccessRate | Criterion::ErrorRate => pct(v),
-            Criterion::LatencyP50 | Criterion::LatencyP95 => {
-                format!("{v:.3}x")
-            }
-            Criterion::Duration => format!("{:.1}h", v / 3600.0),
-            Criterion::Samples => format!("{v:.0}"),
-        };
+        let show = |v: f64| show(check.criterion, v, check.threshold);
         let status = match check.status {
             Status::Pass => "pass",
             Status::Fail if matches!(check.criterion, Criterion::Duration | Criterion::Samples) => {
@@ -142,43 +242,18 @@ pub(super) fn site(out: &mut String, site: &SiteReport) {
         }
         Verdict::Advance => {}
     }
-    out.push('\n');
 }
 
-/// Says what the verdict below was judged on, and how to choose otherwise.
-fn window(out: &mut String, site: &SiteReport) {
-    let stage = site.evaluation.stage;
-    let ts = |ts: std::time::SystemTime| humantime::format_rfc3339_seconds(ts).to_string();
-    let _ = match &site.window {
-        StageWindow::Recorded {
-            start,
-            until,
-            triggers_recorded,
-        } => writeln!(
-            out,
-            "  window: stage {stage} from its stage event at {} to {}; criteria{} as the controller recorded them",
-            ts(*start),
-            until.map_or_else(|| "the end of the log".into(), |until| format!("the next stage event at {}", ts(until))),
-            if *triggers_recorded {
-                " and triggers"
-            } else {
-                " (triggers not recorded by this log's version: the defaults)"
-            },
-        ),
-        StageWindow::Assumed { requested: false } => writeln!(
-            out,
-            "  no stage event for site {} in the log: assumed stage {stage} over all its records (choose another with --stage N)",
-            site.site
-        ),
-        StageWindow::Assumed { requested: true } => writeln!(
-            out,
-            "  no stage event for site {} in the log: stage {stage} as asked, over all its records, with the built-in criteria",
-            site.site
-        ),
-        StageWindow::NotEntered => writeln!(
-            out,
-            "  the log never shows stage {stage} entered for site {}: built-in criteria over all its records",
-            site.site
-        ),
-    };
+/// The site's events, in time order.
+fn events(out: &mut String, site: &SiteReport) {
+    if site.events.events.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "  events:");
+    for event in &site.events.events {
+        let _ = writeln!(out, "    {}  {event}", ts(event.ts()));
+    }
+    if site.events.omitted > 0 {
+        let _ = writeln!(out, "    … and {} more", site.events.omitted);
+    }
 }

@@ -1,20 +1,28 @@
 //! The report in one pass: a [`ReportBuilder`] takes a log's records and
 //! events in time order and keeps, per site, only what the report judges
 //! (the window of the stage entered last, the last window of the stage
-//! asked for, every record for a log without stage events, and the last
-//! minutes in slices), so memory is bounded by the number of sites, not by
-//! the log's size; at the end each site's window is judged as the stage
-//! event that opened it recorded.
+//! asked for, every record for a log without stage events), so memory is
+//! bounded by the number of sites, not by the log's size.
+//!
+//! Each window is judged as the controller judged it: replayed through its
+//! looks ([`Ticks`]: the same sequential tests at the same ticks, the same
+//! recent window, the same latch), with the criteria and triggers its stage
+//! event recorded; at the end, the window's calls are evaluated once more
+//! for the stage criteria, and a rollback latched on the way stays.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
+use super::controller::{DEFAULT_RECENT_WINDOW, DEFAULT_TICK};
 use super::evaluate::{evaluate, Observation};
-use super::report::{Report, ReportError, ReportOptions, SiteReport, StageWindow};
+use super::report::{
+    EventLog, Replayed, Report, ReportError, ReportEvent, ReportOptions, RollbackFinding,
+    SiteReport, StageWindow,
+};
 use super::stage::{Stage, Triggers};
-use super::tail::{Recent, Tail};
+use super::ticks::Ticks;
 use super::verdict::{Baseline, Verdict};
-use crate::log::{Event, Log, RollbackEvent, StageEntered, StageEvent};
+use crate::log::{Dedup, Event, Log, RollbackEvent, StageEntered, StageEvent};
 use crate::metrics::{ExecutionType, SiteSnapshot, UploadRecord};
 
 /// Builds a [`Report`] from a log read once, in time order, without
@@ -49,6 +57,9 @@ pub struct ReportBuilder {
     options: ReportOptions,
     sites: BTreeMap<String, SiteReplay>,
     end: Option<SystemTime>,
+    dedup: Dedup,
+    /// Operator changes of the global configuration, for every site.
+    global: EventLog,
 }
 
 impl ReportBuilder {
@@ -59,55 +70,74 @@ impl ReportBuilder {
             options,
             sites: BTreeMap::new(),
             end: None,
+            dedup: Dedup::default(),
+            global: EventLog::default(),
         }
     }
 
     /// Counts one upload record.
     pub fn record(&mut self, record: &UploadRecord) {
         self.saw(record.ts);
-        if let Some(site) = self.site(&record.site) {
-            site.record(record);
+        let options = &self.options;
+        if let Some(site) = site(&mut self.sites, options, &record.site) {
+            site.record(record, options);
         }
     }
 
-    /// Takes in one controller event: a stage entered (a new window
-    /// starts), a rollback fired or cleared. Other events only extend the
-    /// log's end.
+    /// Takes in one event: a stage entered (a new window starts), a
+    /// rollback fired or cleared, an operator's change. Copies of an event
+    /// in other instances' files are taken once. Other events only extend
+    /// the log's end.
     pub fn event(&mut self, event: &Event) {
         self.saw(event.ts());
-        let wanted = self.options.stage;
-        let Some(site) = self.site(event.site()) else {
+        if let Event::Upload(record) = event {
+            self.record(record);
+            return;
+        }
+        if !self.dedup.first(event) {
+            return;
+        }
+        if let Event::Operator(change) = event {
+            if change.site.is_none() {
+                self.global.push(ReportEvent::Operator(change.clone()));
+                return;
+            }
+        }
+        let options = &self.options;
+        let Some(site) = site(&mut self.sites, options, event.site()) else {
             return;
         };
         match event {
-            Event::Upload(record) => site.record(record),
-            Event::Stage(StageEvent::Entered(entered)) => site.enter(entered, wanted),
+            Event::Stage(StageEvent::Entered(entered)) => {
+                site.events.push(ReportEvent::StageEntered {
+                    ts: entered.ts,
+                    stage: entered.stage,
+                });
+                site.enter(entered, options);
+            }
             Event::Stage(StageEvent::RollbackCleared(entered)) => {
-                site.enter(entered, wanted);
+                site.events.push(ReportEvent::RollbackCleared {
+                    ts: entered.ts,
+                    stage: entered.stage,
+                });
+                site.enter(entered, options);
                 site.rollback = None;
             }
-            Event::Rollback(rollback) => site.rollback = Some(rollback.clone()),
+            Event::Rollback(rollback) => {
+                site.events.push(ReportEvent::Rollback {
+                    ts: rollback.ts,
+                    stage: rollback.stage,
+                    reason: rollback.reason.clone(),
+                });
+                site.rollback = Some(rollback.clone());
+            }
+            Event::Operator(change) => site.events.push(ReportEvent::Operator(change.clone())),
             _ => {}
         }
     }
 
     fn saw(&mut self, ts: SystemTime) {
         self.end = Some(self.end.map_or(ts, |end| end.max(ts)));
-    }
-
-    fn site(&mut self, name: &str) -> Option<&mut SiteReplay> {
-        if self
-            .options
-            .site
-            .as_deref()
-            .is_some_and(|only| only != name)
-        {
-            return None;
-        }
-        if !self.sites.contains_key(name) {
-            self.sites.insert(name.to_owned(), SiteReplay::new(name));
-        }
-        self.sites.get_mut(name)
     }
 
     /// The report: one entry per site with records, by name.
@@ -118,11 +148,12 @@ impl ReportBuilder {
     /// neither in the log nor defined.
     pub fn finish(self) -> Result<Report, ReportError> {
         let end = self.end.unwrap_or(SystemTime::UNIX_EPOCH);
+        let global = self.global;
         let sites = self
             .sites
             .into_values()
             .filter(|site| site.all.records > 0)
-            .map(|site| site.report(&self.options, end))
+            .map(|site| site.report(&self.options, end, &global))
             .collect::<Result<Vec<_>, _>>()?;
         if sites.is_empty() {
             return Err(ReportError::NoRecords {
@@ -138,6 +169,22 @@ impl ReportBuilder {
     }
 }
 
+/// The replay of `name`, made on its first line; `None` for a site the
+/// options leave out.
+fn site<'a>(
+    sites: &'a mut BTreeMap<String, SiteReplay>,
+    options: &ReportOptions,
+    name: &str,
+) -> Option<&'a mut SiteReplay> {
+    if options.site.as_deref().is_some_and(|only| only != name) {
+        return None;
+    }
+    if !sites.contains_key(name) {
+        sites.insert(name.to_owned(), SiteReplay::new(name));
+    }
+    sites.get_mut(name)
+}
+
 impl crate::log::Replay for ReportBuilder {
     fn record(&mut self, record: &UploadRecord) {
         ReportBuilder::record(self, record);
@@ -149,7 +196,7 @@ impl crate::log::Replay for ReportBuilder {
 }
 
 /// The calls of one window: from a stage event to the next, or every
-/// record of the site.
+/// record of the site; and the controller's looks at them.
 #[derive(Clone, Debug)]
 struct Window {
     /// The stage event that opened it; `None` for every record.
@@ -160,19 +207,29 @@ struct Window {
     until: Option<SystemTime>,
     snapshot: SiteSnapshot,
     records: usize,
-    /// Measured when the window closed.
-    recent: Option<Recent>,
+    /// The looks, from the window's start (for every record: from the
+    /// first record seen).
+    ticks: Option<Ticks>,
 }
 
 impl Window {
-    fn new(site: &str, entered: Option<&StageEntered>) -> Self {
+    fn new(site: &str, entered: Option<&StageEntered>, options: &ReportOptions) -> Self {
+        let ticks = entered.map(|e| {
+            let triggers = e.triggers.as_ref().unwrap_or(&options.triggers);
+            Ticks::new(
+                triggers,
+                e.tick.unwrap_or(DEFAULT_TICK),
+                e.recent_window.unwrap_or(DEFAULT_RECENT_WINDOW),
+                e.ts,
+            )
+        });
         Window {
             start: entered.map(|e| e.ts),
             entered: entered.cloned(),
             until: None,
             snapshot: SiteSnapshot::empty(site),
             records: 0,
-            recent: None,
+            ticks,
         }
     }
 
@@ -180,7 +237,16 @@ impl Window {
         self.start.is_none_or(|start| ts >= start) && self.until.is_none_or(|until| ts < until)
     }
 
-    fn record(&mut self, record: &UploadRecord) {
+    fn record(&mut self, record: &UploadRecord, options: &ReportOptions) {
+        let ticks = self.ticks.get_or_insert_with(|| {
+            Ticks::new(
+                &options.triggers,
+                DEFAULT_TICK,
+                DEFAULT_RECENT_WINDOW,
+                record.ts,
+            )
+        });
+        ticks.record(record);
         self.snapshot.record(record);
         self.records += 1;
     }
@@ -199,52 +265,51 @@ struct SiteReplay {
     current: Option<Window>,
     /// The last closed window of the stage asked for (`--stage`).
     kept: Option<Window>,
-    tail: Tail,
     /// The last rollback, unless cleared since.
     rollback: Option<RollbackEvent>,
+    /// Its stage entries, rollbacks and operator changes.
+    events: EventLog,
 }
 
 impl SiteReplay {
     fn new(site: &str) -> Self {
         SiteReplay {
-            all: Window::new(site, None),
+            all: Window::new(site, None, &ReportOptions::default()),
             current: None,
             kept: None,
-            tail: Tail::new(site),
             rollback: None,
+            events: EventLog::default(),
         }
     }
 
-    fn record(&mut self, record: &UploadRecord) {
+    fn record(&mut self, record: &UploadRecord, options: &ReportOptions) {
         self.all.start = Some(self.all.start.map_or(record.ts, |s| s.min(record.ts)));
-        self.all.record(record);
-        self.tail.record(record);
+        self.all.record(record, options);
         if let Some(window) = self.current.as_mut().filter(|w| w.holds(record.ts)) {
-            window.record(record);
+            window.record(record, options);
         } else if let Some(window) = self.kept.as_mut().filter(|w| w.holds(record.ts)) {
-            window.record(record);
+            window.record(record, options);
         }
     }
 
     /// A stage event: the current window closes (kept if it is the stage
     /// asked for) and a new one opens.
-    fn enter(&mut self, entered: &StageEntered, wanted: Option<u32>) {
+    fn enter(&mut self, entered: &StageEntered, options: &ReportOptions) {
         if let Some(mut closed) = self.current.take() {
-            if wanted.is_some() && closed.stage() == wanted {
+            if options.stage.is_some() && closed.stage() == options.stage {
                 closed.until = Some(entered.ts);
-                let start = closed.start.unwrap_or(entered.ts);
-                closed.recent = Some(self.tail.recent(start, entered.ts));
                 self.kept = Some(closed);
             }
         }
-        self.tail.cut(entered.ts);
-        self.current = Some(Window::new(&self.all.snapshot.site, Some(entered)));
+        let site = self.all.snapshot.site.clone();
+        self.current = Some(Window::new(&site, Some(entered), options));
     }
 
     fn report(
         self,
         options: &ReportOptions,
         log_end: SystemTime,
+        global: &EventLog,
     ) -> Result<SiteReport, ReportError> {
         let number = options
             .stage
@@ -259,18 +324,14 @@ impl SiteReplay {
             Some(window) => (Judged::recorded(&window, options), window),
             None => (Judged::built_in(options, number, started)?, self.all),
         };
-        let end = window.until.unwrap_or(log_end);
-        let start = window.start.unwrap_or(end);
-        let recent = window
-            .recent
-            .clone()
-            .unwrap_or_else(|| self.tail.recent(start, end));
+        let mut events = self.events;
+        events.merge(global);
         Ok(judge_site(
             judged,
-            &window,
-            &recent,
-            end,
+            window,
+            log_end,
             self.rollback.as_ref(),
+            events,
         ))
     }
 }
@@ -302,14 +363,25 @@ struct Judged {
 
 impl Judged {
     /// The window a stage event opened: judged with the criteria, triggers
-    /// and baseline it recorded.
+    /// and baseline it recorded (the built-in criteria of its stage number
+    /// when a first-release log did not record them).
     fn recorded(window: &Window, options: &ReportOptions) -> Judged {
         let entered = window
             .entered
             .as_ref()
             .unwrap_or_else(|| unreachable!("a recorded window has its stage event"));
+        let stage = entered.criteria.clone().unwrap_or_else(|| {
+            let built_in = options.stages.iter().find(|s| s.number == entered.stage);
+            Stage {
+                number: entered.stage,
+                rollout: entered.rollout,
+                ..built_in
+                    .cloned()
+                    .unwrap_or_else(|| Stage::new(entered.stage, entered.rollout))
+            }
+        });
         Judged {
-            stage: entered.criteria.clone(),
+            stage,
             triggers: entered
                 .triggers
                 .clone()
@@ -317,11 +389,12 @@ impl Judged {
             window: StageWindow::Recorded {
                 start: entered.ts,
                 until: window.until,
+                criteria_recorded: entered.criteria.is_some(),
                 triggers_recorded: entered.triggers.is_some(),
             },
             start: Some(entered.ts),
             until: window.until,
-            baseline: entered.baseline,
+            baseline: entered.baseline.clone(),
         }
     }
 
@@ -358,37 +431,69 @@ impl Judged {
 }
 
 /// The report of one site: `window`'s calls judged as `judged` says, up to
-/// `end`, with `recent` its last minutes and `rollback` the site's last
+/// its end, through the controller's looks, with `rollback` the site's last
 /// rollback not cleared.
 fn judge_site(
     judged: Judged,
-    window: &Window,
-    recent: &Recent,
-    end: SystemTime,
+    mut window: Window,
+    log_end: SystemTime,
     rollback: Option<&RollbackEvent>,
+    mut events: EventLog,
 ) -> SiteReport {
+    let end = window.until.unwrap_or(log_end);
     let start = window.start.unwrap_or(end);
-    let snapshot = &window.snapshot;
+    let elapsed = end.duration_since(start).unwrap_or(Duration::ZERO);
+    let mut ticks = window.ticks.take().unwrap_or_else(|| {
+        Ticks::new(&judged.triggers, DEFAULT_TICK, DEFAULT_RECENT_WINDOW, start)
+    });
+    let look = ticks.finish(end);
     let observation = Observation {
-        stage_window: snapshot,
-        recent_window: &recent.snapshot,
-        recent_span: end.duration_since(recent.from).unwrap_or_default(),
-        elapsed: end.duration_since(start).unwrap_or(Duration::ZERO),
-        baseline: judged.baseline,
+        stage_window: &window.snapshot,
+        recent: look.recent,
+        recent_span: look.recent_span,
+        elapsed,
+        baseline: judged.baseline.as_ref(),
         memory: None,
-        success_band_for: Duration::ZERO,
+        success_band_for: look.band_for,
         complaints: None,
-        rates: None,
+        rates: Some(look.rates),
     };
     let mut evaluation = evaluate(&judged.stage, &judged.triggers, &observation);
-    let latched = rollback.filter(|rollback| latched_in(rollback, &judged));
-    if let Some(rollback) = latched {
-        if !matches!(evaluation.verdict, Verdict::Rollback { .. }) {
-            evaluation.verdict = Verdict::Rollback {
-                triggers: vec![rollback.first_trigger()],
-            };
-        }
+    let logged = rollback.filter(|rollback| latched_in(rollback, &judged));
+    let replayed = ticks.latched().cloned();
+    if let Some(latched) = &replayed {
+        events.push(ReportEvent::WouldHaveRolledBack {
+            ts: latched.at,
+            reason: crate::log::reason(&latched.triggers),
+        });
     }
+    // Latched: the stage stays rolled back whatever its calls say since,
+    // as in the controller; the log's own rollback comes first.
+    let finding = match (logged, &replayed) {
+        (Some(logged), _) => {
+            evaluation.verdict = Verdict::Rollback {
+                triggers: vec![logged.first_trigger()],
+            };
+            Some(RollbackFinding {
+                at: logged.ts,
+                logged: true,
+                replayed_at: replayed.as_ref().map(|r| r.at),
+            })
+        }
+        (None, Some(latched)) => {
+            evaluation.verdict = Verdict::Rollback {
+                triggers: latched.triggers.clone(),
+            };
+            Some(RollbackFinding {
+                at: latched.at,
+                logged: false,
+                replayed_at: Some(latched.at),
+            })
+        }
+        (None, None) => None,
+    };
+    let (tick, recent_window) = ticks.looks();
+    let snapshot = &window.snapshot;
     SiteReport {
         site: snapshot.site.clone(),
         records: window.records,
@@ -400,7 +505,13 @@ fn judge_site(
         evaluation,
         window_from_stage_event: judged.start.is_some(),
         window: judged.window,
-        latched_rollback: latched.is_some(),
+        latched_rollback: logged.is_some(),
+        rollback: finding,
+        replayed: Replayed {
+            tick,
+            recent_window,
+        },
+        events,
     }
 }
 

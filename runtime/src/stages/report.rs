@@ -3,12 +3,13 @@
 //! replaying a log ([`ReportBuilder`](super::ReportBuilder), `replay.rs`),
 //! printed as text (`render.rs`) or as its serde form.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::{Serialize, Serializer};
 
-use super::stage::{Stage, Triggers, DEFAULT_STAGES};
+use super::stage::{secs, Stage, Triggers, DEFAULT_STAGES};
 use super::verdict::{Evaluation, Verdict};
+use crate::log::OperatorEvent;
 use crate::metrics::{Comparison, Summary};
 
 /// What to report on.
@@ -91,6 +92,9 @@ pub enum StageWindow {
         /// When the next stage started, if one did.
         #[serde(serialize_with = "maybe_timestamp")]
         until: Option<SystemTime>,
+        /// Whether the event recorded the criteria (the first release did
+        /// not; the built-in ones of its stage number then apply).
+        criteria_recorded: bool,
         /// Whether the event recorded the triggers (logs of earlier
         /// versions did not; the report's own then apply).
         triggers_recorded: bool,
@@ -140,6 +144,153 @@ pub struct SiteReport {
     /// Whether the verdict is a rollback latched in the log (a `rollback`
     /// event not followed by `rollback_cleared`).
     pub latched_rollback: bool,
+    /// The window's rollback: latched in the log, or found by replaying the
+    /// window through the controller's looks (also when the log holds no
+    /// rollback event: instances that ran without a controller, or whose
+    /// controller died).
+    pub rollback: Option<RollbackFinding>,
+    /// How the window was replayed.
+    pub replayed: Replayed,
+    /// The site's stage entries, rollbacks (logged and replayed) and
+    /// operator changes (its own and the global ones), in time order.
+    pub events: EventLog,
+}
+
+/// When a window was rolled back, or would have been.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct RollbackFinding {
+    /// When: the log's rollback event, else the replay's look that fired.
+    #[serde(serialize_with = "crate::metrics::rfc3339::serialize")]
+    pub at: SystemTime,
+    /// Whether the log holds the controller's rollback event.
+    pub logged: bool,
+    /// When the replay rolled back, if it did.
+    #[serde(serialize_with = "maybe_timestamp")]
+    pub replayed_at: Option<SystemTime>,
+}
+
+/// The looks a window was replayed at: the controller's tick and recent
+/// window, as its stage event recorded them (else the defaults).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Replayed {
+    /// Interval between looks.
+    #[serde(rename = "tick_s", with = "secs")]
+    pub tick: Duration,
+    /// Span of the recent window.
+    #[serde(rename = "recent_window_s", with = "secs")]
+    pub recent_window: Duration,
+}
+
+/// One line of a site's events.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ReportEvent {
+    /// The controller entered a stage.
+    StageEntered {
+        /// When.
+        #[serde(serialize_with = "crate::metrics::rfc3339::serialize")]
+        ts: SystemTime,
+        /// The stage.
+        stage: u32,
+    },
+    /// An operator cleared a rollback; the stage started over.
+    RollbackCleared {
+        /// When.
+        #[serde(serialize_with = "crate::metrics::rfc3339::serialize")]
+        ts: SystemTime,
+        /// The stage.
+        stage: u32,
+    },
+    /// The controller latched a rollback (its `rollback` event).
+    Rollback {
+        /// When.
+        #[serde(serialize_with = "crate::metrics::rfc3339::serialize")]
+        ts: SystemTime,
+        /// The stage.
+        stage: u32,
+        /// Its reason.
+        reason: String,
+    },
+    /// The replay of the judged window rolls back here (whether or not the
+    /// log holds the controller's rollback).
+    WouldHaveRolledBack {
+        /// When.
+        #[serde(serialize_with = "crate::metrics::rfc3339::serialize")]
+        ts: SystemTime,
+        /// What fired.
+        reason: String,
+    },
+    /// An operator's change.
+    Operator(OperatorEvent),
+}
+
+impl ReportEvent {
+    /// When it happened.
+    #[must_use]
+    pub fn ts(&self) -> SystemTime {
+        match self {
+            ReportEvent::StageEntered { ts, .. }
+            | ReportEvent::RollbackCleared { ts, .. }
+            | ReportEvent::Rollback { ts, .. }
+            | ReportEvent::WouldHaveRolledBack { ts, .. } => *ts,
+            ReportEvent::Operator(e) => e.ts,
+        }
+    }
+}
+
+impl core::fmt::Display for ReportEvent {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ReportEvent::StageEntered { stage, .. } => write!(f, "stage {stage} entered"),
+            ReportEvent::RollbackCleared { stage, .. } => {
+                write!(f, "rollback cleared; stage {stage} starts over")
+            }
+            ReportEvent::Rollback { stage, reason, .. } => {
+                write!(f, "ROLLBACK at stage {stage} ({reason})")
+            }
+            ReportEvent::WouldHaveRolledBack { reason, .. } => {
+                write!(f, "the replay rolls back here ({reason})")
+            }
+            ReportEvent::Operator(change) => write!(f, "{change}"),
+        }
+    }
+}
+
+/// A site's events: the first [`EventLog::LIMIT`] in time order, and how
+/// many more there were (a log is not a place to keep every change, and
+/// the report's memory must not grow with it).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct EventLog {
+    /// The events kept, in time order.
+    pub events: Vec<ReportEvent>,
+    /// Events left out past the limit.
+    pub omitted: u64,
+}
+
+impl EventLog {
+    /// Events kept per site.
+    pub const LIMIT: usize = 200;
+
+    pub(crate) fn push(&mut self, event: ReportEvent) {
+        if self.events.len() < Self::LIMIT {
+            self.events.push(event);
+        } else {
+            self.omitted += 1;
+        }
+    }
+
+    /// Adds `other`'s events (the global ones), in time order.
+    pub(crate) fn merge(&mut self, other: &EventLog) {
+        for event in &other.events {
+            self.push(event.clone());
+        }
+        self.omitted += other.omitted;
+        self.events.sort_by_key(ReportEvent::ts);
+    }
 }
 
 /// The whole report.

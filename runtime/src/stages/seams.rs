@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use crate::config::handle;
+use crate::log;
 use crate::metrics::{Aggregator, SiteSnapshot};
 
 /// Where the controller's decisions take effect: the site's rollout and its kill switch.
@@ -38,7 +39,9 @@ pub trait HealthSource: Send + Sync {
 /// [`ControllerBuilder::actuator`](super::ControllerBuilder::actuator).
 ///
 /// Entering a stage sets the site's operator rollout override (keeping its
-/// other overrides); a rollback is the handle's per-site kill switch.
+/// other overrides); a rollback is the handle's per-site kill switch. These
+/// are the controller's own changes: they are logged as its `entered` and
+/// `rollback` events, not as an operator's.
 ///
 /// ```
 /// use async_upload::stages::{Actuator, LocalActuator};
@@ -60,7 +63,9 @@ impl Actuator for LocalActuator {
     fn enter_stage(&self, site: &str, stage: u32, rollout: f64) {
         // In place, under the handle's lock: an operator's concurrent
         // `set_site` of another override is kept.
-        let entered = handle().update_site(site, |overrides| overrides.rollout = Some(rollout));
+        let entered = log::internal(|| {
+            handle().update_site(site, |overrides| overrides.rollout = Some(rollout))
+        });
         if let Err(error) = entered {
             tracing::error!(site, stage, %error, "cannot set the stage's rollout");
         }
@@ -69,11 +74,11 @@ impl Actuator for LocalActuator {
     fn roll_back(&self, site: &str, reason: &str) -> bool {
         // "Is it latched? Latch it" is one step of the handle's, so two
         // controllers seeing one breach write one `rollback` event.
-        handle().roll_back(site, reason)
+        log::internal(|| handle().roll_back(site, reason))
     }
 
     fn clear_rollback(&self, site: &str) {
-        handle().clear_rollback(site);
+        log::internal(|| handle().clear_rollback(site));
     }
 
     fn rollback_reason(&self, site: &str) -> Option<String> {

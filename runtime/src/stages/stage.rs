@@ -197,6 +197,33 @@ impl Default for Triggers {
     }
 }
 
+/// Optional durations in the log, as [`secs`] writes them (`None`: the
+/// field is absent or `null`).
+pub(crate) mod secs_opt {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[allow(clippy::ref_option)] // serde's signature
+    pub(crate) fn serialize<S: Serializer>(
+        duration: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match duration {
+            Some(duration) => super::secs::serialize(duration, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        #[derive(Deserialize)]
+        struct Secs(#[serde(with = "super::secs")] Duration);
+        Ok(Option::<Secs>::deserialize(deserializer)?.map(|Secs(d)| d))
+    }
+}
+
 /// Durations in the log: seconds as a number, rounded to the microsecond
 /// both ways, so `0.366679` is written (not `0.36667900000000003`) and
 /// reads back as the same duration. Reading rejects a negative,
@@ -250,6 +277,23 @@ pub(crate) mod secs {
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[test]
+        fn optional_durations_read_back_and_may_be_absent() {
+            #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+            struct Line {
+                #[serde(default, with = "super::super::secs_opt")]
+                tick_s: Option<Duration>,
+            }
+            let line = Line {
+                tick_s: Some(Duration::from_millis(100)),
+            };
+            let text = serde_json::to_string(&line).unwrap();
+            assert_eq!(text, r#"{"tick_s":0.1}"#);
+            assert_eq!(serde_json::from_str::<Line>(&text).unwrap(), line);
+            assert_eq!(serde_json::from_str::<Line>("{}").unwrap().tick_s, None);
+            assert!(serde_json::from_str::<Line>(r#"{"tick_s":-1}"#).is_err());
+        }
 
         #[test]
         fn durations_are_written_to_the_microsecond_and_read_back_equal() {

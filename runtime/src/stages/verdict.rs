@@ -8,8 +8,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::health::{present, Health};
-use super::judge::{Evidence, Interval};
+use super::judge::Interval;
+use super::latency::{frozen_groups, SizeBaseline};
 use super::rates::RateEvidence;
+use super::sequential::{Evidence, EvidenceWindow};
 use super::stage::{secs, Triggers};
 use crate::metrics::{ExecutionType, SiteSnapshot};
 
@@ -60,7 +62,8 @@ impl Bound {
 
 /// Sync-path latency to compare the async path with, frozen at the end of
 /// a stage for the next one (at 100 % there is no sync traffic).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Baseline {
     /// Sync median, milliseconds.
     pub p50_ms: f64,
@@ -68,9 +71,25 @@ pub struct Baseline {
     pub p95_ms: f64,
     /// Sync calls it was measured on.
     pub calls: u64,
+    /// The same per size group, so that the next stage compares like with
+    /// like (empty when calls declared no size, and in older logs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_size: Vec<SizeBaseline>,
 }
 
 impl Baseline {
+    /// A baseline of `calls` sync calls with these quantiles, kept for no
+    /// size group.
+    #[must_use]
+    pub fn new(p50_ms: f64, p95_ms: f64, calls: u64) -> Self {
+        Baseline {
+            p50_ms,
+            p95_ms,
+            calls,
+            by_size: Vec::new(),
+        }
+    }
+
     /// The sync path's latency in `window`; `None` without sync calls.
     #[must_use]
     pub fn of(window: &SiteSnapshot) -> Option<Self> {
@@ -79,6 +98,7 @@ impl Baseline {
             p50_ms: sync.latency.quantile(0.50)? / 1000.0,
             p95_ms: sync.latency.quantile(0.95)? / 1000.0,
             calls: sync.latency.len(),
+            by_size: frozen_groups(window),
         })
     }
 }
@@ -94,8 +114,10 @@ pub enum BaselineSource {
     Frozen,
 }
 
-/// Async latency against the baseline.
+/// Async latency against the baseline, size group by size group
+/// (`latency.rs`): the ratios are the weighted mean of the groups' ratios.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Latency {
     /// Async median, milliseconds (`async` records only: a fallback paid for both paths).
     pub async_p50_ms: f64,
@@ -105,9 +127,9 @@ pub struct Latency {
     pub baseline: Baseline,
     /// Where it came from.
     pub source: BaselineSource,
-    /// `async_p50 / baseline p50`.
+    /// Async p50 / baseline p50 at equal size: the groups' ratios combined.
     pub p50_ratio: f64,
-    /// `async_p95 / baseline p95`.
+    /// Async p95 / baseline p95 at equal size.
     pub p95_ratio: f64,
     /// The confidence interval of the p50 ratio (both histograms' order
     /// statistics; only the async side's against a frozen baseline).
@@ -116,6 +138,14 @@ pub struct Latency {
     /// The confidence interval of the p95 ratio.
     #[serde(default = "Interval::unknown")]
     pub p95_interval: Interval,
+    /// Size groups compared (1: calls without a size, or of one size; 0
+    /// in logs written before sizes were matched).
+    #[serde(default)]
+    pub size_groups: u32,
+    /// Async calls in the compared groups (the rest had no sync calls of
+    /// their size to compare with).
+    #[serde(default)]
+    pub compared_calls: u64,
 }
 
 /// A measurement of resident memory at the stage's start and now, in bytes.
@@ -302,7 +332,15 @@ impl TriggerKind {
 }
 
 /// A fired trigger, with the value and threshold it fired on.
+///
+/// For a rate trigger these are what decided it: the rate of the calls
+/// the sequential test fired on (since the stage started, or since its
+/// last restart), the threshold it was held to (the floor, moved by the
+/// sync path's own failure rate while that path failed too), the test's
+/// own confidence bound (which lies past the threshold), and the number
+/// of calls the minimum applies to.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Trigger {
     /// What fired.
     pub kind: TriggerKind,
@@ -365,19 +403,76 @@ impl core::fmt::Display for Trigger {
             (TriggerKind::Latency, _) => "latency ratio",
             (TriggerKind::Complaints, _) => "complaint rate",
             (TriggerKind::CriterionNotMet, None) => "stage criterion",
-            (TriggerKind::Manual, _) => "manual rollback",
+            (TriggerKind::Manual, _) => {
+                return f.write_str("manual rollback (latched outside the controller)");
+            }
         };
         write!(f, "{name}: measured {:.4}", self.measured)?;
         if let Some(interval) = self.interval {
             write!(f, " [{:.4}, {:.4}]", interval.low, interval.high)?;
         }
+        write!(f, " vs threshold {:.4}", self.threshold)?;
+        if let Some(evidence) = &self.evidence {
+            if evidence.allowance > 0.0 {
+                write!(
+                    f,
+                    " (the floor moved by the sync path's own failure rate, {:.2}%)",
+                    evidence.allowance * 100.0
+                )?;
+            }
+            let (count, span) = (evidence.window_calls, Period(evidence.window_span));
+            // The calls the test fired on, and the stage's, which the
+            // minimum of calls applies to.
+            return match evidence.window {
+                EvidenceWindow::SinceRestart => write!(
+                    f,
+                    " (fired on the {count} enrolled calls of the last {span}, since the test's \
+                     last restart; {} enrolled calls since the stage started)",
+                    evidence.calls
+                ),
+                _ => write!(
+                    f,
+                    " (fired on the {count} enrolled calls since the stage started, {span})"
+                ),
+            };
+        }
         write!(
             f,
-            " vs threshold {:.4} ({} calls over {}s)",
-            self.threshold,
+            " ({} enrolled calls over {})",
             self.calls,
-            self.window.as_secs()
+            Period(self.window)
         )
+    }
+}
+
+/// A duration for a person: seconds under a minute, minutes under an
+/// hour, hours under two days, days beyond.
+///
+/// ```
+/// use std::time::Duration;
+/// use async_upload::stages::Period;
+///
+/// assert_eq!(Period(Duration::from_millis(120)).to_string(), "0.1s");
+/// assert_eq!(Period(Duration::from_secs(43)).to_string(), "43.0s");
+/// assert_eq!(Period(Duration::from_secs(90)).to_string(), "1.5 min");
+/// assert_eq!(Period(Duration::from_secs(72 * 3600)).to_string(), "3.0 d");
+/// assert_eq!(Period(Duration::from_secs(24 * 3600)).to_string(), "24.0h");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Period(pub Duration);
+
+impl core::fmt::Display for Period {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let secs = self.0.as_secs_f64();
+        if secs < 60.0 {
+            write!(f, "{secs:.1}s")
+        } else if secs < 3600.0 {
+            write!(f, "{:.1} min", secs / 60.0)
+        } else if secs < 48.0 * 3600.0 {
+            write!(f, "{:.1}h", secs / 3600.0)
+        } else {
+            write!(f, "{:.1} d", secs / 86_400.0)
+        }
     }
 }
 
@@ -405,14 +500,28 @@ pub enum Missing {
         #[serde(rename = "need_s", with = "secs")]
         need: Duration,
     },
-    /// Not enough calls on one side of the latency comparison.
+    /// Not enough calls on one side of the latency comparison (in the size
+    /// groups where both paths have calls).
     LatencyData {
-        /// Async calls in the window.
+        /// Async calls compared.
         async_calls: u64,
-        /// Baseline (sync) calls available.
+        /// Baseline (sync) calls compared.
         baseline_calls: u64,
         /// Calls each side needs.
         need: u64,
+    },
+    /// The async path breaches a rollback floor, but no more than the sync
+    /// path fails in the same looks: a shared backend is down. Not the new
+    /// path's fault, so not a rollback; not a pass either.
+    SyncFailsToo {
+        /// Failed enrolled calls the absolute floor fired on.
+        async_failures: u64,
+        /// Enrolled calls it fired on.
+        async_calls: u64,
+        /// Failed sync calls in the recent window.
+        sync_failures: u64,
+        /// Sync calls in the recent window.
+        sync_calls: u64,
     },
 }
 
@@ -424,27 +533,51 @@ pub enum Missing {
 ///
 /// let short = Missing::Time { have: Duration::from_secs(3600), need: Duration::from_secs(86_400) };
 /// assert_eq!(short.to_string(), "time in stage: 1.0h of 24.0h");
+/// let scaled = Missing::Time { have: Duration::from_millis(100), need: Duration::from_secs(43) };
+/// assert_eq!(scaled.to_string(), "time in stage: 0.1s of 43.0s");
 /// ```
 impl core::fmt::Display for Missing {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Missing::FreshHealth => f.write_str("fresh health counters (none at this tick)"),
             Missing::Samples { have, need } => write!(f, "samples: {have} of {need} enrolled calls"),
-            Missing::Time { have, need } => write!(
-                f,
-                "time in stage: {:.1}h of {:.1}h",
-                have.as_secs_f64() / 3600.0,
-                need.as_secs_f64() / 3600.0
-            ),
+            Missing::Time { have, need } => {
+                // Both in the unit of what is needed, so they compare at a glance.
+                let (have, need) = (have.as_secs_f64(), need.as_secs_f64());
+                let (unit, per) = unit_of(need);
+                write!(f, "time in stage: {:.1}{unit} of {:.1}{unit}", have / per, need / per)
+            }
             Missing::LatencyData {
                 async_calls,
                 baseline_calls,
                 need,
             } => write!(
                 f,
-                "latency data: {async_calls} async and {baseline_calls} baseline calls, {need} each needed"
+                "latency data: {async_calls} async and {baseline_calls} baseline calls of matching sizes, {need} each needed"
+            ),
+            Missing::SyncFailsToo {
+                async_failures,
+                async_calls,
+                sync_failures,
+                sync_calls,
+            } => write!(
+                f,
+                "the sync path fails too (shared backend?): {async_failures} of {async_calls} \
+                 enrolled calls and {sync_failures} of {sync_calls} sync calls failed"
             ),
         }
+    }
+}
+
+/// The unit a duration of `secs` seconds reads best in, and its size in
+/// seconds: seconds under five minutes, minutes under an hour, else hours.
+pub(crate) fn unit_of(secs: f64) -> (&'static str, f64) {
+    if secs < 300.0 {
+        ("s", 1.0)
+    } else if secs < 3600.0 {
+        (" min", 60.0)
+    } else {
+        ("h", 3600.0)
     }
 }
 

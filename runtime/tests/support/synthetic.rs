@@ -9,9 +9,13 @@
 use std::io::{self, Write};
 use std::time::{Duration, SystemTime};
 
-use async_upload_runtime::log::{Event, RollbackEvent, StageEntered, StageEvent, VerdictEvent};
+use async_upload_runtime::log::{
+    Event, OperatorEvent, RollbackEvent, StageEntered, StageEvent, VerdictEvent,
+};
 use async_upload_runtime::metrics::{ExecutionType, SiteSnapshot, SyncReason, UploadRecord};
-use async_upload_runtime::stages::{evaluate, Observation, Triggers, Verdict, DEFAULT_STAGES};
+use async_upload_runtime::stages::{
+    evaluate, Health, Observation, Triggers, Verdict, DEFAULT_STAGES,
+};
 use async_upload_runtime::CallId;
 use serde_json::{json, Value};
 
@@ -107,8 +111,9 @@ fn line(out: &mut (impl Write + ?Sized), event: &Event) -> io::Result<()> {
 /// Phases: stage 2 (10 %) from the start; stage 3 (50 %) at a quarter;
 /// at 62 % the async path degrades (30 % failures, 4x slower) and the
 /// controller rolls back six minutes later: every call takes the sync path;
-/// at 80 % an operator clears the rollback and the async path, fixed,
-/// takes its 50 % again.
+/// at 80 % an operator clears the rollback (its `operator` line, then the
+/// controller's `rollback_cleared`) and the async path, fixed, takes its 50 %
+/// again.
 pub fn write(out: &mut impl Write, scenario: &Scenario) -> io::Result<Written> {
     let mut rng = fastrand::Rng::with_seed(scenario.seed);
     // Call ids from a stream of their own: the scenario's draws stay as they were.
@@ -243,7 +248,7 @@ fn event(
                 &Triggers::DEFAULT,
                 &Observation {
                     stage_window: window,
-                    recent_window: recent,
+                    recent: Health::of(recent),
                     recent_span: Duration::from_secs(300),
                     elapsed,
                     baseline: None,
@@ -286,8 +291,17 @@ fn event(
             Ok(2)
         }
         _ => {
+            // The operator's clearing, as the configuration handle logs it.
+            let cleared = OperatorEvent::new(
+                at,
+                Some(site),
+                "rollback",
+                (Some("success rate below 95%".to_owned()), None),
+                "operator",
+            );
+            line(out, &Event::Operator(cleared))?;
             line(out, &Event::Stage(StageEvent::RollbackCleared(entered)))?;
-            Ok(1)
+            Ok(2)
         }
     }
 }
