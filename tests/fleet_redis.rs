@@ -359,3 +359,85 @@ fn one_breach_seen_by_three_replicas_is_one_rollback_event() {
     }
     assert_eq!(events, 1, "one rollback event across the fleet's logs");
 }
+
+/// The `operator` lines in a replica's log, once it has exited.
+fn operator_lines(replica: Replica) -> Vec<async_upload::log::OperatorEvent> {
+    let log = replica.log.clone();
+    assert!(replica.finish().success(), "the replica exits cleanly");
+    let log = async_upload::log::read_file(&log).unwrap();
+    log.events
+        .into_iter()
+        .filter_map(|event| match event {
+            async_upload::log::Event::Operator(e) => Some(e),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An operator's change through the shared state (`fleet roll-back`,
+/// `fleet set`) is an `operator` line in every replica's log, naming who
+/// made it there, so the merged report shows who changed what.
+#[test]
+fn an_operators_fleet_changes_are_operator_lines_on_every_replica() {
+    let redis = redis_server();
+    let store = Store::open(&redis.url())
+        .unwrap()
+        .with_actor("operator:alice");
+    store
+        .set_defaults(Defaults {
+            enabled: true,
+            rollout: 100.0,
+        })
+        .unwrap();
+    let (_dir, replicas, lines) = start_fleet(&redis, 2, &[]);
+    wait_all(&lines, 2, "the shared defaults", |l| {
+        state_line(l) && l.get("enabled") == Some("true")
+    });
+    store
+        .update_site(
+            SITE,
+            &SiteOverrides {
+                rollout: Some(10.0),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    wait_all(&lines, 2, "rollout=10", |l| {
+        state_line(l) && l.get("rollout") == Some("10")
+    });
+    assert!(store.roll_back(SITE, "drill").unwrap());
+    wait_all(&lines, 2, "rolled_back=true", |l| {
+        state_line(l) && l.get("rolled_back") == Some("true")
+    });
+    store.clear_rollback(SITE).unwrap();
+    wait_all(&lines, 2, "rolled_back=false", |l| {
+        state_line(l) && l.get("rolled_back") == Some("false")
+    });
+
+    let site = Some(SITE.to_owned());
+    for replica in replicas {
+        let lines = operator_lines(replica);
+        let of = |setting: &str| -> Vec<_> {
+            lines
+                .iter()
+                .filter(|e| e.site == site && e.setting == setting)
+                .map(|e| (e.old.clone(), e.new.clone(), e.by.clone()))
+                .collect()
+        };
+        let rollout = of("rollout");
+        assert_eq!(rollout.len(), 1, "one rollout line: {lines:?}");
+        assert_eq!(rollout[0].1.as_deref(), Some("10"));
+        let rollback = of("rollback");
+        assert_eq!(
+            rollback
+                .iter()
+                .map(|(old, new, _)| (old.as_deref(), new.as_deref()))
+                .collect::<Vec<_>>(),
+            [(None, Some("drill")), (Some("drill"), None)],
+            "the latch and the clear: {lines:?}"
+        );
+        for (_, _, by) in rollout.iter().chain(&rollback) {
+            assert_eq!(by, "operator:alice", "named as the shared state names them");
+        }
+    }
+}

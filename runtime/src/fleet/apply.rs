@@ -344,7 +344,7 @@ impl Applier {
         let (write_backs, lifted) = self.sort_latches(read);
         for (site, by) in lifted {
             if let Some(latch) = self.latches.remove(&site) {
-                handle.clear_rollback(&site);
+                made_by(by.as_deref(), || handle.clear_rollback(&site));
                 changes.push(Change {
                     site: Some(site),
                     what: What::Rollback {
@@ -357,7 +357,9 @@ impl Applier {
         }
         for (site, latch) in &self.latches {
             if handle.rollback_reason(site).is_none() {
-                handle.roll_back(site, latch.reason.clone());
+                made_by(latch.by.as_deref(), || {
+                    handle.roll_back(site, latch.reason.clone())
+                });
                 changes.push(Change {
                     site: Some(site.clone()),
                     what: What::Rollback {
@@ -477,13 +479,16 @@ impl Applier {
                         old: Some(config.rollout),
                         new: Some(rollout),
                     },
-                    by,
+                    by: by.clone(),
                 });
             }
-            if let Err(error) = handle.update(|c| {
-                c.enabled = desired.enabled;
-                c.rollout = rollout;
-            }) {
+            let applied = made_by(by.as_deref(), || {
+                handle.update(|c| {
+                    c.enabled = desired.enabled;
+                    c.rollout = rollout;
+                })
+            });
+            if let Err(error) = applied {
                 tracing::error!(%error, "async-upload fleet: shared defaults not applied");
             }
         }
@@ -513,7 +518,8 @@ impl Applier {
                     timeout: want.overrides.timeout,
                     ..current
                 };
-                if let Err(error) = handle.set_site(site, merged) {
+                let applied = made_by(want.by.as_deref(), || handle.set_site(site, merged));
+                if let Err(error) = applied {
                     tracing::error!(site, %error, "async-upload fleet: shared overrides not applied");
                 }
             }
@@ -554,7 +560,8 @@ impl Applier {
                 timeout: None,
                 ..current
             };
-            if let Err(error) = handle.set_site(&site, local) {
+            let applied = made_by(None, || handle.set_site(&site, local));
+            if let Err(error) = applied {
                 tracing::error!(site, %error, "async-upload fleet: shared overrides not removed");
             }
             self.applied_sites.remove(&site);
@@ -609,6 +616,17 @@ impl Applier {
         for change in &changes {
             change.emit(&self.instance);
         }
+    }
+}
+
+/// Runs `f`, which applies a change from the shared state: the log's
+/// `operator` lines name who made it there. A change the replica decided
+/// itself (bad data, no contact, a latch of its own controller) is no
+/// operator's, and has its own warning or stage event.
+fn made_by<R>(by: Option<&str>, f: impl FnOnce() -> R) -> R {
+    match by {
+        Some(by) => crate::log::applied_by(by, f),
+        None => crate::log::internal(f),
     }
 }
 

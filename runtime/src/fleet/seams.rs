@@ -115,7 +115,7 @@ impl Fleet {
                 while !fleet.inner.stopped() {
                     let leading = fleet.is_leader(&site);
                     if role.as_ref().is_none_or(|(was, _)| *was != leading) {
-                        role = Some((leading, fleet.controller(&site, leading, &build)));
+                        role = Some((leading, fleet.controller(&site, leading, every, &build)));
                     }
                     if let Some((leading, controller)) = role.as_mut() {
                         fleet.follow_shared_stage(&site, controller, *leading);
@@ -141,14 +141,17 @@ impl Fleet {
     }
 
     /// The leader's controller (fleet health, shared stage) or the guard,
-    /// both resuming the shared stage clock.
+    /// both resuming the shared stage clock. Either is ticked every
+    /// `every`, which its `entered` events record for the report's replay.
     fn controller(
         &self,
         site: &str,
         leading: bool,
+        every: Duration,
         build: &impl Fn() -> ControllerBuilder,
     ) -> Controller {
         let shared = lock(&self.inner.applier).stage(site);
+        let build = || build().tick_interval(every);
         let builder = match shared {
             Some((stage, Some(ms))) => {
                 build().resume_stage(stage, UNIX_EPOCH + Duration::from_millis(ms))

@@ -108,7 +108,6 @@ pub(crate) use line::Replay;
 pub use line::{read_file, LineError, Log, Reader, FORMAT_VERSION};
 pub use merge::Merged;
 pub use operator::OperatorEvent;
-#[allow(unused_imports)] // `applied_by`: for the fleet, once it knows who changed the state
 pub(crate) use operator::{applied, applied_by, internal, Change};
 pub use sink::{FlushGuard, JsonlLog, LogStats, DEFAULT_CAPACITY};
 pub use sources::{MergeError, SourcedLine};

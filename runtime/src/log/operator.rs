@@ -123,7 +123,6 @@ pub(crate) fn internal<R>(f: impl FnOnce() -> R) -> R {
 
 /// Runs `f`, whose configuration changes an operator made through
 /// `instance` (a fleet replica applying the shared state): the lines name it.
-#[allow(dead_code)] // the fleet's applier calls it once it knows who changed the state
 pub(crate) fn applied_by<R>(instance: &str, f: impl FnOnce() -> R) -> R {
     acting_as(Actor::Instance(instance.to_owned()), f)
 }
