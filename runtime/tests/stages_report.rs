@@ -282,3 +282,78 @@ fn evaluate_panic(site: &str) -> Trigger {
     };
     triggers[0].clone()
 }
+
+/// A fleet's next leader resumes the shared stage: its `entered` event
+/// says since when, and the report keeps one stage, one clock and one
+/// window, as the fleet does (a new window at each leader change restarted
+/// the stage's clock in the report).
+#[test]
+fn a_resumed_stage_is_one_window_from_its_first_entry() {
+    let site = "replay_resumed";
+    let path = temp_log(site);
+    let log = JsonlLog::open(&path).unwrap();
+    let stages = vec![Stage::new(1, 1.0), Stage::new(2, 10.0)];
+    let clock = ManualClock::new();
+    // The log keeps microseconds.
+    let micros = |t: SystemTime| {
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_micros()
+    };
+    let first = SystemTime::UNIX_EPOCH
+        + Duration::from_micros(u64::try_from(micros(clock.wall())).unwrap());
+    log.event(entered(site, 2, first));
+    for _ in 0..10 {
+        clock.advance(Duration::from_secs(60));
+        log.record(&record(site, ExecutionType::Async, true, clock.wall()));
+    }
+    // The leader dies; the next one resumes stage 2 from its first entry.
+    let controller = Controller::builder(site)
+        .stages(stages)
+        .clock(clock.clone())
+        .memory(|| None)
+        .health(Arc::new(Counters(Mutex::new(SiteSnapshot::empty(site)))))
+        .log(log.clone())
+        .resume_stage(2, first)
+        .start();
+    assert_eq!(controller.stage().number, 2);
+    for _ in 0..10 {
+        clock.advance(Duration::from_secs(60));
+        log.record(&record(site, ExecutionType::Async, true, clock.wall()));
+    }
+    assert!(log.flush());
+
+    let read = read_file(&path).unwrap();
+    assert_eq!(read.errors, []);
+    let since: Vec<_> = read
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Stage(StageEvent::Entered(e)) => Some(e.since),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(since, [None, Some(first)], "the resumption says since when");
+    let report = Report::build(&read, &options(site, Some(2))).unwrap();
+    let two = &report.sites[0];
+    assert_eq!(two.records, 20, "both leaders' calls are the stage's");
+    let elapsed = two.evaluation.elapsed.as_secs_f64();
+    assert!(
+        (elapsed - 1200.0).abs() < 0.01,
+        "20 minutes in stage 2: {elapsed}"
+    );
+    assert!(matches!(two.window, StageWindow::Recorded { start, .. } if start == first));
+    let entries = two
+        .events
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                async_upload_runtime::stages::ReportEvent::StageEntered { .. }
+            )
+        })
+        .count();
+    assert_eq!(entries, 1, "stage 2 was entered once");
+    std::fs::remove_file(&path).unwrap();
+}

@@ -143,6 +143,17 @@ pub struct StageEntered {
     /// Resident memory when the stage started, when measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_bytes: Option<u64>,
+    /// When the stage was first entered, if this controller resumed it
+    /// rather than entering it anew (a fleet's new leader going on with the
+    /// shared stage clock): the stage's window and clock go on from then,
+    /// and the report does not start the stage over. `None` for a stage
+    /// entered anew, and in older logs.
+    #[serde(
+        default,
+        with = "crate::metrics::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub since: Option<SystemTime>,
 }
 
 impl StageEntered {
@@ -165,6 +176,7 @@ impl StageEntered {
             recent_window: None,
             baseline: None,
             memory_bytes: None,
+            since: None,
         }
     }
 
@@ -187,6 +199,14 @@ impl StageEntered {
     #[must_use]
     pub fn with_memory_bytes(mut self, bytes: Option<u64>) -> Self {
         self.memory_bytes = bytes;
+        self
+    }
+
+    /// A resumption of the stage first entered at `since` (`None`: entered
+    /// anew).
+    #[must_use]
+    pub fn resuming(mut self, since: Option<SystemTime>) -> Self {
+        self.since = since;
         self
     }
 }

@@ -94,6 +94,33 @@ pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
     })
 }
 
+/// An optional time, for serde's `with`: `None` is no field (with
+/// `skip_serializing_if`) or `null`.
+pub(crate) mod option {
+    use std::time::SystemTime;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[allow(clippy::ref_option)] // serde's signature
+    pub(crate) fn serialize<S: Serializer>(
+        ts: &Option<SystemTime>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match ts {
+            Some(ts) => super::serialize(ts, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<SystemTime>, D::Error> {
+        #[derive(Deserialize)]
+        struct Wrapped(#[serde(with = "super")] SystemTime);
+        Ok(Option::<Wrapped>::deserialize(deserializer)?.map(|Wrapped(ts)| ts))
+    }
+}
+
 /// `text` read as an RFC 3339 UTC time, as `humantime` reads it; `None`
 /// when it is not one.
 pub(crate) fn parse(text: &str) -> Option<SystemTime> {

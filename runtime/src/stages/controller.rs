@@ -198,18 +198,7 @@ impl ControllerBuilder {
             rolled_back: None,
             last: None,
         };
-        controller.enter(controller.index);
-        if let Some(entered) = self.resumed {
-            let ago = controller
-                .setup
-                .clock
-                .wall()
-                .duration_since(entered)
-                .unwrap_or_default();
-            let started = now.checked_sub(ago).unwrap_or(now);
-            let counters = controller.setup.health.snapshot(&controller.site);
-            controller.window = StageWindow::new(started, counters);
-        }
+        controller.enter_resuming(controller.index, self.resumed);
         controller
     }
 }
@@ -560,17 +549,32 @@ impl Controller {
     }
 
     fn enter(&mut self, index: usize) {
+        self.enter_resuming(index, None);
+    }
+
+    /// Enters stage `index`, or resumes it when it was first entered at
+    /// `since` (wall clock): its elapsed time then counts from `since`, its
+    /// samples from now (the counters before are not this process's).
+    fn enter_resuming(&mut self, index: usize, since: Option<SystemTime>) {
         self.index = index;
         let (number, rollout) = (self.stage().number, self.stage().rollout);
         self.setup.actuator.enter_stage(&self.site, number, rollout);
         let counters = self.setup.health.snapshot(&self.site);
-        self.window = StageWindow::new(self.setup.clock.now(), counters);
+        let now = self.setup.clock.now();
+        let ago = since.map_or(Duration::ZERO, |since| {
+            self.setup
+                .clock
+                .wall()
+                .duration_since(since)
+                .unwrap_or_default()
+        });
+        self.window = StageWindow::new(now.checked_sub(ago).unwrap_or(now), counters);
         self.memory_start = self.setup.memory.resident_bytes();
         self.watch = Watch::new(&self.setup.triggers, self.watch.span());
         self.complaints = None;
         self.last = None;
-        tracing::info!(site = %self.site, stage = self.stage().number, rollout, "rollout stage entered");
-        self.write(StageEvent::Entered(self.entered()));
+        tracing::info!(site = %self.site, stage = self.stage().number, rollout, resumed = since.is_some(), "rollout stage entered");
+        self.write(StageEvent::Entered(self.entered().resuming(since)));
     }
 
     /// The `entered` event of the current stage, as it starts now: what

@@ -109,6 +109,11 @@ impl ReportBuilder {
         };
         match event {
             Event::Stage(StageEvent::Entered(entered)) => {
+                if site.resumes(entered) {
+                    // A new controller (a fleet's next leader) going on with
+                    // the stage: one stage, one clock, one window.
+                    return;
+                }
                 site.events.push(ReportEvent::StageEntered {
                     ts: entered.ts,
                     stage: entered.stage,
@@ -220,11 +225,11 @@ impl Window {
                 triggers,
                 e.tick.unwrap_or(DEFAULT_TICK),
                 e.recent_window.unwrap_or(DEFAULT_RECENT_WINDOW),
-                e.ts,
+                e.since.unwrap_or(e.ts),
             )
         });
         Window {
-            start: entered.map(|e| e.ts),
+            start: entered.map(|e| e.since.unwrap_or(e.ts)),
             entered: entered.cloned(),
             until: None,
             snapshot: SiteSnapshot::empty(site),
@@ -290,6 +295,14 @@ impl SiteReplay {
         } else if let Some(window) = self.kept.as_mut().filter(|w| w.holds(record.ts)) {
             window.record(record, options);
         }
+    }
+
+    /// Whether `entered` resumes the stage the current window holds (and
+    /// that no rollback interrupted): the window goes on.
+    fn resumes(&self, entered: &StageEntered) -> bool {
+        entered.since.is_some()
+            && self.rollback.is_none()
+            && self.current.as_ref().and_then(Window::stage) == Some(entered.stage)
     }
 
     /// A stage event: the current window closes (kept if it is the stage

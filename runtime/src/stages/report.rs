@@ -5,7 +5,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 use super::stage::{secs, Stage, Triggers, DEFAULT_STAGES};
 use super::verdict::{Evaluation, Verdict};
@@ -90,7 +90,7 @@ pub enum StageWindow {
         #[serde(serialize_with = "crate::metrics::rfc3339::serialize")]
         start: SystemTime,
         /// When the next stage started, if one did.
-        #[serde(serialize_with = "maybe_timestamp")]
+        #[serde(serialize_with = "crate::metrics::rfc3339::option::serialize")]
         until: Option<SystemTime>,
         /// Whether the event recorded the criteria (the first release did
         /// not; the built-in ones of its stage number then apply).
@@ -109,17 +109,6 @@ pub enum StageWindow {
     /// The log has stage events for the site, none entering the stage
     /// asked for: built-in criteria over all the site's records.
     NotEntered,
-}
-
-#[allow(clippy::ref_option)] // serde's signature
-fn maybe_timestamp<S: Serializer>(
-    ts: &Option<SystemTime>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match ts {
-        Some(ts) => crate::metrics::rfc3339::serialize(ts, serializer),
-        None => serializer.serialize_none(),
-    }
 }
 
 /// The report of one site.
@@ -166,7 +155,7 @@ pub struct RollbackFinding {
     /// Whether the log holds the controller's rollback event.
     pub logged: bool,
     /// When the replay rolled back, if it did.
-    #[serde(serialize_with = "maybe_timestamp")]
+    #[serde(serialize_with = "crate::metrics::rfc3339::option::serialize")]
     pub replayed_at: Option<SystemTime>,
 }
 
