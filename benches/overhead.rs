@@ -10,7 +10,7 @@
 //! - `loopback/*`: 1 KiB and 1 MiB uploads to the loopback test server,
 //!   async (`reqwest`) vs sync (`ureq`), each direct and through the wrapper.
 //!
-//! `cargo bench --bench overhead`; the numbers are in the README (Performance).
+//! `cargo bench --bench overhead`; the numbers are in docs/performance.md.
 
 #[path = "../tests/support/mod.rs"]
 mod support;

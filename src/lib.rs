@@ -57,9 +57,38 @@
 //! record of each call and the sink trait; [`log`] the JSONL log; [`stages`]
 //! the rollout controller that moves a site through 1 % → 10 % → 50 % → 100 %
 //! and rolls it back when its health breaks. The README has the configuration
-//! table, the bucketing formula and the record schema.
+//! table, the bucketing formula and the record schema; the guides in the
+//! repository's `docs/` folder hold the rest, one concern each: the demo
+//! (`docs/demo.md`), the attribute in depth (`docs/attribute.md`), the
+//! circuit breaker (`docs/breaker.md`), testing (`docs/testing.md`), records
+//! and metrics (`docs/metrics.md`), staged rollout and judging
+//! (`docs/staged-rollout.md`), the HTML report (`docs/dashboard.md`), fleet
+//! mode (`docs/fleet.md`) and performance (`docs/performance.md`).
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+
+// The README's and the guides' Rust blocks are doctests, so what they show
+// compiles; a guide whose examples need a feature is tested with it.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+#[cfg(doctest)]
+#[doc = include_str!("../docs/attribute.md")]
+#[doc = include_str!("../docs/breaker.md")]
+#[doc = include_str!("../docs/dashboard.md")]
+#[doc = include_str!("../docs/demo.md")]
+#[doc = include_str!("../docs/performance.md")]
+#[doc = include_str!("../docs/staged-rollout.md")]
+struct GuideDoctests;
+#[cfg(all(doctest, feature = "testing"))]
+#[doc = include_str!("../docs/testing.md")]
+struct TestingGuideDoctests;
+#[cfg(all(doctest, feature = "metrics"))]
+#[doc = include_str!("../docs/metrics.md")]
+struct MetricsGuideDoctests;
+#[cfg(all(doctest, feature = "redis"))]
+#[doc = include_str!("../docs/fleet.md")]
+struct FleetGuideDoctests;
 
 pub use async_upload_macros::async_upload;
 pub use async_upload_runtime::{

@@ -3,7 +3,7 @@
 //! whole page is not blank, and each chart, shown alone, drew its series in
 //! their colours.
 //!
-//! It writes `target/report_html/report.png`, the README's screenshot.
+//! It writes `target/report_html/report.png`, the screenshot in docs/dashboard.md.
 
 #[path = "../runtime/tests/support/synthetic.rs"]
 mod synthetic;

@@ -1,4 +1,4 @@
-//! The least-privilege Redis ACLs of a fleet (documented in the README;
+//! The least-privilege Redis ACLs of a fleet (documented in docs/fleet.md;
 //! the tests run replicas and operators under exactly these).
 //!
 //! A replica reads the state, writes its own report and the leases, and

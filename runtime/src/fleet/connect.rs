@@ -183,7 +183,7 @@ fn classify(error: &RedisError) -> (ContactCause, &'static str) {
         ),
         ErrorKind::Server(ServerErrorKind::NoPerm) => (
             ContactCause::Permission,
-            "the ACL user lacks a right the fleet needs: see the README's ACLs",
+            "the ACL user lacks a right the fleet needs: see docs/fleet.md, ACL users",
         ),
         ErrorKind::Server(
             ServerErrorKind::Moved
@@ -200,7 +200,7 @@ fn classify(error: &RedisError) -> (ContactCause, &'static str) {
         ),
         _ if has("NOPERM") => (
             ContactCause::Permission,
-            "the ACL user lacks a right the fleet needs: see the README's ACLs",
+            "the ACL user lacks a right the fleet needs: see docs/fleet.md, ACL users",
         ),
         _ if has("unknown command") => (
             ContactCause::Unsupported,

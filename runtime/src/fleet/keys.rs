@@ -1,4 +1,4 @@
-//! The versioned key layout in Redis (documented in the README, so a script
+//! The versioned key layout in Redis (documented in docs/fleet.md, so a script
 //! in any language can read and write the shared state).
 //!
 //! Every key starts with `async-upload:v1:`. The layout grows only by keys
@@ -43,7 +43,7 @@ impl Keys {
     }
 
     /// HASH of one site: the overrides, the stage clock, the latch and who
-    /// made the last change (see the README).
+    /// made the last change (see docs/fleet.md).
     pub(crate) fn site(site: &str) -> String {
         format!("{PREFIX}site:{site}")
     }

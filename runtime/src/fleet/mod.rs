@@ -19,7 +19,7 @@
 //! | `ASYNC_UPLOAD_INSTANCE` | this replica's id | host name + process id |
 //! | `ASYNC_UPLOAD_REDIS_CA` | a PEM file of extra trusted roots for `rediss://` | unset (the system's roots) |
 //!
-//! The key layout is documented in the README (layout version 1, every key
+//! The key layout is documented in docs/fleet.md (layout version 1, every key
 //! under `async-upload:v1:`), with the failure modes and the ACLs.
 
 mod acl;

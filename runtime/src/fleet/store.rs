@@ -79,7 +79,7 @@ pub(crate) enum StageWrite {
 }
 
 /// The shared control state in one Redis, under the `async-upload:v1:`
-/// key layout (see the README).
+/// key layout (see docs/fleet.md).
 ///
 /// Each method is one round trip on a connection opened on first use and
 /// reopened after an error; every write goes through one Lua script that

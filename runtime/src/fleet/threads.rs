@@ -294,7 +294,7 @@ fn session(inner: &Inner, store: &Store, backoff: &mut Duration) -> Result<(), F
                 instance = %inner.instance,
                 cause = ContactCause::Permission.as_str(),
                 channel = %store.keys().changes(),
-                "async-upload fleet: SUBSCRIBE was refused (the ACL user lacks the channel right, see the README's ACLs): this replica follows changes by the once-a-second poll only; `fleet status` shows it"
+                "async-upload fleet: SUBSCRIBE was refused (the ACL user lacks the channel right, see docs/fleet.md, ACL users): this replica follows changes by the once-a-second poll only; `fleet status` shows it"
             );
         }
     }

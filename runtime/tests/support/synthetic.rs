@@ -2,7 +2,7 @@
 //! format: traffic at a steady rate over days, stage events, a degradation
 //! of the async path that the controller rolls back, and its clearing.
 //! Seeded, so every run writes the same log. Used by the HTML report tests,
-//! the screenshot in the README and the report benchmark
+//! the screenshot in docs/dashboard.md and the report benchmark
 //! (`examples/synthetic_log.rs`).
 #![allow(dead_code)] // each user takes its own subset
 
