@@ -599,6 +599,7 @@ impl Recorder {
     }
 
     /// Whether every async attempt times out at once (a testing scope's).
+    #[cfg_attr(not(feature = "testing"), allow(clippy::unused_self))]
     fn times_out(&self) -> bool {
         #[cfg(feature = "testing")]
         if let Some(scope) = &self.scope {

@@ -107,8 +107,10 @@ pub use event::{
 pub(crate) use line::Replay;
 pub use line::{read_file, LineError, Log, Reader, FORMAT_VERSION};
 pub use merge::Merged;
+#[cfg(feature = "redis")]
+pub(crate) use operator::applied_by;
 pub use operator::OperatorEvent;
-pub(crate) use operator::{applied, applied_by, internal, Change};
+pub(crate) use operator::{applied, internal, Change};
 pub use sink::{FlushGuard, JsonlLog, LogStats, DEFAULT_CAPACITY};
 pub use sources::{MergeError, SourcedLine};
 

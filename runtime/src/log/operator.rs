@@ -91,6 +91,7 @@ pub(crate) enum Actor {
     /// Whoever calls the handle: an operator (CLI, code, a script).
     Operator,
     /// An operator of the fleet, through the shared state, on that instance.
+    #[cfg(feature = "redis")]
     Instance(String),
     /// The rollout controller, whose changes have events of their own.
     Internal,
@@ -123,6 +124,7 @@ pub(crate) fn internal<R>(f: impl FnOnce() -> R) -> R {
 
 /// Runs `f`, whose configuration changes an operator made through
 /// `instance` (a fleet replica applying the shared state): the lines name it.
+#[cfg(feature = "redis")]
 pub(crate) fn applied_by<R>(instance: &str, f: impl FnOnce() -> R) -> R {
     acting_as(Actor::Instance(instance.to_owned()), f)
 }
@@ -140,6 +142,7 @@ pub(crate) fn applied(site: Option<&str>, changes: Vec<Change>) {
     let by = match ACTOR.with(|slot| slot.borrow().clone()) {
         Actor::Internal => return,
         Actor::Operator => "operator".to_owned(),
+        #[cfg(feature = "redis")]
         Actor::Instance(instance) => instance,
     };
     let Some(log) = super::global() else {
@@ -161,6 +164,7 @@ mod tests {
         assert_eq!(current(), Actor::Operator);
         internal(|| {
             assert_eq!(current(), Actor::Internal);
+            #[cfg(feature = "redis")]
             applied_by("replica-1", || {
                 assert_eq!(current(), Actor::Instance("replica-1".into()));
             });
