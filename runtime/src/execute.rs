@@ -177,21 +177,35 @@ where
     E: Classify,
 {
     let mut recorder = Recorder::new(call);
-    let span = recorder.span.clone();
+    let settings = match call.path() {
+        Path::Async(settings) if tokio_available() => settings,
+        path => {
+            // The sync path, as the code ran before the migration: no span
+            // and no event above DEBUG, so a service whose subscriber logs
+            // at INFO pays nothing for the calls it has not moved yet.
+            let reason = match path {
+                Path::Sync(reason) => reason,
+                Path::Async(_) => SyncReason::NoRuntime,
+            };
+            recorder.enter_sync(ExecutionType::Sync, reason);
+            let outcome = sync(args, recorder.id).await;
+            return recorder.finish_sync(outcome);
+        }
+    };
+    // The async path's span is at DEBUG: an INFO span per call would cost
+    // every service that logs at INFO (nearly all) a span allocation and
+    // its formatting on each call, the bulk of a call's cost; the records
+    // and the WARN events (in this span when DEBUG is on) say what
+    // happened. Built outside the async block, as tracing-attributes
+    // does, so the call's whole future runs inside it.
+    let span = tracing::debug_span!(
+        "async_upload",
+        site = call.site.name(),
+        execution_type = Empty,
+        attempts = Empty,
+    );
+    recorder.span = span.clone();
     let state_machine = async move {
-        let settings = match call.path() {
-            Path::Async(settings) if tokio_available() => settings,
-            path => {
-                let reason = match path {
-                    Path::Sync(reason) => reason,
-                    Path::Async(_) => SyncReason::NoRuntime,
-                };
-                recorder.enter_sync(ExecutionType::Sync, reason);
-                let outcome = sync(args, recorder.id).await;
-                return recorder.finish_sync(outcome);
-            }
-        };
-
         let guard = Guard::of(&call, &settings);
         if guard.skips() {
             recorder.enter_sync(ExecutionType::SyncFallback, SyncReason::BreakerOpen);
@@ -539,8 +553,9 @@ struct Recorder {
     call: Call,
     /// The call's id: `call_id()` inside it, and its record's.
     id: CallId,
-    /// The call's span, kept here so recording fields needs no lookup of
-    /// the current span.
+    /// The call's span (the async path's, at DEBUG; none on the sync
+    /// path), kept here so recording fields needs no lookup of the
+    /// current span.
     span: tracing::Span,
     /// The whole call is timed from here: the decision before it takes
     /// nanoseconds, and the sync path's decision needs no clock. Tokio's
@@ -568,12 +583,7 @@ impl Recorder {
         Recorder {
             call,
             id: CallId::draw(),
-            span: tracing::info_span!(
-                "async_upload",
-                site = call.site.name(),
-                execution_type = Empty,
-                attempts = Empty,
-            ),
+            span: tracing::Span::none(),
             started: Instant::now(),
             execution_type: ExecutionType::Sync,
             attempts: 0,
@@ -694,7 +704,7 @@ impl Recorder {
 impl Drop for Recorder {
     fn drop(&mut self) {
         if !self.recorded {
-            tracing::info!("async upload call cancelled by its caller");
+            tracing::debug!("async upload call cancelled by its caller");
             self.note(RuntimeFault::Cancelled);
             self.emit(false, Some(RuntimeFault::Cancelled.as_str()));
         }
