@@ -14,7 +14,10 @@
 //!
 //! Every call leaves exactly one record, also when the caller drops the
 //! future mid-call (fault [`RuntimeFault::Cancelled`]; the fallback never
-//! runs for a dropped call).
+//! starts for a dropped call). A sync path already running on the blocking
+//! pool cannot be stopped: when its caller goes away, the record waits for
+//! it and carries its real outcome, with fault `cancelled` noting that
+//! nobody received it.
 //!
 //! A runtime fault is recorded by its [`RuntimeFault`], a user error by its
 //! [`Classify::error_type`], qualified when it picked a reserved name.
@@ -44,7 +47,7 @@ use std::any::Any;
 use std::future::{poll_fn, ready, Future};
 use std::panic::{catch_unwind as catch, AssertUnwindSafe};
 use std::pin::pin;
-use std::sync::Once;
+use std::sync::{Arc, Mutex, Once};
 use std::task::Poll;
 use std::time::SystemTime;
 
@@ -122,8 +125,8 @@ where
     T: Send + 'static,
     E: Classify + Send + 'static,
 {
-    run(call, args, attempt, move |args, id| {
-        on_blocking_pool(fallback, args, id)
+    run(call, args, attempt, move |args, recorder: &mut Recorder| {
+        on_blocking_pool(fallback, args, recorder.id, recorder.hand_off())
     })
     .await
 }
@@ -150,7 +153,8 @@ where
     S: FnOnce(A) -> Result<T, E>,
     E: Classify,
 {
-    run(call, args, attempt, move |args, id| {
+    run(call, args, attempt, move |args, recorder: &mut Recorder| {
+        let id = recorder.id;
         ready(call_id::with(id, || in_place(fallback, args)))
     })
     .await
@@ -171,8 +175,10 @@ async fn run<A, T, E, F, Fut, R, RFut>(
 where
     F: FnMut(&mut A) -> Fut,
     Fut: Future<Output = Result<T, E>>,
-    // The sync path gets the call's id to run under (`call_id()`).
-    R: FnOnce(A, CallId) -> RFut,
+    // The sync path gets the call's recorder, for the id to run under
+    // (`call_id()`) and, on the blocking pool, to hand the record over
+    // should the caller go away while it runs.
+    R: FnOnce(A, &mut Recorder) -> RFut,
     RFut: Future<Output = Result<Result<T, E>, Panic>>,
     E: Classify,
 {
@@ -188,7 +194,7 @@ where
                 Path::Async(_) => SyncReason::NoRuntime,
             };
             recorder.enter_sync(ExecutionType::Sync, reason);
-            let outcome = sync(args, recorder.id).await;
+            let outcome = sync(args, &mut recorder).await;
             return recorder.finish_sync(outcome);
         }
     };
@@ -212,7 +218,7 @@ where
             recorder.cause = Some(RuntimeFault::BreakerOpen.as_str());
             recorder.note(RuntimeFault::BreakerOpen);
             tracing::debug!("circuit breaker open; the sync path takes the call");
-            let outcome = sync(args, recorder.id).await;
+            let outcome = sync(args, &mut recorder).await;
             return recorder.finish_sync(outcome);
         }
 
@@ -241,7 +247,7 @@ where
             "async upload gave up; falling back to the sync path",
         );
         recorder.enter_sync(ExecutionType::SyncFallback, SyncReason::AsyncGaveUp);
-        let outcome = sync(args, recorder.id).await;
+        let outcome = sync(args, &mut recorder).await;
         recorder.finish_sync(outcome)
     };
     state_machine.instrument(span).await
@@ -410,7 +416,7 @@ impl Guard {
     /// within the site's retry budget.
     fn may_retry(self) -> bool {
         !self.applies
-            || (self.admission != Admission::Probe
+            || (!matches!(self.admission, Admission::Probe(_))
                 && self.site.breaker().withdraw(self.site.name()))
     }
 }
@@ -465,21 +471,38 @@ fn error_name<E: Classify>(error: &E) -> &'static str {
 }
 
 /// Runs the sync path on Tokio's blocking pool (inline without a runtime),
-/// as call `id`.
+/// as call `id`; when it ends it tells `handoff`, which records the call
+/// if its caller has gone.
 async fn on_blocking_pool<A, T, E, S>(
     fallback: S,
     args: A,
     id: CallId,
+    handoff: Arc<Handoff>,
 ) -> Result<Result<T, E>, Panic>
 where
     A: Send + 'static,
     S: FnOnce(A) -> Result<T, E> + Send + 'static,
     T: Send + 'static,
-    E: Send + 'static,
+    E: Classify + Send + 'static,
 {
-    let fallback = move || call_id::with(id, move || fallback(args));
     let Ok(handle) = Handle::try_current() else {
-        return catch(AssertUnwindSafe(fallback));
+        return catch(AssertUnwindSafe(move || {
+            call_id::with(id, move || fallback(args))
+        }));
+    };
+    let fallback = move || {
+        let result = catch(AssertUnwindSafe(move || {
+            call_id::with(id, move || fallback(args))
+        }));
+        handoff.finished(match &result {
+            Ok(Ok(_)) => SyncOutcome::Success,
+            Ok(Err(error)) => SyncOutcome::Error(error_name(error)),
+            Err(_) => SyncOutcome::Panic,
+        });
+        match result {
+            Ok(value) => value,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
     };
     match handle.spawn_blocking(fallback).await {
         Ok(result) => Ok(result),
@@ -547,8 +570,63 @@ fn tokio_available() -> bool {
     false
 }
 
+/// How a sync path on the blocking pool ended, for a record written
+/// after its caller went away.
+#[derive(Clone, Copy, Debug)]
+enum SyncOutcome {
+    Success,
+    Error(&'static str),
+    Panic,
+}
+
+/// The handshake between a sync path on the blocking pool and its caller:
+/// whichever of "the sync path finished" and "the caller went away" comes
+/// second writes the record of a caller that went away, so it is written
+/// once, with the real outcome. A lock, not atomics: it is taken twice per
+/// call on a path that already costs a thread hop.
+#[derive(Default)]
+struct Handoff(Mutex<HandoffState>);
+
+#[derive(Default)]
+enum HandoffState {
+    /// Both are still there.
+    #[default]
+    Running,
+    /// The caller went away first; the sync path's end records this.
+    CallerGone(Box<Recorder>),
+    /// The sync path ended first.
+    Finished(SyncOutcome),
+}
+
+impl Handoff {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HandoffState> {
+        // Nothing panics under this lock; a poisoned one still holds a state.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn finished(&self, outcome: SyncOutcome) {
+        let state = std::mem::replace(&mut *self.lock(), HandoffState::Finished(outcome));
+        if let HandoffState::CallerGone(mut recorder) = state {
+            recorder.finish_after_cancel(outcome);
+        }
+    }
+
+    fn caller_gone(&self, mut recorder: Recorder) {
+        let mut state = self.lock();
+        if let HandoffState::Finished(outcome) = *state {
+            drop(state);
+            recorder.finish_after_cancel(outcome);
+        } else {
+            *state = HandoffState::CallerGone(Box::new(recorder));
+        }
+    }
+}
+
 /// Builds the call's one record: on `finish`, or, if the future is dropped
-/// first, on drop as cancelled.
+/// first, on drop as cancelled (or, with a sync path running on the
+/// blocking pool, when that ends: [`Handoff`]).
 struct Recorder {
     call: Call,
     /// The call's id: `call_id()` inside it, and its record's.
@@ -575,6 +653,8 @@ struct Recorder {
     /// The testing scope the call was decided in: its record goes there.
     #[cfg(feature = "testing")]
     scope: Option<std::sync::Arc<crate::testing::Scope>>,
+    /// Set while the sync path runs on the blocking pool.
+    handoff: Option<Arc<Handoff>>,
     recorded: bool,
 }
 
@@ -593,8 +673,53 @@ impl Recorder {
             ambiguous: 0,
             #[cfg(feature = "testing")]
             scope: call.scope(),
+            handoff: None,
             recorded: false,
         }
+    }
+
+    /// The handshake for a sync path about to run on the blocking pool.
+    fn hand_off(&mut self) -> Arc<Handoff> {
+        Arc::clone(self.handoff.get_or_insert_with(Arc::default))
+    }
+
+    /// Moves the unrecorded call out of `self` (which is then done), for
+    /// the sync path to record.
+    fn take(&mut self) -> Recorder {
+        self.recorded = true;
+        Recorder {
+            call: self.call,
+            id: self.id,
+            span: self.span.clone(),
+            started: self.started,
+            execution_type: self.execution_type,
+            attempts: self.attempts,
+            cause: self.cause,
+            fault: self.fault,
+            sync_reason: self.sync_reason,
+            ambiguous: self.ambiguous,
+            #[cfg(feature = "testing")]
+            scope: self.scope.take(),
+            handoff: None,
+            recorded: false,
+        }
+    }
+
+    /// Records a call whose caller went away while its sync path ran on:
+    /// the sync path's real outcome, and fault `cancelled` (nobody received
+    /// it).
+    fn finish_after_cancel(&mut self, outcome: SyncOutcome) {
+        match outcome {
+            SyncOutcome::Success => {}
+            SyncOutcome::Error(_) => self.cause = None,
+            SyncOutcome::Panic => self.cause = Some(RuntimeFault::SyncPanic.as_str()),
+        }
+        self.note(RuntimeFault::Cancelled);
+        let error_type = match outcome {
+            SyncOutcome::Error(name) => Some(name),
+            SyncOutcome::Success | SyncOutcome::Panic => self.cause,
+        };
+        self.emit(matches!(outcome, SyncOutcome::Success), error_type);
     }
 
     fn enter(&mut self, execution_type: ExecutionType) {
@@ -704,6 +829,11 @@ impl Recorder {
 impl Drop for Recorder {
     fn drop(&mut self) {
         if !self.recorded {
+            if let Some(handoff) = self.handoff.take() {
+                tracing::debug!("async upload call cancelled by its caller; its sync path runs on");
+                handoff.caller_gone(self.take());
+                return;
+            }
             tracing::debug!("async upload call cancelled by its caller");
             self.note(RuntimeFault::Cancelled);
             self.emit(false, Some(RuntimeFault::Cancelled.as_str()));
