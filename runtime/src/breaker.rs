@@ -32,6 +32,7 @@
 //! counter; never one per call.
 
 mod gate;
+mod latency;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -44,6 +45,7 @@ use crate::log::{BreakerChange, BreakerEvent, Event};
 use crate::sync::maybe_const_fn;
 
 use gate::{Admit, Gate, State, DEADLINE};
+use latency::Latency;
 
 /// Attempt outcomes the window remembers.
 const WINDOW: u64 = 32;
@@ -159,7 +161,10 @@ pub(crate) struct Breaker {
     window: AtomicU64,
     /// When the newest failure happened (ns since [`base`]).
     last_failure: AtomicU64,
-    /// Banked milli-retries.
+    /// How long recent successful attempts took (the probe timeout).
+    latency: Latency,
+    /// Banked milli-retries; empty at first, so the first moments of an
+    /// outage at start-up cost no more retries than calls have earned.
     bank: AtomicU64,
     /// When the floor last let a retry through (ns since [`base`]).
     floor_at: AtomicU64,
@@ -178,7 +183,8 @@ impl Breaker {
                 gate: Gate::new(),
                 window: AtomicU64::new(0),
                 last_failure: AtomicU64::new(0),
-                bank: AtomicU64::new(BUDGET_CAP * MILLI),
+                latency: Latency::new(),
+                bank: AtomicU64::new(0),
                 floor_at: AtomicU64::new(0),
                 exhausted: AtomicBool::new(false),
                 warn_at: AtomicU64::new(0),
@@ -214,6 +220,24 @@ impl Breaker {
             }
             Admit::Skip => Admission::Skip,
         }
+    }
+
+    /// The timeout of a half-open probe that is a real call (no `probe`
+    /// function): `max(4 × p99 of recent async successes, 50 ms)`, capped
+    /// by `timeout`; `min(timeout, 1 s)` before any success.
+    pub(crate) fn probe_timeout(&self, timeout: Duration) -> Duration {
+        self.latency.probe_timeout(timeout)
+    }
+
+    /// An attempt succeeded after `took`.
+    pub(crate) fn on_success_after(
+        &self,
+        site: &'static str,
+        admission: Admission,
+        took: Duration,
+    ) {
+        self.latency.record(took);
+        self.on_success(site, admission);
     }
 
     /// An attempt succeeded (or failed for a reason that says nothing about
@@ -597,10 +621,11 @@ mod tests {
     async fn the_budget_allows_a_fifth_of_calls_as_retries_plus_the_floor() {
         let breaker = Breaker::new();
         let s = settings();
-        // Drain the initial bank.
-        while breaker.bank.load(Ordering::Relaxed) >= MILLI {
-            assert!(breaker.withdraw(SITE));
-        }
+        assert_eq!(
+            breaker.bank.load(Ordering::Relaxed),
+            0,
+            "the bank starts empty"
+        );
         let mut retries = 0;
         for _ in 0..1000 {
             breaker.deposit(&s);

@@ -273,9 +273,13 @@ where
     let mut started = recorder.started;
     // A testing scope's `async_times_out` (never without the feature).
     let times_out = recorder.times_out();
+    // A probe (a real call testing a half-open breaker) gets a short
+    // timeout derived from recent successes, so it costs its caller little
+    // more than a healthy attempt.
+    let timeout = guard.attempt_timeout(settings.timeout);
     loop {
         recorder.attempts += 1;
-        let deadline = started + settings.timeout;
+        let deadline = started + timeout;
         let outcome = if times_out {
             // A deadline already past and a body that never starts.
             tokio::time::timeout_at(started, std::future::pending()).await
@@ -290,7 +294,10 @@ where
         recorder.ambiguous += u32::from(outcome_unknown(&outcome));
         let retryable = match outcome {
             Ok(Ok(Ok(value))) => {
-                guard.success();
+                // One clock read for the breaker's latency and the record.
+                let now = Instant::now();
+                guard.success_after(now.saturating_duration_since(started));
+                recorder.ended = Some(now);
                 return Ok(recorder.finish(Ok(value)));
             }
             Ok(Ok(Err(error))) => match error.classify() {
@@ -316,7 +323,7 @@ where
                 tracing::error!(panic = %message, "async upload panicked (critical)");
                 return Err(GiveUp::Fault(Fault::Panic(message)));
             }
-            Err(_elapsed) => GiveUp::Fault(Fault::Timeout(settings.timeout)),
+            Err(_elapsed) => GiveUp::Fault(Fault::Timeout(timeout)),
         };
         guard.failure();
         if retries >= settings.max_retries {
@@ -394,6 +401,24 @@ impl Guard {
 
     fn skips(self) -> bool {
         self.admission == Admission::Skip
+    }
+
+    /// The per-attempt timeout: a probe's is shorter (see
+    /// [`Breaker::probe_timeout`](crate::breaker::Breaker::probe_timeout)).
+    fn attempt_timeout(self, timeout: std::time::Duration) -> std::time::Duration {
+        if matches!(self.admission, Admission::Probe(_)) {
+            self.site.breaker().probe_timeout(timeout)
+        } else {
+            timeout
+        }
+    }
+
+    fn success_after(self, took: std::time::Duration) {
+        if self.applies {
+            self.site
+                .breaker()
+                .on_success_after(self.site.name(), self.admission, took);
+        }
     }
 
     fn success(self) {
@@ -639,6 +664,8 @@ struct Recorder {
     /// nanoseconds, and the sync path's decision needs no clock. Tokio's
     /// instant, so attempt deadlines and durations follow a paused clock.
     started: Instant,
+    /// When the call ended, if the path already read the clock.
+    ended: Option<Instant>,
     execution_type: ExecutionType,
     attempts: u32,
     /// The async error that sent the call to the fallback.
@@ -665,6 +692,7 @@ impl Recorder {
             id: CallId::draw(),
             span: tracing::Span::none(),
             started: Instant::now(),
+            ended: None,
             execution_type: ExecutionType::Sync,
             attempts: 0,
             cause: None,
@@ -692,6 +720,7 @@ impl Recorder {
             id: self.id,
             span: self.span.clone(),
             started: self.started,
+            ended: self.ended,
             execution_type: self.execution_type,
             attempts: self.attempts,
             cause: self.cause,
@@ -791,7 +820,12 @@ impl Recorder {
             site: site.name().into(),
             execution_type: self.execution_type,
             success,
-            duration_ms: self.started.elapsed().as_secs_f64() * 1000.0,
+            duration_ms: self
+                .ended
+                .unwrap_or_else(Instant::now)
+                .saturating_duration_since(self.started)
+                .as_secs_f64()
+                * 1000.0,
             attempts: self.attempts,
             error_type: error_type.map(Into::into),
             bytes: self.call.bytes,

@@ -157,13 +157,29 @@ async fn first_try_success_records_async_with_one_attempt() {
     assert_eq!((summary.count, summary.successes), (1, 1));
 }
 
+/// Rolls `site` out to 100 % with the breaker and retry budget off: the
+/// bank starts empty, so a fresh site's first call may retry only on the
+/// budget's floor (`execute_breaker.rs` tests the budget).
+fn without_budget(site: &str) {
+    handle()
+        .set_site(
+            site,
+            SiteOverrides {
+                rollout: Some(100.0),
+                breaker: Some(false),
+                ..SiteOverrides::default()
+            },
+        )
+        .unwrap();
+}
+
 #[tokio::test(start_paused = true)]
 async fn retries_two_means_three_attempts_then_success() {
     static SITE: Site = Site::new("sm_retry_success")
         .with_retries(2)
         .with_backoff(FAST);
     enable_async();
-    roll_out(SITE.name(), 100.0);
+    without_budget(SITE.name());
     let script = vec![Err(TestError::Transient), Err(TestError::Transient), Ok(3)];
     let outcome = run_scripted(&SITE, script, Ok(7)).await;
     assert_eq!(outcome, expect(Ok(3), 3, false, ExecutionType::Async, None));
@@ -175,7 +191,7 @@ async fn retries_exhausted_fall_back_to_sync() {
         .with_retries(2)
         .with_backoff(FAST);
     enable_async();
-    roll_out(SITE.name(), 100.0);
+    without_budget(SITE.name());
     let outcome = run_scripted(&SITE, vec![Err(TestError::Transient)], Ok(7)).await;
     let fallback = ExecutionType::SyncFallback;
     assert_eq!(outcome, expect(Ok(7), 3, true, fallback, Some("transient")));
