@@ -23,16 +23,22 @@
 //! The retry budget (tower's and Envoy's model): each call earns a fifth of
 //! a retry (the site's `retry_budget` percent), banked up to
 //! [`BUDGET_CAP`] retries; a retry spends one. When the bank is empty, a
-//! small floor ([`FLOOR_PER_SECOND`]) still lets a retry through now and
-//! then, so a quiet site can retry at all. An outage then costs the backend
+//! small floor ([`FLOOR_PER_SECOND`], in bursts of up to [`FLOOR_BURST`])
+//! still lets a retry through now and then, so a quiet site can retry at
+//! all. The bank starts empty and fills with calls: a process that starts
+//! into an outage pays for no retries it has not earned. An outage then costs the backend
 //! about its normal request rate, not `1 + retries` times it.
 //!
 //! Every transition is one `tracing` event, one JSONL `breaker` event
 //! (when a log is installed) and, with the `metrics` feature, a gauge and a
 //! counter; never one per call.
 
+mod background;
 mod gate;
 mod latency;
+
+pub(crate) use background::{ensure_probing, Probe, ProbeFn};
+pub use background::{probe_ok, ProbeOutcome};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -59,6 +65,10 @@ pub(crate) const COOLDOWN_GROWTH_CAP: u32 = 8;
 pub const BUDGET_CAP: u64 = 20;
 /// Retries allowed per second when the bank is empty.
 pub const FLOOR_PER_SECOND: u64 = 1;
+/// Retries the floor lets through at once (after a quiet spell, and at
+/// start-up, when the bank is still empty): one call's default retries,
+/// so a fresh site's first call still makes `1 + retries` attempts.
+pub const FLOOR_BURST: u64 = 2;
 
 /// Milli-retries: the bank's unit, so a call earns a fraction of a retry.
 const MILLI: u64 = 1000;
@@ -166,10 +176,14 @@ pub(crate) struct Breaker {
     /// Banked milli-retries; empty at first, so the first moments of an
     /// outage at start-up cost no more retries than calls have earned.
     bank: AtomicU64,
-    /// When the floor last let a retry through (ns since [`base`]).
+    /// The floor's theoretical arrival time (GCRA, ns since [`base`]): a
+    /// retry may pass while it is at most `FLOOR_BURST - 1` intervals ahead
+    /// of now.
     floor_at: AtomicU64,
     /// Whether the budget has run dry (for one event per transition).
     exhausted: AtomicBool,
+    /// Whether a background probe task runs for this site.
+    probing: AtomicBool,
     /// When a fallback warning may be logged next (ns since [`base`]), and
     /// the fallbacks not warned about since.
     warn_at: AtomicU64,
@@ -187,6 +201,7 @@ impl Breaker {
                 bank: AtomicU64::new(0),
                 floor_at: AtomicU64::new(0),
                 exhausted: AtomicBool::new(false),
+                probing: AtomicBool::new(false),
                 warn_at: AtomicU64::new(0),
                 unwarned: AtomicU64::new(0),
             }
@@ -203,11 +218,26 @@ impl Breaker {
         }
     }
 
-    /// Admits a call: closed costs one load and no clock read.
-    pub(crate) fn admit(&self, site: &'static str, settings: &BreakerSettings) -> Admission {
+    /// Admits a call: closed costs one load and no clock read. With a
+    /// `background` probe, a call never probes: it skips until the
+    /// background probe closes the gate.
+    pub(crate) fn admit(
+        &self,
+        site: &'static str,
+        settings: &BreakerSettings,
+        background: bool,
+    ) -> Admission {
         if self.gate.is_closed() {
             return Admission::Closed;
         }
+        if background {
+            return Admission::Skip;
+        }
+        self.admit_probe(site, settings)
+    }
+
+    /// The probe if the cool-down is over (and no other probe is out).
+    fn admit_probe(&self, site: &'static str, settings: &BreakerSettings) -> Admission {
         // A probe's window is as long as the cool-down, in case its caller
         // drops it.
         match self.gate.admit(now_ns(), |trips| cooldown(settings, trips)) {
@@ -328,13 +358,14 @@ impl Breaker {
             return true;
         }
         let now = now_ns();
-        let last = self.floor_at.load(Ordering::Acquire);
-        let floor = now.saturating_sub(last)
-            >= duration_ns(Duration::from_secs(1)) / FLOOR_PER_SECOND
-            && self
-                .floor_at
-                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok();
+        let interval = duration_ns(Duration::from_secs(1)) / FLOOR_PER_SECOND;
+        let tolerance = interval * (FLOOR_BURST - 1);
+        let floor = self
+            .floor_at
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |due| {
+                (due <= now + tolerance).then(|| due.max(now) + interval)
+            })
+            .is_ok();
         if !floor && !self.exhausted.swap(true, Ordering::AcqRel) {
             tracing::warn!(
                 site,
@@ -390,10 +421,18 @@ const fn shift(window: u64, failed: bool) -> u64 {
 /// keeps the instants of runtimes made a little earlier (each paused test
 /// runtime has its own clock) after the base.
 fn now_ns() -> u64 {
-    static BASE: OnceLock<Instant> = OnceLock::new();
     let now = Instant::now();
-    let base = *BASE.get_or_init(|| now.checked_sub(Duration::from_secs(3600)).unwrap_or(now));
-    duration_ns(now.saturating_duration_since(base))
+    duration_ns(now.saturating_duration_since(base(now)))
+}
+
+fn base(now: Instant) -> Instant {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    *BASE.get_or_init(|| now.checked_sub(Duration::from_secs(3600)).unwrap_or(now))
+}
+
+/// The instant of `ns` on [`now_ns`]'s scale.
+fn instant_of(ns: u64) -> Instant {
+    base(Instant::now()) + Duration::from_nanos(ns)
 }
 
 fn duration_ns(d: Duration) -> u64 {
@@ -490,7 +529,7 @@ mod tests {
                     .map(|_| {
                         scope.spawn(|| {
                             barrier.wait();
-                            breaker.admit(SITE, &s)
+                            breaker.admit(SITE, &s, false)
                         })
                     })
                     .collect();
@@ -530,16 +569,16 @@ mod tests {
         let breaker = Breaker::new();
         let s = settings();
         for _ in 0..MIN_CALLS {
-            assert_eq!(breaker.admit(SITE, &s), Admission::Closed);
+            assert_eq!(breaker.admit(SITE, &s, false), Admission::Closed);
             breaker.on_failure(SITE, Admission::Closed, &s);
         }
         assert_eq!(breaker.state(), BreakerState::Open);
-        assert_eq!(breaker.admit(SITE, &s), Admission::Skip);
+        assert_eq!(breaker.admit(SITE, &s, false), Admission::Skip);
         tokio::time::advance(Duration::from_millis(1001)).await;
-        let probe = breaker.admit(SITE, &s);
+        let probe = breaker.admit(SITE, &s, false);
         assert!(is_probe(probe));
         assert_eq!(
-            breaker.admit(SITE, &s),
+            breaker.admit(SITE, &s, false),
             Admission::Skip,
             "one probe at a time"
         );
@@ -547,13 +586,13 @@ mod tests {
         breaker.on_failure(SITE, probe, &s);
         assert_eq!(breaker.state(), BreakerState::Open);
         tokio::time::advance(Duration::from_millis(1500)).await;
-        assert_eq!(breaker.admit(SITE, &s), Admission::Skip);
+        assert_eq!(breaker.admit(SITE, &s, false), Admission::Skip);
         tokio::time::advance(Duration::from_millis(600)).await;
-        let probe = breaker.admit(SITE, &s);
+        let probe = breaker.admit(SITE, &s, false);
         assert!(is_probe(probe));
         breaker.on_success(SITE, probe);
         assert_eq!(breaker.state(), BreakerState::Closed);
-        assert_eq!(breaker.admit(SITE, &s), Admission::Closed);
+        assert_eq!(breaker.admit(SITE, &s, false), Admission::Closed);
     }
 
     #[tokio::test(start_paused = true)]
@@ -567,7 +606,7 @@ mod tests {
         for _ in 0..6 {
             let mut ms = 0;
             let probe = loop {
-                let admission = breaker.admit(SITE, &s);
+                let admission = breaker.admit(SITE, &s, false);
                 if is_probe(admission) {
                     break admission;
                 }
@@ -588,11 +627,11 @@ mod tests {
             breaker.on_failure(SITE, Admission::Closed, &s);
         }
         tokio::time::advance(Duration::from_secs(1)).await;
-        assert!(is_probe(breaker.admit(SITE, &s)));
+        assert!(is_probe(breaker.admit(SITE, &s, false)));
         // Its caller drops it: nothing reports.
-        assert_eq!(breaker.admit(SITE, &s), Admission::Skip);
+        assert_eq!(breaker.admit(SITE, &s, false), Admission::Skip);
         tokio::time::advance(Duration::from_secs(1)).await;
-        assert!(is_probe(breaker.admit(SITE, &s)));
+        assert!(is_probe(breaker.admit(SITE, &s, false)));
     }
 
     #[tokio::test(start_paused = true)]
@@ -635,7 +674,8 @@ mod tests {
             }
             tokio::time::advance(Duration::from_millis(10)).await;
         }
-        // 20 % of 1000 calls, plus one floor retry per second over 10 s.
-        assert!((200..=211).contains(&retries), "{retries}");
+        // 20 % of 1000 calls, plus the floor: a burst of 2, then one per
+        // second over 10 s.
+        assert!((200..=213).contains(&retries), "{retries}");
     }
 }

@@ -383,11 +383,16 @@ impl Guard {
     fn of(call: &Call, settings: &Settings) -> Self {
         let site = call.site;
         let applies = settings.breaker.enabled && settings.fallback;
+        let probe = site.probe();
         let admission = if applies {
-            site.breaker().admit(site.name(), &settings.breaker)
+            site.breaker()
+                .admit(site.name(), &settings.breaker, probe.is_some())
         } else {
             Admission::Closed
         };
+        if let (Admission::Skip, Some(probe)) = (admission, probe) {
+            crate::breaker::ensure_probing(site, probe, settings.timeout, settings.breaker);
+        }
         if applies && admission == Admission::Closed {
             site.breaker().deposit(&settings.breaker);
         }

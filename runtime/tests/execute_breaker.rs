@@ -347,3 +347,73 @@ async fn a_probe_that_is_a_real_call_times_out_early() {
         );
     }
 }
+
+/// Whether the background probe's backend is down (the probe of `PROBED`).
+static PROBE_DOWN: AtomicBool = AtomicBool::new(false);
+/// Probes run.
+static PROBES: AtomicU32 = AtomicU32::new(0);
+
+/// Issue 19: with a `probe` function the breaker probes in the background
+/// while the site is open: no user call waits for a probe (every call
+/// while open is `breaker_open` with 0 attempts and takes no time on the
+/// paused clock), and a successful probe closes the breaker.
+#[tokio::test(start_paused = true)]
+async fn a_background_probe_keeps_probes_off_the_callers_path() {
+    static PROBED: Site = Site::new("breaker_background_probe")
+        .with_retries(2)
+        .with_timeout(Duration::from_millis(200))
+        .with_backoff(Duration::from_millis(1))
+        .with_probe(|| {
+            Box::pin(async {
+                PROBES.fetch_add(1, Ordering::SeqCst);
+                if PROBE_DOWN.load(Ordering::SeqCst) {
+                    pending::<()>().await;
+                }
+                true
+            })
+        });
+    configure(PROBED.name(), SiteOverrides::default());
+    let backend = Backend::default();
+    backend.down.store(true, Ordering::SeqCst);
+    PROBE_DOWN.store(true, Ordering::SeqCst);
+    let records = Records::of(PROBED.name());
+    while PROBED.breaker_state() != BreakerState::Open {
+        assert_eq!(call(&PROBED, &backend).await, Ok(2));
+    }
+    let opened = records.all().len();
+    let requests = backend.requests.load(Ordering::SeqCst);
+    // 20 s of outage at 10 calls/s.
+    for _ in 0..200 {
+        let started = Instant::now();
+        assert_eq!(call(&PROBED, &backend).await, Ok(2));
+        assert_eq!(started.elapsed(), Duration::ZERO, "a call waited");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let during = records.all();
+    assert!(during[opened..]
+        .iter()
+        .all(|r| r.fault == Some(RuntimeFault::BreakerOpen) && r.attempts == 0));
+    assert_eq!(
+        backend.requests.load(Ordering::SeqCst),
+        requests,
+        "a call probed"
+    );
+    // Cool-downs 1, 2, 4, 8 s and the probe timeout (min(0.2 s, 1 s)) in 20 s.
+    let probes = PROBES.load(Ordering::SeqCst);
+    assert!((3..=5).contains(&probes), "{probes} background probes");
+
+    // Recovery: the next background probe closes it, within the longest
+    // cool-down (8 s) and a probe timeout.
+    backend.down.store(false, Ordering::SeqCst);
+    PROBE_DOWN.store(false, Ordering::SeqCst);
+    let recovered = Instant::now();
+    while PROBED.breaker_state() != BreakerState::Closed {
+        assert_eq!(call(&PROBED, &backend).await, Ok(2));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            recovered.elapsed() <= Duration::from_millis(8300),
+            "still open"
+        );
+    }
+    assert_eq!(call(&PROBED, &backend).await, Ok(1));
+}

@@ -157,29 +157,13 @@ async fn first_try_success_records_async_with_one_attempt() {
     assert_eq!((summary.count, summary.successes), (1, 1));
 }
 
-/// Rolls `site` out to 100 % with the breaker and retry budget off: the
-/// bank starts empty, so a fresh site's first call may retry only on the
-/// budget's floor (`execute_breaker.rs` tests the budget).
-fn without_budget(site: &str) {
-    handle()
-        .set_site(
-            site,
-            SiteOverrides {
-                rollout: Some(100.0),
-                breaker: Some(false),
-                ..SiteOverrides::default()
-            },
-        )
-        .unwrap();
-}
-
 #[tokio::test(start_paused = true)]
 async fn retries_two_means_three_attempts_then_success() {
     static SITE: Site = Site::new("sm_retry_success")
         .with_retries(2)
         .with_backoff(FAST);
     enable_async();
-    without_budget(SITE.name());
+    roll_out(SITE.name(), 100.0);
     let script = vec![Err(TestError::Transient), Err(TestError::Transient), Ok(3)];
     let outcome = run_scripted(&SITE, script, Ok(7)).await;
     assert_eq!(outcome, expect(Ok(3), 3, false, ExecutionType::Async, None));
@@ -191,7 +175,7 @@ async fn retries_exhausted_fall_back_to_sync() {
         .with_retries(2)
         .with_backoff(FAST);
     enable_async();
-    without_budget(SITE.name());
+    roll_out(SITE.name(), 100.0);
     let outcome = run_scripted(&SITE, vec![Err(TestError::Transient)], Ok(7)).await;
     let fallback = ExecutionType::SyncFallback;
     assert_eq!(outcome, expect(Ok(7), 3, true, fallback, Some("transient")));
@@ -349,6 +333,17 @@ async fn panic_in_sync_path_is_recorded_then_resumed() {
     assert_eq!(record.error_type.as_deref(), Some("sync_panic"));
 }
 
+/// Enters `runtime` (calls polled by hand find it) and enrols every key of `site`.
+fn enrolled_in<'r>(
+    runtime: &'r tokio::runtime::Runtime,
+    site: &Site,
+) -> tokio::runtime::EnterGuard<'r> {
+    let guard = runtime.enter();
+    enable_async();
+    roll_out(site.name(), 100.0);
+    guard
+}
+
 #[test]
 fn dropped_future_leaves_one_cancelled_record_and_never_falls_back() {
     static SITE: Site = Site::new("sm_cancelled");
@@ -356,9 +351,7 @@ fn dropped_future_leaves_one_cancelled_record_and_never_falls_back() {
         .enable_all()
         .build()
         .unwrap();
-    let _guard = runtime.enter();
-    enable_async();
-    roll_out(SITE.name(), 100.0);
+    let _guard = enrolled_in(&runtime, &SITE);
     let records = Records::of(SITE.name());
     let synced = AtomicBool::new(false);
     {
@@ -402,9 +395,7 @@ fn a_dropped_call_whose_fallback_runs_on_is_recorded_when_it_ends() {
         .enable_all()
         .build()
         .unwrap();
-    let _guard = runtime.enter();
-    enable_async();
-    roll_out(SITE.name(), 100.0);
+    let _guard = enrolled_in(&runtime, &SITE);
     for (sync, success, error_type) in [
         (Ok(7), true, Some("transient")),
         (Err(TestError::Invalid), false, Some("invalid")),

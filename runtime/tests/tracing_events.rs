@@ -79,15 +79,24 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Seen {
     }
 }
 
+/// A subscriber that keeps what it sees, and what it saw.
+fn watched() -> (Seen, impl Subscriber + Send + Sync) {
+    let seen = Seen::default();
+    (seen.clone(), tracing_subscriber::registry().with(seen))
+}
+
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// Runs one call of `site` (enrolled) whose async path returns `error`
 /// and whose sync path returns 7, under a subscriber that keeps what it sees.
 fn traced_call(site: &'static Site, error: TestError) -> (Result<u32, TestError>, Seen) {
-    let seen = Seen::default();
-    let subscriber = tracing_subscriber::registry().with(seen.clone());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (seen, subscriber) = watched();
+    let runtime = current_thread();
     let result = tracing::subscriber::with_default(subscriber, || {
         runtime.block_on(async {
             support::enable_async();
@@ -195,12 +204,8 @@ fn the_sync_path_has_no_span_and_the_async_span_is_debug() {
     support::enable_async();
     handle_disable(OFF.name());
     support::roll_out(NOT_ENROLLED.name(), 0.0);
-    let seen = Seen::default();
-    let subscriber = tracing_subscriber::registry().with(seen.clone());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (seen, subscriber) = watched();
+    let runtime = current_thread();
     tracing::subscriber::with_default(subscriber, || {
         runtime.block_on(async {
             for site in [&OFF, &NOT_ENROLLED] {
@@ -228,8 +233,7 @@ fn the_sync_path_has_no_span_and_the_async_span_is_debug() {
     assert!(loud.is_empty(), "INFO events on the sync path: {loud:?}");
 
     support::roll_out(ON.name(), 100.0);
-    let seen = Seen::default();
-    let subscriber = tracing_subscriber::registry().with(seen.clone());
+    let (seen, subscriber) = watched();
     tracing::subscriber::with_default(subscriber, || {
         runtime.block_on(execute(
             ON.call(&"k"),

@@ -107,6 +107,12 @@ impl Gate {
         state(self.word.load(Ordering::Acquire))
     }
 
+    /// When the gate next lets a probe through (ns), or `None` when closed.
+    pub(super) fn deadline(&self) -> Option<u64> {
+        let word = self.word.load(Ordering::Acquire);
+        (word != 0).then_some(word & DEADLINE)
+    }
+
     /// One load: whether the gate is closed (no clock needed).
     pub(super) fn is_closed(&self) -> bool {
         self.word.load(Ordering::Acquire) == 0
