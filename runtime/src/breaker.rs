@@ -322,6 +322,11 @@ impl Breaker {
         if count < MIN_CALLS || failures * 100 < u64::from(settings.threshold) * count {
             return;
         }
+        self.trip(site, settings, now);
+    }
+
+    /// Opens a closed breaker at `now` for the base cool-down.
+    fn trip(&self, site: &'static str, settings: &BreakerSettings, now: u64) {
         let cooldown = settings.cooldown;
         if self.gate.trip(now, cooldown) {
             self.window.store(0, Ordering::Release);

@@ -377,6 +377,10 @@ struct Guard {
     admission: Admission,
     settings: BreakerSettings,
     applies: bool,
+    /// The site's background probe, if it has one and the breaker applies.
+    probe: Option<crate::breaker::Probe>,
+    /// The site's per-attempt timeout (the probe's default bounds it).
+    timeout: std::time::Duration,
 }
 
 impl Guard {
@@ -393,6 +397,7 @@ impl Guard {
         if let (Admission::Skip, Some(probe)) = (admission, probe) {
             crate::breaker::ensure_probing(site, probe, settings.timeout, settings.breaker);
         }
+        let probe = probe.filter(|_| applies);
         if applies && admission == Admission::Closed {
             site.breaker().deposit(&settings.breaker);
         }
@@ -401,6 +406,8 @@ impl Guard {
             admission,
             settings: settings.breaker,
             applies,
+            probe,
+            timeout: settings.timeout,
         }
     }
 
@@ -439,6 +446,10 @@ impl Guard {
             self.site
                 .breaker()
                 .on_failure(self.site.name(), self.admission, &self.settings);
+        }
+        // The background probe confirms a failure (see `breaker/background.rs`).
+        if let (Admission::Closed, Some(probe)) = (self.admission, self.probe) {
+            crate::breaker::ensure_probing(self.site, probe, self.timeout, self.settings);
         }
     }
 

@@ -356,7 +356,8 @@ static PROBES: AtomicU32 = AtomicU32::new(0);
 /// Issue 19: with a `probe` function the breaker probes in the background
 /// while the site is open: no user call waits for a probe (every call
 /// while open is `breaker_open` with 0 attempts and takes no time on the
-/// paused clock), and a successful probe closes the breaker.
+/// paused clock), a failed attempt confirmed by a failed probe opens it at
+/// once, and a successful probe closes it.
 #[tokio::test(start_paused = true)]
 async fn a_background_probe_keeps_probes_off_the_callers_path() {
     static PROBED: Site = Site::new("breaker_background_probe")
@@ -377,9 +378,14 @@ async fn a_background_probe_keeps_probes_off_the_callers_path() {
     backend.down.store(true, Ordering::SeqCst);
     PROBE_DOWN.store(true, Ordering::SeqCst);
     let records = Records::of(PROBED.name());
+    // The first failed attempt starts the probe, whose failure opens the
+    // breaker at once: the first call's retries, not ten failures, later.
+    let mut calls = 0;
     while PROBED.breaker_state() != BreakerState::Open {
         assert_eq!(call(&PROBED, &backend).await, Ok(2));
+        calls += 1;
     }
+    assert_eq!(calls, 1, "the probe confirmed the first call's failure");
     let opened = records.all().len();
     let requests = backend.requests.load(Ordering::SeqCst);
     // 20 s of outage at 10 calls/s.

@@ -9,6 +9,14 @@
 //! doubled cool-down, and the task waits again. It ends when the breaker
 //! closes; the next trip starts another (the first call skipped while no
 //! task runs starts it, so a trip racing the task's end still gets one).
+//!
+//! The probe also confirms a failure while the breaker is closed: an
+//! attempt that fails starts the task, which runs the probe at once, and a
+//! probe that fails too opens the breaker then, without waiting for the
+//! window's ten failed attempts. At one call a second those take ten
+//! seconds of full timeouts; the probe, which the application wrote to say
+//! whether the backend is there, takes one probe timeout. A probe that
+//! succeeds leaves the breaker to its window.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -41,7 +49,7 @@ impl Probe {
 }
 
 /// Starts `site`'s probe task unless one runs; called by skipped calls
-/// (the open path: one load when the task runs).
+/// (the open path: one load when the task runs) and by failed attempts.
 pub(crate) fn ensure_probing(
     site: &'static Site,
     probe: Probe,
@@ -83,19 +91,32 @@ async fn probe_until_closed(
 ) {
     let breaker = site.breaker();
     let _probing = Probing(breaker);
+    if breaker.gate.is_closed() {
+        // An attempt failed while closed: confirm it.
+        if healthy(probe, timeout).await {
+            return;
+        }
+        tracing::debug!(site = site.name(), "async upload probe confirms a failure");
+        breaker.trip(site.name(), &settings, super::now_ns());
+    }
     while let Some(deadline) = breaker.gate.deadline() {
         tokio::time::sleep_until(instant_of(deadline)).await;
         let Admission::Probe(ticket) = breaker.admit_probe(site.name(), &settings) else {
             continue;
         };
         let admission = Admission::Probe(ticket);
-        if let Ok(true) = tokio::time::timeout(timeout, probe()).await {
+        if healthy(probe, timeout).await {
             breaker.on_success(site.name(), admission);
         } else {
             tracing::debug!(site = site.name(), "async upload background probe failed");
             breaker.on_failure(site.name(), admission, &settings);
         }
     }
+}
+
+/// Runs the probe once under `timeout`: whether it found the backend healthy.
+async fn healthy(probe: ProbeFn, timeout: Duration) -> bool {
+    matches!(tokio::time::timeout(timeout, probe()).await, Ok(true))
 }
 
 /// What a `probe` function returns: `Result<(), E>`, healthy when `Ok`.
