@@ -101,6 +101,20 @@ struct Figures {
     recovery_calls: usize,
 }
 
+/// Enrols every key of `site` with the outage tests' short cool-down and
+/// captures its records.
+fn enable_outage_site(site: &'static str) -> Capture {
+    enable_site(
+        site,
+        SiteOverrides {
+            rollout: Some(100.0),
+            breaker_cooldown: Some(COOLDOWN),
+            ..SiteOverrides::default()
+        },
+    );
+    Capture::site(site)
+}
+
 /// Runs healthy → outage (trip, open) → recovery → healthy through `upload`
 /// at `site`, the outage giving `fault` to every async request; `failed`
 /// says whether a record's async attempts met that fault.
@@ -114,15 +128,7 @@ where
     F: Fn(UploadRequest) -> Fut,
     Fut: Future<Output = Result<Receipt, UploadError>> + Send + 'static,
 {
-    enable_site(
-        site,
-        SiteOverrides {
-            rollout: Some(100.0),
-            breaker_cooldown: Some(COOLDOWN),
-            ..SiteOverrides::default()
-        },
-    );
-    let capture = Capture::site(site);
+    let capture = enable_outage_site(site);
     let outage = Outage::new(fault, Target::AsyncOnly);
     let files = HEALTHY + TRIP + OPEN + RECOVERY_MAX + AFTER;
     let mut fx = Fixture::new(site, files, SIZES, SEED, outage.over(no_faults())).await;
@@ -316,15 +322,7 @@ async fn a_resetting_backend_opens_the_breaker_and_recovery_closes_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_background_probe_no_call_probes() {
     let site = "e2e_breaker_probed";
-    enable_site(
-        site,
-        SiteOverrides {
-            rollout: Some(100.0),
-            breaker_cooldown: Some(COOLDOWN),
-            ..SiteOverrides::default()
-        },
-    );
-    let capture = Capture::site(site);
+    let capture = enable_outage_site(site);
     let outage = Outage::new(Fault::BlackHole, Target::AsyncOnly);
     let files = HEALTHY + OPEN + RECOVERY_MAX + AFTER + 10;
     let mut fx = Fixture::new(site, files, SIZES, SEED, outage.over(no_faults())).await;
