@@ -10,15 +10,18 @@
 //! While open, enrolled calls skip the async path: they run the sync path
 //! at once and are recorded `sync_fallback` with fault `breaker_open`, so
 //! stage health counts them as async failures. A probe makes one attempt,
-//! never retried.
+//! never retried, under a probe timeout derived from recent successes
+//! (`latency.rs`); a site with a `probe` function never probes with a call:
+//! the breaker runs it in the background (`background.rs`).
 //!
 //! The state sits beside the site's counters in lock-free words; the gate
 //! (state, probe and trips) is one word (`gate.rs`), model-checked with
-//! loom. A closed
-//! breaker costs a call one atomic load to admit and one to record a
-//! success while the recent window holds no failure: **no clock read**.
-//! The clock is read only when an attempt fails, or while the breaker is
-//! not closed.
+//! loom. A closed breaker costs a call one atomic load to admit; a success
+//! adds two relaxed increments (the success histogram) and a load of the
+//! window while it holds no failure, and its one clock read is the one the
+//! record needs anyway: **no clock read of its own**. The clock is read
+//! otherwise only when an attempt fails, or while the breaker is not
+//! closed.
 //!
 //! The retry budget (tower's and Envoy's model): each call earns a fifth of
 //! a retry (the site's `retry_budget` percent), banked up to
