@@ -5,6 +5,11 @@
 //!   and an equivalent `Site` (`hand`), and the body itself (`direct`: the
 //!   async body when the call is enrolled, the sync fallback otherwise) —
 //!   with the flag off, enrolled (first attempt succeeds) and not enrolled;
+//! - `subscriber/*`: the flag-off (sync path in place) and enrolled calls
+//!   of the annotated function on a current-thread runtime, without a
+//!   `tracing` subscriber (`none`) and with a `tracing_subscriber::fmt`
+//!   subscriber at INFO writing to `io::sink` (`fmt_info`), as nearly every
+//!   service has one: what the call's tracing costs such a service;
 //! - `jsonl_sink`: batches of records through `log::JsonlLog`, flushed, so
 //!   the rate is what reaches the file (drops are counted and must be 0);
 //! - `loopback/*`: 1 KiB and 1 MiB uploads to the loopback test server,
@@ -201,6 +206,45 @@ fn overhead(c: &mut Criterion) {
     assert!(HAND.call(&key("bench_hand", true)).runs_async());
 }
 
+/// The fmt subscriber a service runs: INFO and above, formatted, written
+/// (here to `io::sink`, so only the formatting is paid).
+fn fmt_info() -> impl tracing::Subscriber + Send + Sync {
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(io::sink)
+        .finish()
+}
+
+fn subscriber(c: &mut Criterion) {
+    configure();
+    // The peers' shape: a current-thread runtime and a ready body, so the
+    // call's own nanoseconds show.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("subscriber");
+    let (k, km) = (7, key("bench_macro", true));
+    // The subscriber is this thread's default for the row only (and
+    // `block_on` polls the calls on this thread), so the `none` rows and
+    // the other benches run without one.
+    let with_fmt =
+        |f: &mut dyn FnMut() -> Duration| tracing::subscriber::with_default(fmt_info(), f);
+    group.bench_function("disabled/none", |b| {
+        b.iter_custom(|n| time_calls(&rt, n, || macro_in_place(black_box(&k))));
+    });
+    group.bench_function("disabled/fmt_info", |b| {
+        b.iter_custom(|n| with_fmt(&mut || time_calls(&rt, n, || macro_in_place(black_box(&k)))));
+    });
+    group.bench_function("enrolled/none", |b| {
+        b.iter_custom(|n| time_calls(&rt, n, || macro_on(black_box(km))));
+    });
+    group.bench_function("enrolled/fmt_info", |b| {
+        b.iter_custom(|n| with_fmt(&mut || time_calls(&rt, n, || macro_on(black_box(km)))));
+    });
+    group.finish();
+}
+
 fn jsonl_sink(c: &mut Criterion) {
     const BATCH: u64 = 4_096; // half the queue: a flushed batch never overflows it
     let dir = tempfile::tempdir().unwrap();
@@ -341,7 +385,7 @@ criterion_group! {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3))
         .sample_size(40);
-    targets = overhead, jsonl_sink, loopback
+    targets = overhead, subscriber, jsonl_sink, loopback
 }
 
 fn main() {

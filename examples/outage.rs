@@ -3,7 +3,7 @@
 //! a real sync path (blocking `ureq` uploads).
 //!
 //! ```text
-//! cargo run --release --example outage [-- --fault reset --rate 50 --outage-secs 20 --no-breaker]
+//! cargo run --release --example outage [-- --fault reset --rate 50 --outage-secs 20 --probe --no-breaker]
 //! ```
 //!
 //! Calls arrive open-loop at `--rate` per second, each uploading a small
@@ -24,7 +24,9 @@
 //! `[t0 + 1 s, t1)`), the issue's target (at most 1.5 × the sync p99 plus
 //! 10 ms), requests reaching the async backend per call during the outage
 //! (server counters), and the time from t1 until the async path served a
-//! call again. `--no-breaker` turns the breaker off for today's figures.
+//! call again. `--no-breaker` turns the breaker off for today's figures;
+//! `--probe` runs the site with a background probe (`probe = ...`, a 0-byte
+//! async upload) instead of probing with user calls.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -43,13 +45,22 @@ use support::files::{write_files, TestFile};
 use support::records::Capture;
 use support::server::{no_faults, Fault, Outage, Server, Target};
 
-/// The site name (`ASYNC_UPLOAD_<VAR>__OUTAGE` overrides it).
+/// The site names (`ASYNC_UPLOAD_<VAR>__OUTAGE` overrides the first).
 const SITE: &str = "outage";
+const SITE_PROBED: &str = "outage_probed";
 
 /// The new path: timeout 0.2 s, 2 retries, default backoff and breaker.
 #[async_upload(name = "outage", retries = 2, timeout = 0.2,
                fallback = upload_blocking, key = req.id.as_str(), size = req.size)]
 async fn upload(req: UploadRequest) -> Result<Receipt, UploadError> {
+    send_async(&req).await
+}
+
+/// The same with a background probe: no call probes the breaker.
+#[async_upload(name = "outage_probed", retries = 2, timeout = 0.2,
+               fallback = upload_blocking, key = req.id.as_str(), size = req.size,
+               probe = support::probe::upload_probe)]
+async fn upload_probed(req: UploadRequest) -> Result<Receipt, UploadError> {
     send_async(&req).await
 }
 
@@ -92,6 +103,9 @@ struct Args {
     /// Turn the breaker and the retry budget off (today's behaviour).
     #[arg(long)]
     no_breaker: bool,
+    /// Probe in the background (`probe = ...`) instead of with user calls.
+    #[arg(long)]
+    probe: bool,
 }
 
 /// Open-loop arrivals: one call every `1 / rate` s, each uploading the next
@@ -102,6 +116,8 @@ struct Driver {
     every: Duration,
     next: Instant,
     calls: usize,
+    /// Whether calls go to the site with the background probe.
+    probed: bool,
     tasks: JoinSet<Result<Receipt, UploadError>>,
     /// `(id, size, md5)` of every call so far, for the server's check.
     sent: Vec<(String, u64, String)>,
@@ -117,7 +133,11 @@ impl Driver {
             request.id = format!("call-{:06}", self.calls);
             self.sent
                 .push((request.id.clone(), request.size, request.md5.clone()));
-            self.tasks.spawn(upload(request));
+            if self.probed {
+                self.tasks.spawn(upload_probed(request));
+            } else {
+                self.tasks.spawn(upload(request));
+            }
             self.calls += 1;
             while let Some(done) = self.tasks.try_join_next() {
                 done.expect("no call panics")
@@ -180,20 +200,26 @@ async fn run(args: Args) -> ExitCode {
     let server = Server::start(dir.path().join("store"), outage.over(no_faults()))
         .await
         .expect("the loopback server");
-    let capture = Capture::site(SITE);
+    let site_name = if args.probe { SITE_PROBED } else { SITE };
+    let endpoint = Endpoint::new(server.base_url());
+    support::probe::aim(dir.path(), &endpoint).expect("the probe's file");
+    let capture = Capture::site(site_name);
     let site = |rollout: f64| SiteOverrides {
         rollout: Some(rollout),
         breaker: args.no_breaker.then_some(false),
         ..SiteOverrides::default()
     };
     handle().update(|c| c.enabled = true).expect("enabled");
-    handle().set_site(SITE, site(0.0)).expect("site overrides");
+    handle()
+        .set_site(site_name, site(0.0))
+        .expect("site overrides");
     let mut driver = Driver {
         files,
-        endpoint: Endpoint::new(server.base_url()),
+        endpoint,
         every: Duration::from_secs_f64(1.0 / f64::from(args.rate)),
         next: Instant::now(),
         calls: 0,
+        probed: args.probe,
         tasks: JoinSet::new(),
         sent: Vec::new(),
     };
@@ -213,7 +239,7 @@ async fn run(args: Args) -> ExitCode {
 
     // 2. Healthy async traffic.
     handle()
-        .set_site(SITE, site(100.0))
+        .set_site(site_name, site(100.0))
         .expect("site overrides");
     driver.run_for(args.healthy_secs).await;
 
@@ -221,7 +247,9 @@ async fn run(args: Args) -> ExitCode {
     let before = server.counters();
     let t0 = SystemTime::now();
     outage.start();
-    driver.run_for(args.outage_secs).await;
+    driver.run_for(1.0).await;
+    let first_second = server.counters();
+    driver.run_for(args.outage_secs - 1.0).await;
     outage.end();
     let t1 = SystemTime::now();
     let during = server.counters();
@@ -267,6 +295,13 @@ async fn run(args: Args) -> ExitCode {
         .map(|r| r.ts)
         .min();
     let requests = during.async_requests - before.async_requests;
+    let first_requests = first_second.async_requests - before.async_requests;
+    let first_calls = in_outage
+        .iter()
+        .filter(|r| started(r) < t0 + Duration::from_secs(1))
+        .count();
+    #[allow(clippy::cast_precision_loss)]
+    let first_per_call = first_requests as f64 / first_calls as f64;
     #[allow(clippy::cast_precision_loss)]
     let per_call = requests as f64 / in_outage.len() as f64;
     let sync_p99 = quantile(&baseline, 0.99);
@@ -275,11 +310,16 @@ async fn run(args: Args) -> ExitCode {
     let secs = |d: Option<Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64());
 
     println!(
-        "outage: {:?}, timeout 0.2 s, 2 retries, {} calls/s, {} s, breaker {}",
+        "outage: {:?}, timeout 0.2 s, 2 retries, {} calls/s, {} s, breaker {}, probes {}",
         args.fault,
         args.rate,
         args.outage_secs,
-        if args.no_breaker { "off" } else { "on" }
+        if args.no_breaker { "off" } else { "on" },
+        if args.probe {
+            "in the background"
+        } else {
+            "by calls"
+        }
     );
     println!(
         "sync baseline: {} calls, p50 {:.2} ms, p99 {:.2} ms",
@@ -307,6 +347,10 @@ async fn run(args: Args) -> ExitCode {
         secs(first_skip.and_then(|t| t.duration_since(t0).ok())),
     );
     println!(
+        "first second of the outage: {first_requests} requests for {first_calls} calls = \
+         {first_per_call:.3} per call"
+    );
+    println!(
         "recovery: the async path served again {:.2} s after the outage ended",
         secs(recovered.and_then(|t| t.duration_since(t1).ok()))
     );
@@ -325,7 +369,7 @@ async fn run(args: Args) -> ExitCode {
     );
     println!(
         "summary sync_p99_ms={sync_p99:.2} enrolled_p99_ms={enrolled_p99:.2} target_ms={target:.2} \
-         requests_per_call={per_call:.3} recovery_s={:.2}",
+         requests_per_call={per_call:.3} first_second_per_call={first_per_call:.3} recovery_s={:.2}",
         secs(recovered.and_then(|t| t.duration_since(t1).ok()))
     );
     if records.len() == driver.calls && check.all_intact() {

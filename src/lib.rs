@@ -197,6 +197,7 @@ pub mod __private {
         attempt as classify_attempt, sync as classify_sync, Classified,
     };
     pub use async_upload_runtime::execute::{execute, execute_in_place, Lend};
+    pub use async_upload_runtime::probe_ok;
     pub use async_upload_runtime::send_argument::SendArgument;
     pub use async_upload_runtime::{ByteCount, Site};
 }

@@ -197,6 +197,9 @@ fn set_rollout(site: &str, rollout: f64) {
             site,
             SiteOverrides {
                 rollout: Some(rollout),
+                // The retry semantics, not the budget: its bank starts
+                // empty, so calls in a row that all fail would retry less.
+                breaker: Some(false),
                 ..SiteOverrides::default()
             },
         )

@@ -1,8 +1,9 @@
 //! The circuit breaker and the retry budget end to end: `#[async_upload]`
 //! functions at 100 % rollout against the loopback server, whose async
 //! backend black-holes (or resets) every request for a while and then
-//! recovers; and a backend failing 2 % of calls at random, which never opens
-//! the breaker.
+//! recovers; the same with a background probe (`probe = ...`), where no
+//! call probes; and a backend failing 2 % of calls at random, which never
+//! opens the breaker.
 //!
 //! Each outage runs in phases that end before the next begins, so every
 //! assertion is on records and server counters, never on wall-clock time:
@@ -52,6 +53,13 @@ async fn upload_two_percent(req: UploadRequest) -> Result<Receipt, UploadError> 
     send_async(&req).await
 }
 
+#[async_upload(name = "e2e_breaker_probed", retries = 2, timeout = 0.2, backoff = 0.01,
+               fallback = blocking, key = req.id.as_str(), size = req.size,
+               probe = support::probe::upload_probe, probe_timeout = 0.1)]
+async fn upload_probed(req: UploadRequest) -> Result<Receipt, UploadError> {
+    send_async(&req).await
+}
+
 /// The breaker's first cool-down in the outage tests (it doubles while
 /// probes fail, up to 8 ×: 0.8 s).
 const COOLDOWN: Duration = Duration::from_millis(100);
@@ -93,6 +101,20 @@ struct Figures {
     recovery_calls: usize,
 }
 
+/// Enrols every key of `site` with the outage tests' short cool-down and
+/// captures its records.
+fn enable_outage_site(site: &'static str) -> Capture {
+    enable_site(
+        site,
+        SiteOverrides {
+            rollout: Some(100.0),
+            breaker_cooldown: Some(COOLDOWN),
+            ..SiteOverrides::default()
+        },
+    );
+    Capture::site(site)
+}
+
 /// Runs healthy → outage (trip, open) → recovery → healthy through `upload`
 /// at `site`, the outage giving `fault` to every async request; `failed`
 /// says whether a record's async attempts met that fault.
@@ -106,15 +128,7 @@ where
     F: Fn(UploadRequest) -> Fut,
     Fut: Future<Output = Result<Receipt, UploadError>> + Send + 'static,
 {
-    enable_site(
-        site,
-        SiteOverrides {
-            rollout: Some(100.0),
-            breaker_cooldown: Some(COOLDOWN),
-            ..SiteOverrides::default()
-        },
-    );
-    let capture = Capture::site(site);
+    let capture = enable_outage_site(site);
     let outage = Outage::new(fault, Target::AsyncOnly);
     let files = HEALTHY + TRIP + OPEN + RECOVERY_MAX + AFTER;
     let mut fx = Fixture::new(site, files, SIZES, SEED, outage.over(no_faults())).await;
@@ -174,6 +188,12 @@ where
                 && r.attempts == 1
                 && failed(r),
             "a probe: one failed attempt, then the sync path: {r:?}"
+        );
+        // Its timeout follows the healthy calls (50 ms here), not the
+        // site's 0.2 s: the probe's caller waits far less than a timeout.
+        assert!(
+            r.duration_ms < 200.0,
+            "a probe waited a full timeout: {r:?}"
         );
     }
     assert!(!probes.is_empty(), "a 0.1 s cool-down: probes ran");
@@ -292,6 +312,82 @@ async fn a_resetting_backend_opens_the_breaker_and_recovery_closes_it() {
     .await;
     assert!(figures.trip_requests > 0);
     report("reset", &figures);
+}
+
+/// Issue 19: with `probe = ...` no call probes. A black-holed backend: the
+/// first call's failed attempt starts the probe, whose failure opens the
+/// breaker; from then on every call is skipped at once (0 attempts, no
+/// request), the background probes are the only requests; once the backend
+/// recovers a background probe closes the breaker and calls are async again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_background_probe_no_call_probes() {
+    let site = "e2e_breaker_probed";
+    let capture = enable_outage_site(site);
+    let outage = Outage::new(Fault::BlackHole, Target::AsyncOnly);
+    let files = HEALTHY + OPEN + RECOVERY_MAX + AFTER + 10;
+    let mut fx = Fixture::new(site, files, SIZES, SEED, outage.over(no_faults())).await;
+    let probe_dir = tempfile::tempdir().unwrap();
+    support::probe::aim(probe_dir.path(), &fx.endpoint).unwrap();
+    for _ in 0..HEALTHY {
+        assert_eq!(upload_probed(fx.next()).await.unwrap().via, Client::Async);
+    }
+
+    outage.start();
+    let start = fx.server.counters();
+    let from = capture.records().len();
+    // Until a call is skipped: the breaker is open.
+    let mut tripped = 0;
+    while !capture.records().last().is_some_and(skipped) {
+        assert_eq!(upload_probed(fx.next()).await.unwrap().via, Client::Sync);
+        tripped += 1;
+        assert!(tripped <= 10, "the probe did not confirm the failures");
+    }
+    let open_from = capture.records().len();
+    for _ in 0..OPEN {
+        assert_eq!(upload_probed(fx.next()).await.unwrap().via, Client::Sync);
+        tokio::time::sleep(PACE).await;
+    }
+    let open = capture.records()[open_from..].to_vec();
+    assert!(open.iter().all(skipped), "a call probed: {open:?}");
+    let during = fx.server.counters();
+    let requests = during.async_requests - start.async_requests;
+    let calls = capture.records().len() - from;
+    #[allow(clippy::cast_precision_loss)]
+    let per_call = requests as f64 / calls as f64;
+    assert!(per_call <= 0.2, "{requests} requests for {calls} calls");
+
+    outage.end();
+    let recovery_from = capture.records().len();
+    let mut closed = false;
+    for _ in 0..RECOVERY_MAX {
+        if upload_probed(fx.next()).await.unwrap().via == Client::Async {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(PACE).await;
+    }
+    assert!(closed, "no background probe closed the breaker");
+    let recovery = capture.records()[recovery_from..].to_vec();
+    let (first, before) = recovery.split_last().unwrap();
+    assert!(before.iter().all(skipped), "a call probed: {before:?}");
+    assert_eq!(
+        (first.execution_type, first.attempts),
+        (ExecutionType::Async, 1)
+    );
+    for _ in 0..AFTER {
+        assert_eq!(upload_probed(fx.next()).await.unwrap().via, Client::Async);
+    }
+    assert_eq!(capture.records().len(), fx.used, "one record per call");
+    // Every file once, intact; plus the probe's empty file.
+    let check = fx.server.verify_files(&fx.files[..fx.used]);
+    assert_eq!(check.intact, check.expected, "{check:?}");
+    assert!(check.stored_again.is_empty(), "{check:?}");
+    assert_eq!(check.stored, check.expected + 1, "{check:?}");
+    println!(
+        "background probe: opened after {tripped} calls; {requests} requests for {calls} calls \
+         ({per_call:.3} per call); closed after {} recovery calls",
+        recovery.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,7 @@ use async_upload::metrics::ExecutionType;
 
 use support::client::{send_async, send_blocking, Receipt, UploadError, UploadRequest};
 use support::fixture::Fixture;
-use support::records::{enable_site, enable_site_at, Capture};
+use support::records::{enable_site, enable_site_at, enable_site_unbudgeted, Capture};
 use support::server::{Client, Fault, FaultFn};
 
 fn blocking(req: UploadRequest) -> Result<Receipt, UploadError> {
@@ -43,7 +43,7 @@ async fn upload_reset(req: UploadRequest) -> Result<Receipt, UploadError> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_twice_then_success_on_the_third_attempt() {
     let site = "e2e_reset";
-    enable_site_at(site, 100.0);
+    enable_site_unbudgeted(site);
     let capture = Capture::site(site);
     // The first file is 1 KiB (reset while waiting for the answer), the second 2 MiB
     // (reset while the body is still being sent).
@@ -69,7 +69,7 @@ async fn upload_slow(req: UploadRequest) -> Result<Receipt, UploadError> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_slower_than_the_timeout_retries_then_falls_back() {
     let site = "e2e_slow";
-    enable_site_at(site, 100.0);
+    enable_site_unbudgeted(site);
     let capture = Capture::site(site);
     let fx = Fixture::new(
         site,
@@ -116,7 +116,7 @@ async fn upload_503(req: UploadRequest) -> Result<Receipt, UploadError> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unavailable_for_the_async_client_falls_back_to_sync() {
     let site = "e2e_503";
-    enable_site_at(site, 100.0);
+    enable_site_unbudgeted(site);
     let capture = Capture::site(site);
     let fx = Fixture::new(site, 3, SIZES, SEED, async_always(Fault::Unavailable)).await;
     for file in &fx.files {

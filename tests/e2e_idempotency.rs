@@ -15,12 +15,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_upload::async_upload;
-use async_upload::config::SiteOverrides;
 use async_upload::metrics::ExecutionType;
 
 use support::client::{send_async, send_blocking, Endpoint, Receipt, UploadError, UploadRequest};
 use support::fixture::Fixture;
-use support::records::{enable_site, Capture};
+use support::records::{enable_site_unbudgeted, Capture};
 use support::server::{Client, Fault, FaultFn};
 
 const FILES: usize = 8;
@@ -111,14 +110,7 @@ where
 {
     // Every first attempt fails: the breaker, which would send the second
     // run's calls straight to the sync path, is not what this measures.
-    enable_site(
-        site,
-        SiteOverrides {
-            rollout: Some(100.0),
-            breaker: Some(false),
-            ..SiteOverrides::default()
-        },
-    );
+    enable_site_unbudgeted(site);
     let capture = Capture::site(site);
     let keyed = run(site, true, upload).await;
     let unkeyed = run(site, false, upload).await;

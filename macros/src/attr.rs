@@ -11,7 +11,18 @@ use syn::{Error, Expr, ExprPath, Ident, Lit, LitStr, Path, Result, Token};
 
 /// Every key the attribute accepts, in the order the README lists them.
 pub(crate) const KEYS: &[&str] = &[
-    "fallback", "retries", "timeout", "backoff", "key", "size", "name", "salt", "classify", "crate",
+    "fallback",
+    "retries",
+    "timeout",
+    "backoff",
+    "key",
+    "size",
+    "name",
+    "salt",
+    "classify",
+    "probe",
+    "probe_timeout",
+    "crate",
 ];
 
 /// The parsed arguments; `None` for a key that was not written.
@@ -26,6 +37,8 @@ pub(crate) struct Args {
     pub name: Option<LitStr>,
     pub salt: Option<LitStr>,
     pub classify: Option<ExprPath>,
+    pub probe: Option<ExprPath>,
+    pub probe_timeout: Option<Seconds>,
     pub krate: Option<Path>,
 }
 
@@ -78,6 +91,12 @@ impl Parse for Args {
                 "name" => set(&mut args.name, &key, parse_str(input, "name")?)?,
                 "salt" => set(&mut args.salt, &key, parse_str(input, "salt")?)?,
                 "classify" => set(&mut args.classify, &key, parse_classify(input)?)?,
+                "probe" => set(&mut args.probe, &key, parse_probe(input)?)?,
+                "probe_timeout" => set(
+                    &mut args.probe_timeout,
+                    &key,
+                    parse_seconds(input, "probe_timeout")?,
+                )?,
                 "crate" => set(&mut args.krate, &key, parse_crate(input)?)?,
                 _ => unreachable!("every entry of KEYS has an arm"),
             }
@@ -125,6 +144,24 @@ fn parse_fallback(input: ParseStream) -> Result<ExprPath> {
             "expected a path to the sync function, e.g. `fallback = upload_blocking` or `fallback = Self::upload_blocking`",
         )
     })
+}
+
+fn parse_probe(input: ParseStream) -> Result<ExprPath> {
+    const WANT: &str = "a path to an `async fn() -> Result<(), E>` the circuit breaker runs \
+        in the background while the site is open, e.g. `probe = bucket_reachable`";
+    if input.peek(LitStr) {
+        let lit: LitStr = input.parse()?;
+        return Err(Error::new(
+            lit.span(),
+            format!(
+                "`probe` takes a path, not a string: write `probe = {}`",
+                lit.value()
+            ),
+        ));
+    }
+    input
+        .parse()
+        .map_err(|e| Error::new(e.span(), format!("expected {WANT}")))
 }
 
 fn parse_classify(input: ParseStream) -> Result<ExprPath> {
@@ -327,6 +364,8 @@ fn example(key: &str) -> &'static str {
         "name" => "\"upload\"",
         "salt" => "\"upload-v2\"",
         "classify" => "classify_upload_error",
+        "probe" => "bucket_reachable",
+        "probe_timeout" => "0.5",
         _ => "::async_upload",
     }
 }

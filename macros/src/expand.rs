@@ -476,6 +476,19 @@ fn site_static(site: &Site, private: &TokenStream) -> TokenStream {
         let backoff = duration(backoff);
         builder.extend(quote!(.with_backoff(#backoff)));
     }
+    if let Some(probe) = &site.probe {
+        // Spanned at the path: a probe that is not an `async fn()` returning
+        // a `Result<(), E>`, or whose future is not `Send`, is reported there.
+        let span = probe.span();
+        let probe_ok = quote_spanned!(span=> #private::probe_ok(#probe().await));
+        builder.extend(quote_spanned! {span=>
+            .with_probe(|| ::std::boxed::Box::pin(async { #probe_ok }))
+        });
+    }
+    if let Some(timeout) = site.probe_timeout {
+        let timeout = duration(timeout);
+        builder.extend(quote!(.with_probe_timeout(#timeout)));
+    }
     quote! {
         static __ASYNC_UPLOAD_SITE: #private::Site = #builder;
     }

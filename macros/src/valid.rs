@@ -30,6 +30,10 @@ pub(crate) struct Site {
     pub size: Option<Expr>,
     /// `classify = path`: decides each error's class instead of `Classify`.
     pub classify: Option<ExprPath>,
+    /// `probe = path`: the breaker's background probe.
+    pub probe: Option<ExprPath>,
+    /// `probe_timeout`, in nanoseconds (only with `probe`).
+    pub probe_timeout: Option<u64>,
     /// The facade crate; `::async_upload` unless `crate = ...` was written.
     pub krate: Path,
 }
@@ -103,15 +107,9 @@ pub(crate) fn validate(args: Args, sig: &Signature) -> Result<Site> {
         .backoff
         .as_ref()
         .and_then(|b| nanos(b, "backoff", &mut errors));
+    let probe_timeout = probe_timeout(&args, &mut errors);
 
-    if let Some(name) = &args.name {
-        if name.value().is_empty() {
-            errors.push(Error::new(
-                name.span(),
-                "`name` cannot be empty: it names the site in metrics, logs and per-site overrides",
-            ));
-        }
-    }
+    check_name(args.name.as_ref(), &mut errors);
 
     let fallback = args.fallback.or_else(|| {
         errors.push(Error::new(
@@ -136,9 +134,47 @@ pub(crate) fn validate(args: Args, sig: &Signature) -> Result<Site> {
         key: args.key,
         size: args.size,
         classify: args.classify,
+        probe: args.probe,
+        probe_timeout,
         krate: args
             .krate
             .unwrap_or_else(|| syn::parse_quote!(::async_upload)),
+    })
+}
+
+fn check_name(name: Option<&LitStr>, errors: &mut Errors) {
+    if let Some(name) = name {
+        if name.value().is_empty() {
+            errors.push(Error::new(
+                name.span(),
+                "`name` cannot be empty: it names the site in metrics, logs and per-site overrides",
+            ));
+        }
+    }
+}
+
+/// `probe_timeout`: more than 0, and only with a `probe` to limit.
+fn probe_timeout(args: &Args, errors: &mut Errors) -> Option<u64> {
+    args.probe_timeout.as_ref().and_then(|t| {
+        if args.probe.is_none() {
+            errors.push(Error::new(
+                t.span,
+                "`probe_timeout` limits the background probe, and there is none: add \
+                 `probe = <an async fn() -> Result<(), E>>` or remove `probe_timeout` \
+                 (without a probe, the half-open probe is a real call whose timeout \
+                 follows recent successes)",
+            ));
+            return None;
+        }
+        if t.nanos == 0 {
+            errors.push(Error::new(
+                t.span,
+                "`probe_timeout` must be more than 0 seconds (it limits each background \
+                 probe): write e.g. `probe_timeout = 0.5`",
+            ));
+            return None;
+        }
+        nanos(t, "probe_timeout", errors)
     })
 }
 
@@ -298,6 +334,17 @@ mod tests {
         );
         assert!(error("fallback = f, timeout = 1e20", FN).contains("too long"));
         assert!(error(r#"fallback = f, name = """#, FN).contains("`name` cannot be empty"));
+        assert!(error("fallback = f, probe = p, probe_timeout = 0", FN)
+            .contains("`probe_timeout` must be more than 0 seconds"));
+        assert!(
+            error("fallback = f, probe_timeout = 1", FN).contains("there is none: add `probe =")
+        );
+        assert_eq!(
+            check("fallback = f, probe = p, probe_timeout = 0.5", FN)
+                .unwrap()
+                .probe_timeout,
+            Some(500_000_000)
+        );
     }
 
     #[test]

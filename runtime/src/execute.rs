@@ -14,7 +14,10 @@
 //!
 //! Every call leaves exactly one record, also when the caller drops the
 //! future mid-call (fault [`RuntimeFault::Cancelled`]; the fallback never
-//! runs for a dropped call).
+//! starts for a dropped call). A sync path already running on the blocking
+//! pool cannot be stopped: when its caller goes away, the record waits for
+//! it and carries its real outcome, with fault `cancelled` noting that
+//! nobody received it.
 //!
 //! A runtime fault is recorded by its [`RuntimeFault`], a user error by its
 //! [`Classify::error_type`], qualified when it picked a reserved name.
@@ -44,7 +47,7 @@ use std::any::Any;
 use std::future::{poll_fn, ready, Future};
 use std::panic::{catch_unwind as catch, AssertUnwindSafe};
 use std::pin::pin;
-use std::sync::Once;
+use std::sync::{Arc, Mutex, Once};
 use std::task::Poll;
 use std::time::SystemTime;
 
@@ -122,8 +125,8 @@ where
     T: Send + 'static,
     E: Classify + Send + 'static,
 {
-    run(call, args, attempt, move |args, id| {
-        on_blocking_pool(fallback, args, id)
+    run(call, args, attempt, move |args, recorder: &mut Recorder| {
+        on_blocking_pool(fallback, args, recorder.id, recorder.hand_off())
     })
     .await
 }
@@ -150,7 +153,8 @@ where
     S: FnOnce(A) -> Result<T, E>,
     E: Classify,
 {
-    run(call, args, attempt, move |args, id| {
+    run(call, args, attempt, move |args, recorder: &mut Recorder| {
+        let id = recorder.id;
         ready(call_id::with(id, || in_place(fallback, args)))
     })
     .await
@@ -171,34 +175,50 @@ async fn run<A, T, E, F, Fut, R, RFut>(
 where
     F: FnMut(&mut A) -> Fut,
     Fut: Future<Output = Result<T, E>>,
-    // The sync path gets the call's id to run under (`call_id()`).
-    R: FnOnce(A, CallId) -> RFut,
+    // The sync path gets the call's recorder, for the id to run under
+    // (`call_id()`) and, on the blocking pool, to hand the record over
+    // should the caller go away while it runs.
+    R: FnOnce(A, &mut Recorder) -> RFut,
     RFut: Future<Output = Result<Result<T, E>, Panic>>,
     E: Classify,
 {
     let mut recorder = Recorder::new(call);
-    let span = recorder.span.clone();
+    let settings = match call.path() {
+        Path::Async(settings) if tokio_available() => settings,
+        path => {
+            // The sync path, as the code ran before the migration: no span
+            // and no event above DEBUG, so a service whose subscriber logs
+            // at INFO pays nothing for the calls it has not moved yet.
+            let reason = match path {
+                Path::Sync(reason) => reason,
+                Path::Async(_) => SyncReason::NoRuntime,
+            };
+            recorder.enter_sync(ExecutionType::Sync, reason);
+            let outcome = sync(args, &mut recorder).await;
+            return recorder.finish_sync(outcome);
+        }
+    };
+    // The async path's span is at DEBUG: an INFO span per call would cost
+    // every service that logs at INFO (nearly all) a span allocation and
+    // its formatting on each call, the bulk of a call's cost; the records
+    // and the WARN events (in this span when DEBUG is on) say what
+    // happened. Built outside the async block, as tracing-attributes
+    // does, so the call's whole future runs inside it.
+    let span = tracing::debug_span!(
+        "async_upload",
+        site = call.site.name(),
+        execution_type = Empty,
+        attempts = Empty,
+    );
+    recorder.span = span.clone();
     let state_machine = async move {
-        let settings = match call.path() {
-            Path::Async(settings) if tokio_available() => settings,
-            path => {
-                let reason = match path {
-                    Path::Sync(reason) => reason,
-                    Path::Async(_) => SyncReason::NoRuntime,
-                };
-                recorder.enter_sync(ExecutionType::Sync, reason);
-                let outcome = sync(args, recorder.id).await;
-                return recorder.finish_sync(outcome);
-            }
-        };
-
         let guard = Guard::of(&call, &settings);
         if guard.skips() {
             recorder.enter_sync(ExecutionType::SyncFallback, SyncReason::BreakerOpen);
             recorder.cause = Some(RuntimeFault::BreakerOpen.as_str());
             recorder.note(RuntimeFault::BreakerOpen);
             tracing::debug!("circuit breaker open; the sync path takes the call");
-            let outcome = sync(args, recorder.id).await;
+            let outcome = sync(args, &mut recorder).await;
             return recorder.finish_sync(outcome);
         }
 
@@ -227,7 +247,7 @@ where
             "async upload gave up; falling back to the sync path",
         );
         recorder.enter_sync(ExecutionType::SyncFallback, SyncReason::AsyncGaveUp);
-        let outcome = sync(args, recorder.id).await;
+        let outcome = sync(args, &mut recorder).await;
         recorder.finish_sync(outcome)
     };
     state_machine.instrument(span).await
@@ -253,9 +273,13 @@ where
     let mut started = recorder.started;
     // A testing scope's `async_times_out` (never without the feature).
     let times_out = recorder.times_out();
+    // A probe (a real call testing a half-open breaker) gets a short
+    // timeout derived from recent successes, so it costs its caller little
+    // more than a healthy attempt.
+    let timeout = guard.attempt_timeout(settings.timeout);
     loop {
         recorder.attempts += 1;
-        let deadline = started + settings.timeout;
+        let deadline = started + timeout;
         let outcome = if times_out {
             // A deadline already past and a body that never starts.
             tokio::time::timeout_at(started, std::future::pending()).await
@@ -270,7 +294,10 @@ where
         recorder.ambiguous += u32::from(outcome_unknown(&outcome));
         let retryable = match outcome {
             Ok(Ok(Ok(value))) => {
-                guard.success();
+                // One clock read for the breaker's latency and the record.
+                let now = Instant::now();
+                guard.success_after(now.saturating_duration_since(started));
+                recorder.ended = Some(now);
                 return Ok(recorder.finish(Ok(value)));
             }
             Ok(Ok(Err(error))) => match error.classify() {
@@ -296,7 +323,7 @@ where
                 tracing::error!(panic = %message, "async upload panicked (critical)");
                 return Err(GiveUp::Fault(Fault::Panic(message)));
             }
-            Err(_elapsed) => GiveUp::Fault(Fault::Timeout(settings.timeout)),
+            Err(_elapsed) => GiveUp::Fault(Fault::Timeout(timeout)),
         };
         guard.failure();
         if retries >= settings.max_retries {
@@ -350,17 +377,27 @@ struct Guard {
     admission: Admission,
     settings: BreakerSettings,
     applies: bool,
+    /// The site's background probe, if it has one and the breaker applies.
+    probe: Option<crate::breaker::Probe>,
+    /// The site's per-attempt timeout (the probe's default bounds it).
+    timeout: std::time::Duration,
 }
 
 impl Guard {
     fn of(call: &Call, settings: &Settings) -> Self {
         let site = call.site;
         let applies = settings.breaker.enabled && settings.fallback;
+        let probe = site.probe();
         let admission = if applies {
-            site.breaker().admit(site.name(), &settings.breaker)
+            site.breaker()
+                .admit(site.name(), &settings.breaker, probe.is_some())
         } else {
             Admission::Closed
         };
+        if let (Admission::Skip, Some(probe)) = (admission, probe) {
+            crate::breaker::ensure_probing(site, probe, settings.timeout, settings.breaker);
+        }
+        let probe = probe.filter(|_| applies);
         if applies && admission == Admission::Closed {
             site.breaker().deposit(&settings.breaker);
         }
@@ -369,11 +406,31 @@ impl Guard {
             admission,
             settings: settings.breaker,
             applies,
+            probe,
+            timeout: settings.timeout,
         }
     }
 
     fn skips(self) -> bool {
         self.admission == Admission::Skip
+    }
+
+    /// The per-attempt timeout: a probe's is shorter (see
+    /// [`Breaker::probe_timeout`](crate::breaker::Breaker::probe_timeout)).
+    fn attempt_timeout(self, timeout: std::time::Duration) -> std::time::Duration {
+        if matches!(self.admission, Admission::Probe(_)) {
+            self.site.breaker().probe_timeout(timeout)
+        } else {
+            timeout
+        }
+    }
+
+    fn success_after(self, took: std::time::Duration) {
+        if self.applies {
+            self.site
+                .breaker()
+                .on_success_after(self.site.name(), self.admission, took);
+        }
     }
 
     fn success(self) {
@@ -390,13 +447,17 @@ impl Guard {
                 .breaker()
                 .on_failure(self.site.name(), self.admission, &self.settings);
         }
+        // The background probe confirms a failure (see `breaker/background.rs`).
+        if let (Admission::Closed, Some(probe)) = (self.admission, self.probe) {
+            crate::breaker::ensure_probing(self.site, probe, self.timeout, self.settings);
+        }
     }
 
     /// Whether a failed attempt may be retried: never a probe, and only
     /// within the site's retry budget.
     fn may_retry(self) -> bool {
         !self.applies
-            || (self.admission != Admission::Probe
+            || (!matches!(self.admission, Admission::Probe(_))
                 && self.site.breaker().withdraw(self.site.name()))
     }
 }
@@ -451,21 +512,38 @@ fn error_name<E: Classify>(error: &E) -> &'static str {
 }
 
 /// Runs the sync path on Tokio's blocking pool (inline without a runtime),
-/// as call `id`.
+/// as call `id`; when it ends it tells `handoff`, which records the call
+/// if its caller has gone.
 async fn on_blocking_pool<A, T, E, S>(
     fallback: S,
     args: A,
     id: CallId,
+    handoff: Arc<Handoff>,
 ) -> Result<Result<T, E>, Panic>
 where
     A: Send + 'static,
     S: FnOnce(A) -> Result<T, E> + Send + 'static,
     T: Send + 'static,
-    E: Send + 'static,
+    E: Classify + Send + 'static,
 {
-    let fallback = move || call_id::with(id, move || fallback(args));
     let Ok(handle) = Handle::try_current() else {
-        return catch(AssertUnwindSafe(fallback));
+        return catch(AssertUnwindSafe(move || {
+            call_id::with(id, move || fallback(args))
+        }));
+    };
+    let fallback = move || {
+        let result = catch(AssertUnwindSafe(move || {
+            call_id::with(id, move || fallback(args))
+        }));
+        handoff.finished(match &result {
+            Ok(Ok(_)) => SyncOutcome::Success,
+            Ok(Err(error)) => SyncOutcome::Error(error_name(error)),
+            Err(_) => SyncOutcome::Panic,
+        });
+        match result {
+            Ok(value) => value,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
     };
     match handle.spawn_blocking(fallback).await {
         Ok(result) => Ok(result),
@@ -533,19 +611,77 @@ fn tokio_available() -> bool {
     false
 }
 
+/// How a sync path on the blocking pool ended, for a record written
+/// after its caller went away.
+#[derive(Clone, Copy, Debug)]
+enum SyncOutcome {
+    Success,
+    Error(&'static str),
+    Panic,
+}
+
+/// The handshake between a sync path on the blocking pool and its caller:
+/// whichever of "the sync path finished" and "the caller went away" comes
+/// second writes the record of a caller that went away, so it is written
+/// once, with the real outcome. A lock, not atomics: it is taken twice per
+/// call on a path that already costs a thread hop.
+#[derive(Default)]
+struct Handoff(Mutex<HandoffState>);
+
+#[derive(Default)]
+enum HandoffState {
+    /// Both are still there.
+    #[default]
+    Running,
+    /// The caller went away first; the sync path's end records this.
+    CallerGone(Box<Recorder>),
+    /// The sync path ended first.
+    Finished(SyncOutcome),
+}
+
+impl Handoff {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HandoffState> {
+        // Nothing panics under this lock; a poisoned one still holds a state.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn finished(&self, outcome: SyncOutcome) {
+        let state = std::mem::replace(&mut *self.lock(), HandoffState::Finished(outcome));
+        if let HandoffState::CallerGone(mut recorder) = state {
+            recorder.finish_after_cancel(outcome);
+        }
+    }
+
+    fn caller_gone(&self, mut recorder: Recorder) {
+        let mut state = self.lock();
+        if let HandoffState::Finished(outcome) = *state {
+            drop(state);
+            recorder.finish_after_cancel(outcome);
+        } else {
+            *state = HandoffState::CallerGone(Box::new(recorder));
+        }
+    }
+}
+
 /// Builds the call's one record: on `finish`, or, if the future is dropped
-/// first, on drop as cancelled.
+/// first, on drop as cancelled (or, with a sync path running on the
+/// blocking pool, when that ends: [`Handoff`]).
 struct Recorder {
     call: Call,
     /// The call's id: `call_id()` inside it, and its record's.
     id: CallId,
-    /// The call's span, kept here so recording fields needs no lookup of
-    /// the current span.
+    /// The call's span (the async path's, at DEBUG; none on the sync
+    /// path), kept here so recording fields needs no lookup of the
+    /// current span.
     span: tracing::Span,
     /// The whole call is timed from here: the decision before it takes
     /// nanoseconds, and the sync path's decision needs no clock. Tokio's
     /// instant, so attempt deadlines and durations follow a paused clock.
     started: Instant,
+    /// When the call ended, if the path already read the clock.
+    ended: Option<Instant>,
     execution_type: ExecutionType,
     attempts: u32,
     /// The async error that sent the call to the fallback.
@@ -560,6 +696,8 @@ struct Recorder {
     /// The testing scope the call was decided in: its record goes there.
     #[cfg(feature = "testing")]
     scope: Option<std::sync::Arc<crate::testing::Scope>>,
+    /// Set while the sync path runs on the blocking pool.
+    handoff: Option<Arc<Handoff>>,
     recorded: bool,
 }
 
@@ -568,13 +706,9 @@ impl Recorder {
         Recorder {
             call,
             id: CallId::draw(),
-            span: tracing::info_span!(
-                "async_upload",
-                site = call.site.name(),
-                execution_type = Empty,
-                attempts = Empty,
-            ),
+            span: tracing::Span::none(),
             started: Instant::now(),
+            ended: None,
             execution_type: ExecutionType::Sync,
             attempts: 0,
             cause: None,
@@ -583,8 +717,54 @@ impl Recorder {
             ambiguous: 0,
             #[cfg(feature = "testing")]
             scope: call.scope(),
+            handoff: None,
             recorded: false,
         }
+    }
+
+    /// The handshake for a sync path about to run on the blocking pool.
+    fn hand_off(&mut self) -> Arc<Handoff> {
+        Arc::clone(self.handoff.get_or_insert_with(Arc::default))
+    }
+
+    /// Moves the unrecorded call out of `self` (which is then done), for
+    /// the sync path to record.
+    fn take(&mut self) -> Recorder {
+        self.recorded = true;
+        Recorder {
+            call: self.call,
+            id: self.id,
+            span: self.span.clone(),
+            started: self.started,
+            ended: self.ended,
+            execution_type: self.execution_type,
+            attempts: self.attempts,
+            cause: self.cause,
+            fault: self.fault,
+            sync_reason: self.sync_reason,
+            ambiguous: self.ambiguous,
+            #[cfg(feature = "testing")]
+            scope: self.scope.take(),
+            handoff: None,
+            recorded: false,
+        }
+    }
+
+    /// Records a call whose caller went away while its sync path ran on:
+    /// the sync path's real outcome, and fault `cancelled` (nobody received
+    /// it).
+    fn finish_after_cancel(&mut self, outcome: SyncOutcome) {
+        match outcome {
+            SyncOutcome::Success => {}
+            SyncOutcome::Error(_) => self.cause = None,
+            SyncOutcome::Panic => self.cause = Some(RuntimeFault::SyncPanic.as_str()),
+        }
+        self.note(RuntimeFault::Cancelled);
+        let error_type = match outcome {
+            SyncOutcome::Error(name) => Some(name),
+            SyncOutcome::Success | SyncOutcome::Panic => self.cause,
+        };
+        self.emit(matches!(outcome, SyncOutcome::Success), error_type);
     }
 
     fn enter(&mut self, execution_type: ExecutionType) {
@@ -657,7 +837,12 @@ impl Recorder {
             site: site.name().into(),
             execution_type: self.execution_type,
             success,
-            duration_ms: self.started.elapsed().as_secs_f64() * 1000.0,
+            duration_ms: self
+                .ended
+                .unwrap_or_else(Instant::now)
+                .saturating_duration_since(self.started)
+                .as_secs_f64()
+                * 1000.0,
             attempts: self.attempts,
             error_type: error_type.map(Into::into),
             bytes: self.call.bytes,
@@ -695,7 +880,12 @@ impl Recorder {
 impl Drop for Recorder {
     fn drop(&mut self) {
         if !self.recorded {
-            tracing::info!("async upload call cancelled by its caller");
+            if let Some(handoff) = self.handoff.take() {
+                tracing::debug!("async upload call cancelled by its caller; its sync path runs on");
+                handoff.caller_gone(self.take());
+                return;
+            }
+            tracing::debug!("async upload call cancelled by its caller");
             self.note(RuntimeFault::Cancelled);
             self.emit(false, Some(RuntimeFault::Cancelled.as_str()));
         }

@@ -47,6 +47,9 @@ mod sync;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
+#[doc(hidden)]
+pub use breaker::probe_ok;
+pub use breaker::ProbeOutcome;
 pub use call_id::{call_id, CallId, ParseCallIdError};
 pub use policy::{Classify, ErrorClass, Fault};
 pub use site::{ByteCount, Call, Path, Site, SyncReason};

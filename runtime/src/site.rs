@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::breaker::Breaker;
+use crate::breaker::{Breaker, Probe, ProbeFn};
 use crate::config::{handle, AttributeOverrides, BreakerSettings, BreakerState, Origins, Settings};
 pub use crate::metrics::SyncReason;
 use crate::metrics::{self, SiteStats};
@@ -36,6 +36,10 @@ pub struct Site {
     name: &'static str,
     salt: Option<&'static str>,
     attribute: AttributeOverrides,
+    /// The attribute's `probe`, run in the background while the breaker is open.
+    probe: Option<ProbeFn>,
+    /// The attribute's `probe_timeout`.
+    probe_timeout: Option<Duration>,
     cache: Cache,
 }
 
@@ -71,6 +75,8 @@ impl Site {
                     timeout: None,
                     backoff: None,
                 },
+                probe: None,
+                probe_timeout: None,
                 cache: Cache {
                     settings: cache::Cache::new(),
                     stats: OnceLock::new(),
@@ -113,6 +119,46 @@ impl Site {
     pub const fn with_backoff(mut self, base: Duration) -> Self {
         self.attribute.backoff = Some(base);
         self
+    }
+
+    /// A probe the circuit breaker runs in the background while it is
+    /// open (the attribute's `probe`): it resolves to whether the async
+    /// backend is healthy (a HEAD on the bucket, a health endpoint). With
+    /// one, no call ever probes: every enrolled call takes the sync path
+    /// at once until a probe succeeds and the breaker closes.
+    ///
+    /// ```
+    /// use async_upload::Site;
+    ///
+    /// async fn bucket_reachable() -> std::io::Result<()> { Ok(()) }
+    ///
+    /// static UPLOAD: Site = Site::new("docs_probe")
+    ///     .with_probe(|| Box::pin(async { bucket_reachable().await.is_ok() }));
+    /// # let _ = &UPLOAD;
+    /// ```
+    #[must_use]
+    pub const fn with_probe(
+        mut self,
+        probe: fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>,
+    ) -> Self {
+        self.probe = Some(probe);
+        self
+    }
+
+    /// The background probe's own timeout (the attribute's
+    /// `probe_timeout`); default `min(timeout, 1 s)`.
+    #[must_use]
+    pub const fn with_probe_timeout(mut self, timeout: Duration) -> Self {
+        self.probe_timeout = Some(timeout);
+        self
+    }
+
+    /// The background probe, if the site has one.
+    pub(crate) fn probe(&self) -> Option<Probe> {
+        self.probe.map(|run| Probe {
+            run,
+            timeout: self.probe_timeout,
+        })
     }
 
     /// The site's name, used in records, logs and per-site overrides.

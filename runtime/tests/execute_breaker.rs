@@ -258,7 +258,7 @@ async fn retries_stay_within_the_budget() {
     }
     assert_eq!(SITE.breaker_state(), BreakerState::Closed);
     let retries = attempts.load(Ordering::Relaxed) - calls;
-    // 20 % of 1000 calls, the bank's 20 to start with, 1 per second over 10 s.
+    // 20 % of 1000 calls (the bank starts empty), 1 per second over 10 s.
     println!("retry budget: {retries} retries for {calls} calls wanting 300");
     assert!((200..=230).contains(&retries), "{retries} retries");
     let all = records.all();
@@ -290,4 +290,136 @@ async fn turned_off_the_breaker_never_skips() {
     }
     assert_eq!(SITE.breaker_state(), BreakerState::Closed);
     assert_eq!(backend.requests.load(Ordering::SeqCst), 50);
+}
+
+/// Issue 19: without a `probe` function the half-open probe is a real call,
+/// under a timeout derived from recent successes (`max(4 × p99, 50 ms)`,
+/// capped by `timeout`), so in a black-hole outage the probe's caller waits
+/// about 50 ms, not the site's 200 ms timeout.
+#[tokio::test(start_paused = true)]
+async fn a_probe_that_is_a_real_call_times_out_early() {
+    static SITE: Site = Site::new("breaker_probe_timeout")
+        .with_retries(2)
+        .with_timeout(Duration::from_millis(200))
+        .with_backoff(Duration::from_millis(1));
+    configure(SITE.name(), SiteOverrides::default());
+    let backend = Backend::default();
+    // Healthy calls that answer in 1 ms: p99 ~1 ms, so 4 × p99 is under the floor.
+    for _ in 0..200 {
+        let started = Instant::now();
+        let result = execute_in_place(
+            SITE.call_unkeyed(),
+            (),
+            |()| async {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                backend.call().await
+            },
+            |()| Ok(2),
+        )
+        .await;
+        assert_eq!(result, Ok(1));
+        assert!(started.elapsed() < Duration::from_millis(5));
+    }
+    backend.down.store(true, Ordering::SeqCst);
+    let records = Records::of(SITE.name());
+    while SITE.breaker_state() != BreakerState::Open {
+        assert_eq!(call(&SITE, &backend).await, Ok(2));
+    }
+    // Calls while open skip; after the cool-down one is the probe.
+    let end = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < end {
+        assert_eq!(call(&SITE, &backend).await, Ok(2));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let probes: Vec<UploadRecord> = records
+        .all()
+        .into_iter()
+        .skip_while(|r| r.fault != Some(RuntimeFault::BreakerOpen))
+        .filter(|r| r.attempts > 0)
+        .collect();
+    assert!(!probes.is_empty(), "no probe in 5 s");
+    for probe in &probes {
+        assert_eq!(probe.attempts, 1, "a probe is never retried");
+        assert!(
+            (50.0..60.0).contains(&probe.duration_ms),
+            "a probe took {} ms",
+            probe.duration_ms
+        );
+    }
+}
+
+/// Whether the background probe's backend is down (the probe of `PROBED`).
+static PROBE_DOWN: AtomicBool = AtomicBool::new(false);
+/// Probes run.
+static PROBES: AtomicU32 = AtomicU32::new(0);
+
+/// Issue 19: with a `probe` function the breaker probes in the background
+/// while the site is open: no user call waits for a probe (every call
+/// while open is `breaker_open` with 0 attempts and takes no time on the
+/// paused clock), a failed attempt confirmed by a failed probe opens it at
+/// once, and a successful probe closes it.
+#[tokio::test(start_paused = true)]
+async fn a_background_probe_keeps_probes_off_the_callers_path() {
+    static PROBED: Site = Site::new("breaker_background_probe")
+        .with_retries(2)
+        .with_timeout(Duration::from_millis(200))
+        .with_backoff(Duration::from_millis(1))
+        .with_probe(|| {
+            Box::pin(async {
+                PROBES.fetch_add(1, Ordering::SeqCst);
+                if PROBE_DOWN.load(Ordering::SeqCst) {
+                    pending::<()>().await;
+                }
+                true
+            })
+        });
+    configure(PROBED.name(), SiteOverrides::default());
+    let backend = Backend::default();
+    backend.down.store(true, Ordering::SeqCst);
+    PROBE_DOWN.store(true, Ordering::SeqCst);
+    let records = Records::of(PROBED.name());
+    // The first failed attempt starts the probe, whose failure opens the
+    // breaker at once: the first call's retries, not ten failures, later.
+    let mut calls = 0;
+    while PROBED.breaker_state() != BreakerState::Open {
+        assert_eq!(call(&PROBED, &backend).await, Ok(2));
+        calls += 1;
+    }
+    assert_eq!(calls, 1, "the probe confirmed the first call's failure");
+    let opened = records.all().len();
+    let requests = backend.requests.load(Ordering::SeqCst);
+    // 20 s of outage at 10 calls/s.
+    for _ in 0..200 {
+        let started = Instant::now();
+        assert_eq!(call(&PROBED, &backend).await, Ok(2));
+        assert_eq!(started.elapsed(), Duration::ZERO, "a call waited");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let during = records.all();
+    assert!(during[opened..]
+        .iter()
+        .all(|r| r.fault == Some(RuntimeFault::BreakerOpen) && r.attempts == 0));
+    assert_eq!(
+        backend.requests.load(Ordering::SeqCst),
+        requests,
+        "a call probed"
+    );
+    // Cool-downs 1, 2, 4, 8 s and the probe timeout (min(0.2 s, 1 s)) in 20 s.
+    let probes = PROBES.load(Ordering::SeqCst);
+    assert!((3..=5).contains(&probes), "{probes} background probes");
+
+    // Recovery: the next background probe closes it, within the longest
+    // cool-down (8 s) and a probe timeout.
+    backend.down.store(false, Ordering::SeqCst);
+    PROBE_DOWN.store(false, Ordering::SeqCst);
+    let recovered = Instant::now();
+    while PROBED.breaker_state() != BreakerState::Closed {
+        assert_eq!(call(&PROBED, &backend).await, Ok(2));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            recovered.elapsed() <= Duration::from_millis(8300),
+            "still open"
+        );
+    }
+    assert_eq!(call(&PROBED, &backend).await, Ok(1));
 }

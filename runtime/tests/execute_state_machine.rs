@@ -333,6 +333,17 @@ async fn panic_in_sync_path_is_recorded_then_resumed() {
     assert_eq!(record.error_type.as_deref(), Some("sync_panic"));
 }
 
+/// Enters `runtime` (calls polled by hand find it) and enrols every key of `site`.
+fn enrolled_in<'r>(
+    runtime: &'r tokio::runtime::Runtime,
+    site: &Site,
+) -> tokio::runtime::EnterGuard<'r> {
+    let guard = runtime.enter();
+    enable_async();
+    roll_out(site.name(), 100.0);
+    guard
+}
+
 #[test]
 fn dropped_future_leaves_one_cancelled_record_and_never_falls_back() {
     static SITE: Site = Site::new("sm_cancelled");
@@ -340,9 +351,7 @@ fn dropped_future_leaves_one_cancelled_record_and_never_falls_back() {
         .enable_all()
         .build()
         .unwrap();
-    let _guard = runtime.enter();
-    enable_async();
-    roll_out(SITE.name(), 100.0);
+    let _guard = enrolled_in(&runtime, &SITE);
     let records = Records::of(SITE.name());
     let synced = AtomicBool::new(false);
     {
@@ -371,6 +380,69 @@ fn dropped_future_leaves_one_cancelled_record_and_never_falls_back() {
             .cancelled,
         1
     );
+}
+
+/// Regression (issue 18): a caller that dropped the future while the
+/// fallback ran on the blocking pool got a record `success=false,
+/// fault=cancelled` at once, although the blocking upload carried on. The
+/// record now waits for the fallback and carries its real outcome, with
+/// the cancellation noted.
+#[test]
+fn a_dropped_call_whose_fallback_runs_on_is_recorded_when_it_ends() {
+    static SITE: Site = Site::new("sm_cancelled_in_fallback").with_retries(0);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = enrolled_in(&runtime, &SITE);
+    for (sync, success, error_type) in [
+        (Ok(7), true, Some("transient")),
+        (Err(TestError::Invalid), false, Some("invalid")),
+    ] {
+        let records = Records::of(SITE.name());
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        {
+            let future = execute(
+                SITE.call(&"key"),
+                (),
+                |()| async { Err::<u32, _>(TestError::Transient) },
+                move |()| {
+                    started_tx.send(()).unwrap();
+                    release_rx.recv().unwrap();
+                    done_tx.send(()).unwrap();
+                    sync
+                },
+            );
+            let mut future = Box::pin(future);
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(future.as_mut().poll(&mut cx).is_pending());
+            started_rx.recv().unwrap();
+            // The caller goes away while the fallback runs.
+        }
+        assert!(
+            records.all().is_empty(),
+            "recorded before the fallback ended"
+        );
+        release_tx.send(()).unwrap();
+        done_rx.recv().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while records.all().is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let all = records.all();
+        assert_eq!(all.len(), 1, "{all:#?}");
+        let record = &all[0];
+        assert_eq!(record.execution_type, ExecutionType::SyncFallback);
+        assert_eq!(record.success, success, "{record:?}");
+        assert_eq!(
+            record.fault,
+            Some(async_upload_runtime::metrics::RuntimeFault::Cancelled)
+        );
+        assert_eq!(record.error_type.as_deref(), error_type);
+    }
 }
 
 #[test]

@@ -19,12 +19,15 @@ use tracing_subscriber::Layer;
 
 /// A span's name and its fields as recorded, in order.
 type SpanSeen = (String, Vec<(String, String)>);
+/// A span's name and level, as created.
+type SpanLevel = (String, tracing::Level);
 /// An event's level, message and the name of the span it happened in.
 type EventSeen = (tracing::Level, String, Option<String>);
 
 #[derive(Default, Clone)]
 struct Seen {
     spans: Arc<Mutex<Vec<SpanSeen>>>,
+    levels: Arc<Mutex<Vec<SpanLevel>>>,
     events: Arc<Mutex<Vec<EventSeen>>>,
 }
 
@@ -43,6 +46,10 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Seen {
     fn on_new_span(&self, attrs: &Attributes<'_>, _: &Id, _: Context<'_, S>) {
         let mut fields = Fields(Vec::new());
         attrs.record(&mut fields);
+        self.levels.lock().unwrap().push((
+            attrs.metadata().name().to_owned(),
+            *attrs.metadata().level(),
+        ));
         self.spans
             .lock()
             .unwrap()
@@ -72,15 +79,24 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Seen {
     }
 }
 
+/// A subscriber that keeps what it sees, and what it saw.
+fn watched() -> (Seen, impl Subscriber + Send + Sync) {
+    let seen = Seen::default();
+    (seen.clone(), tracing_subscriber::registry().with(seen))
+}
+
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// Runs one call of `site` (enrolled) whose async path returns `error`
 /// and whose sync path returns 7, under a subscriber that keeps what it sees.
 fn traced_call(site: &'static Site, error: TestError) -> (Result<u32, TestError>, Seen) {
-    let seen = Seen::default();
-    let subscriber = tracing_subscriber::registry().with(seen.clone());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (seen, subscriber) = watched();
+    let runtime = current_thread();
     let result = tracing::subscriber::with_default(subscriber, || {
         runtime.block_on(async {
             support::enable_async();
@@ -174,4 +190,75 @@ fn fallbacks_warn_once_per_site_then_debug() {
     };
     assert_eq!(level_of_fallback(&first), Some(tracing::Level::WARN));
     assert_eq!(level_of_fallback(&second), Some(tracing::Level::DEBUG));
+}
+
+/// Regression (issue 18): the sync path of a disabled or not-enrolled call
+/// created an INFO span, which every service logging at INFO paid for on
+/// every call. The sync path has no span and no event above DEBUG; the
+/// async path's span is at DEBUG.
+#[test]
+fn the_sync_path_has_no_span_and_the_async_span_is_debug() {
+    static OFF: Site = Site::new("tracing_sync_off");
+    static NOT_ENROLLED: Site = Site::new("tracing_sync_not_enrolled");
+    static ON: Site = Site::new("tracing_async_on");
+    support::enable_async();
+    handle_disable(OFF.name());
+    support::roll_out(NOT_ENROLLED.name(), 0.0);
+    let (seen, subscriber) = watched();
+    let runtime = current_thread();
+    tracing::subscriber::with_default(subscriber, || {
+        runtime.block_on(async {
+            for site in [&OFF, &NOT_ENROLLED] {
+                // Twice: the first call of a site announces its settings.
+                for _ in 0..2 {
+                    let result = execute(
+                        site.call(&"k"),
+                        (),
+                        |()| std::future::ready(Ok::<u32, TestError>(1)),
+                        |()| Ok(7),
+                    )
+                    .await;
+                    assert_eq!(result, Ok(7));
+                }
+            }
+        });
+    });
+    let levels = seen.levels.lock().unwrap().clone();
+    assert!(levels.is_empty(), "spans on the sync path: {levels:?}");
+    let events = seen.events.lock().unwrap().clone();
+    let loud: Vec<_> = events
+        .iter()
+        .filter(|(level, m, _)| *level <= tracing::Level::INFO && !m.contains("site settings"))
+        .collect();
+    assert!(loud.is_empty(), "INFO events on the sync path: {loud:?}");
+
+    support::roll_out(ON.name(), 100.0);
+    let (seen, subscriber) = watched();
+    tracing::subscriber::with_default(subscriber, || {
+        runtime.block_on(execute(
+            ON.call(&"k"),
+            (),
+            |()| std::future::ready(Ok::<u32, TestError>(1)),
+            |()| Ok(7),
+        ))
+    })
+    .unwrap();
+    let levels = seen.levels.lock().unwrap().clone();
+    assert_eq!(
+        levels,
+        [("async_upload".to_owned(), tracing::Level::DEBUG)],
+        "one DEBUG span on the async path"
+    );
+}
+
+fn handle_disable(site: &str) {
+    async_upload_runtime::config::handle()
+        .set_site(
+            site,
+            async_upload_runtime::config::SiteOverrides {
+                enabled: Some(false),
+                ..Default::default()
+            },
+        )
+        .unwrap();
 }

@@ -9,6 +9,7 @@
 pub mod client;
 pub mod files;
 pub mod fixture;
+pub mod probe;
 pub mod rank;
 pub mod records;
 pub mod redis;

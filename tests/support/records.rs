@@ -88,6 +88,21 @@ pub fn enable_site(site: &str, overrides: SiteOverrides) {
     handle().set_site(site, overrides).unwrap();
 }
 
+/// `enable_site` at 100 % with the breaker and retry budget off, for
+/// tests of the retry semantics themselves: the budget's bank starts
+/// empty, so a fresh site's calls in a row that all fail retry only on its
+/// floor (`e2e_breaker` tests the budget).
+pub fn enable_site_unbudgeted(site: &str) {
+    enable_site(
+        site,
+        SiteOverrides {
+            rollout: Some(100.0),
+            breaker: Some(false),
+            ..SiteOverrides::default()
+        },
+    );
+}
+
 /// `enable_site` with a rollout percentage and nothing else.
 pub fn enable_site_at(site: &str, rollout: f64) {
     enable_site(

@@ -1,0 +1,12 @@
+use async_upload::async_upload;
+
+fn upload_blocking(req: String) -> std::io::Result<usize> {
+    Ok(req.len())
+}
+
+#[async_upload(fallback = upload_blocking, probe = "bucket_reachable")]
+async fn upload(req: String) -> std::io::Result<usize> {
+    Ok(req.len())
+}
+
+fn main() {}

@@ -1,0 +1,16 @@
+use async_upload::async_upload;
+
+fn upload_blocking(req: String) -> std::io::Result<usize> {
+    Ok(req.len())
+}
+
+async fn bucket_reachable() -> bool {
+    true
+}
+
+#[async_upload(fallback = upload_blocking, probe = bucket_reachable)]
+async fn upload(req: String) -> std::io::Result<usize> {
+    Ok(req.len())
+}
+
+fn main() {}
