@@ -214,9 +214,16 @@ where
     let state_machine = async move {
         let guard = Guard::of(&call, &settings);
         if guard.skips() {
-            recorder.enter_sync(ExecutionType::SyncFallback, SyncReason::BreakerOpen);
             recorder.cause = Some(RuntimeFault::BreakerOpen.as_str());
             recorder.note(RuntimeFault::BreakerOpen);
+            if !settings.fallback {
+                // No sync path can take it: the caller hears at once, not
+                // after a timeout per attempt against a backend that is down.
+                recorder.enter(ExecutionType::Async);
+                tracing::debug!("circuit breaker open and fallback off; the call fails at once");
+                return recorder.finish(Err(E::from_fault(Fault::BreakerOpen)));
+            }
+            recorder.enter_sync(ExecutionType::SyncFallback, SyncReason::BreakerOpen);
             tracing::debug!("circuit breaker open; the sync path takes the call");
             let outcome = sync(args, &mut recorder).await;
             return recorder.finish_sync(outcome);
@@ -370,7 +377,9 @@ fn outcome_unknown<T, E: Classify>(
 // `error_name` below.
 
 /// The breaker's part in one call: it applies when the site's breaker is
-/// on and a sync path can take skipped calls (fallback on).
+/// on, with fallback on or off (off, a skipped call fails at once with
+/// [`Fault::BreakerOpen`], and the retry budget bounds an outage's cost
+/// exactly where no fallback would absorb it).
 #[derive(Clone, Copy)]
 struct Guard {
     site: &'static Site,
@@ -386,7 +395,7 @@ struct Guard {
 impl Guard {
     fn of(call: &Call, settings: &Settings) -> Self {
         let site = call.site;
-        let applies = settings.breaker.enabled && settings.fallback;
+        let applies = settings.breaker.enabled;
         let probe = site.probe();
         let admission = if applies {
             site.breaker()

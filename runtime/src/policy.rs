@@ -26,20 +26,28 @@ pub enum ErrorClass {
 }
 
 /// A failure the runtime observed itself rather than an error the async
-/// body returned: an attempt that timed out, or an async body that panicked.
+/// body returned: an attempt that timed out, an async body that panicked,
+/// or a call the open circuit breaker did not attempt.
 ///
 /// When such a failure ends a call (fallback is off), the runtime turns it
-/// into the user's error type with [`Classify::from_fault`].
+/// into the user's error type with [`Classify::from_fault`]. New faults may
+/// be added: match with a `_` arm.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Fault {
     /// Every attempt ran into the per-attempt timeout; this is the last one.
     Timeout(Duration),
     /// The async body panicked, with the panic's message when it had one.
     Panic(String),
+    /// The site's circuit breaker is open (its recent async attempts failed)
+    /// and fallback is off, so no sync path can take the call: it fails at
+    /// once, without an attempt, rather than after a timeout per attempt.
+    BreakerOpen,
 }
 
 impl Fault {
-    /// The `error_type` this fault is recorded with: `"timeout"` or `"panic"`.
+    /// The `error_type` this fault is recorded with: `"timeout"`, `"panic"`
+    /// or `"breaker_open"`.
     #[must_use]
     pub const fn error_type(&self) -> &'static str {
         self.runtime_fault().as_str()
@@ -50,6 +58,7 @@ impl Fault {
         match self {
             Fault::Timeout(_) => RuntimeFault::Timeout,
             Fault::Panic(_) => RuntimeFault::Panic,
+            Fault::BreakerOpen => RuntimeFault::BreakerOpen,
         }
     }
 }
@@ -59,6 +68,9 @@ impl fmt::Display for Fault {
         match self {
             Fault::Timeout(limit) => write!(f, "async upload attempt timed out after {limit:?}"),
             Fault::Panic(message) => write!(f, "async upload panicked: {message}"),
+            Fault::BreakerOpen => f.write_str(
+                "async upload not attempted: the circuit breaker is open (recent attempts failed) and fallback is off",
+            ),
         }
     }
 }
@@ -208,7 +220,7 @@ impl Classify for io::Error {
     fn from_fault(fault: Fault) -> Self {
         let kind = match fault {
             Fault::Timeout(_) => io::ErrorKind::TimedOut,
-            Fault::Panic(_) => io::ErrorKind::Other,
+            Fault::Panic(_) | Fault::BreakerOpen => io::ErrorKind::Other,
         };
         io::Error::new(kind, fault)
     }

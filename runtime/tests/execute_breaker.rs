@@ -423,3 +423,79 @@ async fn a_background_probe_keeps_probes_off_the_callers_path() {
     }
     assert_eq!(call(&PROBED, &backend).await, Ok(1));
 }
+
+/// Issue 17: with fallback off the retry budget applied no more, so an
+/// outage cost `1 + retries` requests per call exactly where no sync path
+/// absorbs it; and an open breaker had nothing to do. Now the budget holds
+/// and an open breaker fails the call at once with `Fault::BreakerOpen`.
+#[tokio::test(start_paused = true)]
+async fn with_fallback_off_the_budget_holds_and_an_open_breaker_fails_fast() {
+    static SITE: Site = Site::new("breaker_no_fallback")
+        .with_timeout(Duration::from_millis(200))
+        .with_retries(2)
+        .with_backoff(Duration::from_millis(10));
+    configure(
+        SITE.name(),
+        SiteOverrides {
+            fallback: Some(false),
+            ..SiteOverrides::default()
+        },
+    );
+    let records = Records::of(SITE.name());
+    let backend = Backend::default();
+    let every = Duration::from_millis(20);
+    // Healthy, so the bank holds what calls earn.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(2) {
+        assert_eq!(call(&SITE, &backend).await, Ok(1));
+        tokio::time::sleep(every).await;
+    }
+    backend.down.store(true, Ordering::SeqCst);
+    let before = backend.requests.load(Ordering::SeqCst);
+    let seen = records.all().len();
+    let outage = Instant::now();
+    let mut calls = 0_u32;
+    let mut fast = Vec::new();
+    while outage.elapsed() < Duration::from_secs(10) {
+        let started = Instant::now();
+        let result = call(&SITE, &backend).await;
+        let error = result.expect_err("no sync path: the caller gets the error");
+        if error == support::TestError::Fault(async_upload_runtime::Fault::BreakerOpen.to_string())
+        {
+            fast.push(started.elapsed());
+        }
+        calls += 1;
+        tokio::time::sleep(every).await;
+    }
+    let requests = backend.requests.load(Ordering::SeqCst) - before;
+    #[allow(clippy::cast_precision_loss)]
+    let per_call = f64::from(requests) / f64::from(calls);
+    println!("fallback off, 10 s black hole: {requests} requests for {calls} calls ({per_call:.3} per call), {} failed fast", fast.len());
+    assert_eq!(SITE.breaker_state(), BreakerState::Open);
+    assert!(
+        per_call <= 0.2,
+        "{per_call} requests per call (3 without the breaker)"
+    );
+    assert!(
+        fast.len() * 10 >= calls as usize * 9,
+        "{} of {calls} failed fast",
+        fast.len()
+    );
+    assert!(
+        fast.iter().all(|d| d.is_zero()),
+        "a skipped call waits for nothing"
+    );
+    let outage_records = &records.all()[seen..];
+    assert_eq!(outage_records.len(), calls as usize);
+    let skipped: Vec<&UploadRecord> = outage_records
+        .iter()
+        .filter(|r| r.fault == Some(RuntimeFault::BreakerOpen))
+        .collect();
+    assert_eq!(skipped.len(), fast.len());
+    assert!(skipped
+        .iter()
+        .all(|r| r.execution_type == ExecutionType::Async
+            && !r.success
+            && r.attempts == 0
+            && r.sync_reason.is_none()));
+}

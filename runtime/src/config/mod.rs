@@ -89,8 +89,10 @@ pub struct Config {
     /// JSONL file that receives every record and event (`ASYNC_UPLOAD_LOG`, default none).
     pub log_path: Option<PathBuf>,
     /// Each site's circuit breaker and retry budget (`ASYNC_UPLOAD_BREAKER`, default `true`).
-    /// They apply to sites with fallback on: with no sync path to send a
-    /// call to, the async path is the only one.
+    /// They apply with fallback on or off: off, a call the open breaker
+    /// skips fails at once with [`Fault::BreakerOpen`](crate::Fault::BreakerOpen),
+    /// and the budget keeps an outage from costing `1 + retries` requests
+    /// per call exactly where no sync path absorbs it.
     pub breaker: bool,
     /// Percent of recent async attempts that must fail to open the breaker,
     /// 1–100 (`ASYNC_UPLOAD_BREAKER_THRESHOLD`, default `50`).
