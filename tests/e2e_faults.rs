@@ -154,6 +154,9 @@ async fn unavailable_with_fallback_off_reaches_the_caller() {
         SiteOverrides {
             rollout: Some(100.0),
             fallback: Some(false),
+            // Retry semantics, not the budget (which applies with fallback
+            // off too, and starts empty).
+            breaker: Some(false),
             ..SiteOverrides::default()
         },
     );
