@@ -15,7 +15,7 @@
 //! connection reset needs the socket (`SO_LINGER` 0, then close), which
 //! `axum::serve` does not expose.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
@@ -331,13 +331,34 @@ impl ConnControl {
     }
 }
 
+/// How many idempotency keys the server remembers. A real API keeps a key
+/// for a limited time (the draft lets it expire; Stripe keeps 24 hours):
+/// it matters while its call's retries and fallback run, seconds here.
+/// Unbounded, a long staged run's keys grew the process that also runs the
+/// controller, whose memory criterion then rolled the new path back.
+const KEYS_KEPT: usize = 4096;
+
 /// What the server holds: the latest copy of each id, how many times each
-/// id was stored, and the idempotency keys of stored uploads.
+/// id was stored, and the idempotency keys of recent stored uploads.
 #[derive(Default)]
 struct Files {
     latest: HashMap<String, Stored>,
     stores: HashMap<String, u32>,
     keys: HashMap<String, String>,
+    /// The keys in the order they were stored: the oldest is forgotten first.
+    key_order: VecDeque<String>,
+}
+
+impl Files {
+    fn remember(&mut self, key: String, id: &str) {
+        if self.key_order.len() == KEYS_KEPT {
+            if let Some(oldest) = self.key_order.pop_front() {
+                self.keys.remove(&oldest);
+            }
+        }
+        self.key_order.push_back(key.clone());
+        self.keys.insert(key, id.to_owned());
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -695,7 +716,7 @@ fn store(
         stats.rewrites.fetch_add(1, Ordering::Relaxed);
     }
     if let Some(key) = key {
-        files.keys.insert(key, id.to_owned());
+        files.remember(key, id);
     }
     files.latest.insert(
         id.to_owned(),
