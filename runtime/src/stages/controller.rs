@@ -25,7 +25,7 @@ pub const DEFAULT_RECENT_WINDOW: Duration = Duration::from_secs(4 * 60);
 /// The recent window is this fraction of the shortest stage's minimum
 /// duration, unless set ([`ControllerBuilder::recent_window`]): 4 minutes
 /// of 24 hours, 0.12 s of 43.2 s.
-pub const RECENT_WINDOW_PER_STAGE: u32 = 360;
+pub(crate) const RECENT_WINDOW_PER_STAGE: u32 = 360;
 
 /// Default interval between evaluations for [`drive`].
 pub const DEFAULT_TICK: Duration = Duration::from_secs(30);
@@ -33,7 +33,7 @@ pub const DEFAULT_TICK: Duration = Duration::from_secs(30);
 /// The recent window of a stage table when none is set: 1/360 of its
 /// shortest stage, between one tick and [`DEFAULT_RECENT_WINDOW`].
 #[must_use]
-pub fn recent_window_for(stages: &[Stage], tick: Duration) -> Duration {
+pub(crate) fn recent_window_for(stages: &[Stage], tick: Duration) -> Duration {
     let shortest = stages
         .iter()
         .map(|s| s.min_duration)
@@ -97,7 +97,7 @@ impl ControllerBuilder {
     /// Span of the recent window: how far back the review band's health
     /// and the "sync path fails too" hold look. Default: 1/360 of the
     /// shortest stage's minimum duration, between one tick and 4 minutes
-    /// ([`recent_window_for`]), so scaled stages scale it too. Recorded in
+    /// (`recent_window_for` in `stages/controller.rs`), so scaled stages scale it too. Recorded in
     /// each `entered` event for the report.
     pub fn recent_window(mut self, span: Duration) -> Self {
         self.setup.recent_window = Some(span);

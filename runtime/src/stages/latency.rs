@@ -37,7 +37,7 @@ use crate::metrics::{ExecutionType, Histogram, SiteSnapshot};
 
 /// Calls each path needs in a size group before the group is compared on
 /// its own (fewer: merged with the next larger class).
-pub const GROUP_MIN: u64 = 10;
+pub(crate) const GROUP_MIN: u64 = 10;
 
 /// The sync latency of one size group, frozen with a [`Baseline`](super::Baseline).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

@@ -80,15 +80,14 @@ mod window;
 
 pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use controller::{
-    drive, recent_window_for, AdvanceError, Controller, ControllerBuilder, DEFAULT_RECENT_WINDOW,
-    DEFAULT_TICK, RECENT_WINDOW_PER_STAGE,
+    drive, AdvanceError, Controller, ControllerBuilder, DEFAULT_RECENT_WINDOW, DEFAULT_TICK,
 };
 pub use evaluate::{evaluate, Observation};
 pub use health::Health;
 pub use judge::{quantile_ratio, rate_interval, Confidence, ConfidenceError, Interval};
-pub use latency::{SizeBaseline, GROUP_MIN};
+pub use latency::SizeBaseline;
 pub use memory::{MemoryProbe, ProcStatm};
-pub use rates::{AbsoluteEvidence, RateEvidence, SyncPath, SYNC_FAILURES, SYNC_SAMPLE};
+pub use rates::{AbsoluteEvidence, RateEvidence, SyncPath};
 #[cfg(feature = "report")]
 #[cfg_attr(docsrs, doc(cfg(feature = "report")))]
 pub use replay::ReportBuilder;

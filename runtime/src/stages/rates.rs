@@ -92,11 +92,11 @@ impl Default for RateEvidence {
 
 /// Sync calls a look needs to be its own baseline; fewer, and the recent
 /// window's are.
-pub const SYNC_SAMPLE: u64 = 5;
+pub(crate) const SYNC_SAMPLE: u64 = 5;
 
 /// Failed sync calls it takes, in one window, to say the sync path fails
 /// too: one failure among a handful of calls is the old path's usual luck.
-pub const SYNC_FAILURES: u64 = 2;
+pub(crate) const SYNC_FAILURES: u64 = 2;
 
 /// The allowance for a trigger whose bad-call limit is `limit`, given the
 /// sync path's `failures` of `calls` in the same window: none while it is
