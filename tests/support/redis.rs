@@ -3,13 +3,25 @@
 //! The tests also start it with a password, TLS, or as a Cluster node or
 //! a Sentinel, and freeze it (`SIGSTOP`).
 
+use std::collections::HashSet;
 use std::io;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long a server may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How many fresh ports a server started on a free port is tried on
+/// before the start fails.
+const START_TRIES: usize = 5;
+
+/// Ports this process has handed out: tests run in parallel threads, and
+/// the kernel may hand the port a test has just released to the next
+/// `bind(0)` — two servers on one port, one of them exits, and the test
+/// whose server it was meets the other test's (killed with it).
+static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 
 /// Whether `redis-server` can be run.
 pub fn installed() -> bool {
@@ -21,9 +33,16 @@ pub fn installed() -> bool {
         .is_ok_and(|status| status.success())
 }
 
-/// A free loopback port.
+/// A free loopback port, never one this process has handed out before.
 pub fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let handed_out = handed_out.get_or_insert_with(HashSet::new);
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        if handed_out.insert(port) {
+            return Ok(port);
+        }
+    }
 }
 
 /// A `redis-server` on 127.0.0.1, stopped (SIGKILL) when dropped.
@@ -40,7 +59,7 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts one on a free port and waits until it accepts connections.
     pub fn start() -> io::Result<Self> {
-        Self::start_on(free_port()?)
+        Self::on_free_port(|port| Self::start_on(port))
     }
 
     /// Starts one on `port` (a restart keeps the URL replicas know).
@@ -51,15 +70,14 @@ impl RedisServer {
     /// Starts one on a free port with extra `redis-server` arguments
     /// (`--requirepass`, `--cluster-enabled yes`, …).
     pub fn start_with(args: &[&str]) -> io::Result<Self> {
-        let args = args.iter().map(|a| (*a).to_owned()).collect();
-        Self::spawn(free_port()?, &[], args, Vec::new(), "redis")
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        Self::on_free_port(|port| Self::spawn(port, &[], args.clone(), Vec::new(), "redis"))
     }
 
     /// Starts one that speaks TLS only, with the server certificate and
     /// key at `cert` and `key` (PEM) and `ca` the CA that signed them.
     pub fn start_tls(cert: &str, key: &str, ca: &str) -> io::Result<Self> {
-        let port = free_port()?;
-        let args = [
+        let args: Vec<String> = [
             "--tls-cert-file",
             cert,
             "--tls-key-file",
@@ -72,24 +90,40 @@ impl RedisServer {
         .iter()
         .map(|a| (*a).to_owned())
         .collect();
-        let cli = ["--tls", "--cacert", ca]
+        let cli: Vec<String> = ["--tls", "--cacert", ca]
             .iter()
             .map(|a| (*a).to_owned())
             .collect();
-        Self::spawn(port, &[], args, cli, "rediss")
+        Self::on_free_port(|port| Self::spawn(port, &[], args.clone(), cli.clone(), "rediss"))
     }
 
     /// Starts a Redis Sentinel (its configuration file at `config`, which
     /// it rewrites) on a free port.
     pub fn start_sentinel(config: &str) -> io::Result<Self> {
-        std::fs::write(config, "sentinel resolve-hostnames no\n")?;
-        Self::spawn(
-            free_port()?,
-            &[config, "--sentinel"],
-            Vec::new(),
-            Vec::new(),
-            "redis",
-        )
+        Self::on_free_port(|port| {
+            // Rewritten by the server: a fresh one for each try.
+            std::fs::write(config, "sentinel resolve-hostnames no\n")?;
+            Self::spawn(
+                port,
+                &[config, "--sentinel"],
+                Vec::new(),
+                Vec::new(),
+                "redis",
+            )
+        })
+    }
+
+    /// Starts one with `start` on a free port, again on another when the
+    /// server did not come up on it (the port was taken meanwhile).
+    fn on_free_port(mut start: impl FnMut(u16) -> io::Result<Self>) -> io::Result<Self> {
+        let mut last = None;
+        for _ in 0..START_TRIES {
+            match start(free_port()?) {
+                Ok(server) => return Ok(server),
+                Err(error) => last = Some(error),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::other("redis-server did not start")))
     }
 
     fn spawn(
@@ -114,23 +148,75 @@ impl RedisServer {
             .stdout(Stdio::null())
             .spawn()?;
         // Killed on drop, also when it never comes up.
-        let server = RedisServer {
+        let mut server = RedisServer {
             child: Some(child),
             port,
             args,
             cli_args,
             scheme,
         };
+        server.wait_until_up()?;
+        Ok(server)
+    }
+
+    /// Waits until the server answers, and makes sure what answers is
+    /// this server: a connection alone may reach another process on the
+    /// port, or the kernel's self-connection to a port nobody holds yet.
+    fn wait_until_up(&mut self) -> io::Result<()> {
         let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        loop {
+            let child = self.child.as_mut().expect("started");
+            if let Some(status) = child.try_wait()? {
+                return Err(io::Error::other(format!(
+                    "redis-server exited ({status}) on port {}",
+                    self.port
+                )));
+            }
+            let pid = child.id();
+            match self.answer() {
+                Answer::Pid(theirs) if theirs != pid => {
+                    return Err(io::Error::other(format!(
+                        "port {} is held by process {theirs}, not this redis-server",
+                        self.port
+                    )));
+                }
+                Answer::Pid(_) | Answer::AuthRequired => return Ok(()),
+                Answer::Nothing => {}
+            }
             if started.elapsed() > START_TIMEOUT {
                 return Err(io::Error::other(format!(
-                    "redis-server did not start on port {port}"
+                    "redis-server did not start on port {}",
+                    self.port
                 )));
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        Ok(server)
+    }
+
+    /// What `INFO server` through `redis-cli` (which also speaks TLS)
+    /// gets from whatever listens on the port.
+    fn answer(&self) -> Answer {
+        let Ok(out) = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(&self.cli_args)
+            .args(["INFO", "server"])
+            .stderr(Stdio::null())
+            .output()
+        else {
+            return Answer::Nothing;
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        if let Some(pid) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("process_id:"))
+            .and_then(|pid| pid.trim().parse().ok())
+        {
+            Answer::Pid(pid)
+        } else if text.contains("NOAUTH") {
+            Answer::AuthRequired
+        } else {
+            Answer::Nothing
+        }
     }
 
     /// Kills it and starts an empty one on the same port with the same
@@ -197,6 +283,16 @@ impl RedisServer {
             .and_then(|n| n.trim().parse().ok())
             .ok_or_else(|| io::Error::other("no total_commands_processed in INFO stats"))
     }
+}
+
+/// What answered on a server's port.
+enum Answer {
+    /// A Redis with this process id.
+    Pid(u32),
+    /// A Redis that wants a password first (the test's own, if it runs).
+    AuthRequired,
+    /// Nothing, or nothing that speaks Redis yet.
+    Nothing,
 }
 
 impl Drop for RedisServer {
