@@ -59,7 +59,7 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts one on a free port and waits until it accepts connections.
     pub fn start() -> io::Result<Self> {
-        Self::on_free_port(|port| Self::start_on(port))
+        Self::on_free_port(Self::start_on)
     }
 
     /// Starts one on `port` (a restart keeps the URL replicas know).
