@@ -3,7 +3,7 @@
 //! The tests also start it with a password, TLS, or as a Cluster node or
 //! a Sentinel, and freeze it (`SIGSTOP`).
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::io;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -21,7 +21,7 @@ const START_TRIES: usize = 5;
 /// the kernel may hand the port a test has just released to the next
 /// `bind(0)` — two servers on one port, one of them exits, and the test
 /// whose server it was meets the other test's (killed with it).
-static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
 
 /// Whether `redis-server` can be run.
 pub fn installed() -> bool {
@@ -36,7 +36,6 @@ pub fn installed() -> bool {
 /// A free loopback port, never one this process has handed out before.
 pub fn free_port() -> io::Result<u16> {
     let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
-    let handed_out = handed_out.get_or_insert_with(HashSet::new);
     loop {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         if handed_out.insert(port) {
@@ -116,14 +115,13 @@ impl RedisServer {
     /// Starts one with `start` on a free port, again on another when the
     /// server did not come up on it (the port was taken meanwhile).
     fn on_free_port(mut start: impl FnMut(u16) -> io::Result<Self>) -> io::Result<Self> {
-        let mut last = None;
-        for _ in 0..START_TRIES {
+        let mut tries = 1;
+        loop {
             match start(free_port()?) {
-                Ok(server) => return Ok(server),
-                Err(error) => last = Some(error),
+                Err(_) if tries < START_TRIES => tries += 1,
+                started => return started,
             }
         }
-        Err(last.unwrap_or_else(|| io::Error::other("redis-server did not start")))
     }
 
     fn spawn(
@@ -196,10 +194,9 @@ impl RedisServer {
     /// What `INFO server` through `redis-cli` (which also speaks TLS)
     /// gets from whatever listens on the port.
     fn answer(&self) -> Answer {
-        let Ok(out) = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(&self.cli_args)
-            .args(["INFO", "server"])
+        // Quiet: "Could not connect" is the usual answer while it starts.
+        let Ok(out) = self
+            .redis_cli(None, &["INFO", "server"])
             .stderr(Stdio::null())
             .output()
         else {
@@ -259,6 +256,12 @@ impl RedisServer {
     /// Runs `redis-cli` against it with `args` (after `auth`, if given);
     /// returns its stdout, trimmed.
     pub fn cli_as(&self, auth: Option<&str>, args: &[&str]) -> String {
+        let out = self.redis_cli(auth, args).output().expect("redis-cli runs");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// The `redis-cli` command that sends `args` to it (after `auth`).
+    fn redis_cli(&self, auth: Option<&str>, args: &[&str]) -> Command {
         let mut command = Command::new("redis-cli");
         command
             .args(["-p", &self.port.to_string()])
@@ -266,8 +269,8 @@ impl RedisServer {
         if let Some(password) = auth {
             command.args(["-a", password, "--no-auth-warning"]);
         }
-        let out = command.args(args).output().expect("redis-cli runs");
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        command.args(args);
+        command
     }
 
     /// Runs `redis-cli` against it with `args`.
