@@ -29,8 +29,9 @@
 //! small floor ([`FLOOR_PER_SECOND`], in bursts of up to [`FLOOR_BURST`])
 //! still lets a retry through now and then, so a quiet site can retry at
 //! all. The bank starts empty and fills with calls: a process that starts
-//! into an outage pays for no retries it has not earned. An outage then costs the backend
-//! about its normal request rate, not `1 + retries` times it.
+//! into an outage pays for no retries it has not earned. An outage then
+//! costs the backend about its normal request rate, not `1 + retries` times
+//! it.
 //!
 //! Every transition is one `tracing` event, one JSONL `breaker` event
 //! (when a log is installed) and, with the `metrics` feature, a gauge and a

@@ -3,11 +3,11 @@
 //! should cost its caller a little more than a healthy attempt, not a full
 //! timeout.
 //!
-//! A histogram of half-octave buckets (each √2 wider than the last, from
-//! 1 µs up) of atomic counters: a success costs two relaxed `fetch_add`s
-//! and no allocation; the counts halve every [`DECAY`] samples, so the
-//! quantile follows the recent successes. A bucket's upper bound stands for
-//! its samples, so the p99 read is at most √2 above the true one.
+//! A histogram of half-octave buckets (two per power of two, split at
+//! 1.5 × 2^k, from 1 µs up) of atomic counters: a success costs two relaxed
+//! `fetch_add`s and no allocation; the counts halve every [`DECAY`] samples,
+//! so the quantile follows the recent successes. A bucket's upper bound
+//! stands for its samples, so the p99 read is at most 1.5 × the true one.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
