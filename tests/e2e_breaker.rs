@@ -47,7 +47,10 @@ async fn upload_reset(req: UploadRequest) -> Result<Receipt, UploadError> {
     send_async(&req).await
 }
 
-#[async_upload(name = "e2e_breaker_two_percent", retries = 2, timeout = 0.2, backoff = 0.01,
+/// Its faults are resets, which fail at once: a 2 s timeout keeps a loaded
+/// machine's stalls (which time out every attempt in flight at 0.2 s, and
+/// rightly open the breaker) out of a test of what 2 % of failures do.
+#[async_upload(name = "e2e_breaker_two_percent", retries = 2, timeout = 2, backoff = 0.01,
                fallback = blocking, key = req.id.as_str(), size = req.size)]
 async fn upload_two_percent(req: UploadRequest) -> Result<Receipt, UploadError> {
     send_async(&req).await
@@ -476,18 +479,22 @@ async fn two_percent_failing_calls_never_open_the_breaker() {
 
     let records = capture.records();
     assert_eq!(records.len(), CALLS, "one record per call");
+    let odd: Vec<&UploadRecord> = records
+        .iter()
+        .filter(|r| !r.success || r.fault == Some(RuntimeFault::BreakerOpen))
+        .collect();
     assert!(
-        records
-            .iter()
-            .all(|r| r.success && r.fault != Some(RuntimeFault::BreakerOpen)),
-        "the breaker never opened"
+        odd.is_empty(),
+        "the breaker opened or a call failed: {} of {CALLS}, the first {:?}",
+        odd.len(),
+        &odd[..odd.len().min(3)]
     );
     let fell_back = records
         .iter()
         .filter(|r| r.execution_type == ExecutionType::SyncFallback)
         .count();
     // Every failing id fell back (its every attempt failed), maybe with a
-    // few more calls whose attempts timed out on a loaded machine.
+    // few more calls whose attempts timed out on a very loaded machine.
     assert!(
         fell_back >= failing,
         "{fell_back} fallbacks, {failing} failing ids"
