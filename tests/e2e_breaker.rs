@@ -117,8 +117,11 @@ struct Figures {
     open_calls: usize,
     open_requests: u64,
     probes: usize,
-    /// The longest a probe's caller waited, and what the healthy calls allowed.
-    probe_wait_ms: (f64, f64),
+    /// How long probes' callers waited (the median, the longest) and what
+    /// the healthy calls allowed the median.
+    probe_wait_ms: (f64, f64, f64),
+    /// Connections the server reset.
+    resets: u64,
     recovery_calls: usize,
 }
 
@@ -211,15 +214,20 @@ where
                 && failed(r),
             "a probe: one failed attempt, then the sync path: {r:?}"
         );
-        // Its timeout follows the healthy calls (the 50 ms floor on a quiet
-        // machine), not the site's 0.2 s: the probe's caller waits far less
-        // than a timeout unless the healthy calls themselves were slow.
-        assert!(
-            r.duration_ms < probe_wait_ms,
-            "a probe waited longer than the healthy calls allow ({probe_wait_ms:.1} ms): {r:?}"
-        );
     }
     assert!(!probes.is_empty(), "a 0.1 s cool-down: probes ran");
+    // A probe's timeout follows the healthy calls (the 50 ms floor on a
+    // quiet machine), not the site's 0.2 s: its caller waits far less than
+    // a timeout unless the healthy calls themselves were slow. The median
+    // probe is judged, so one stalled timer or fallback does not decide;
+    // probes under the full timeout would all wait at least 0.2 s.
+    let mut waits: Vec<f64> = probes.iter().map(|r| r.duration_ms).collect();
+    waits.sort_by(f64::total_cmp);
+    let median_wait = waits[waits.len() / 2];
+    assert!(
+        median_wait < probe_wait_ms,
+        "probes waited longer than the healthy calls allow ({probe_wait_ms:.1} ms): {waits:?}"
+    );
     assert!(
         open.len() - probes.len() >= OPEN / 2,
         "most calls skipped: {} probes in {} calls",
@@ -288,10 +296,8 @@ where
         open_calls: open.len(),
         open_requests,
         probes: probes.len(),
-        probe_wait_ms: (
-            probes.iter().map(|r| r.duration_ms).fold(0.0, f64::max),
-            probe_wait_ms,
-        ),
+        probe_wait_ms: (median_wait, *waits.last().unwrap(), probe_wait_ms),
+        resets: fx.server.counters().resets,
         recovery_calls: recovery.len(),
     }
 }
@@ -301,8 +307,8 @@ fn report(name: &str, f: &Figures) {
     let per_call = |requests: u64, calls: usize| requests as f64 / calls as f64;
     println!(
         "{name}: trip {} requests for {} calls ({:.2} per call); open {} requests for {} calls \
-         ({:.3} per call, {} probes, the longest waited {:.1} ms of {:.1} allowed); closed by \
-         the probe of recovery call {}",
+         ({:.3} per call, {} probes waiting {:.1} ms at the median, {:.1} at most, {:.1} \
+         allowed); closed by the probe of recovery call {}",
         f.trip_requests,
         f.trip_calls,
         per_call(f.trip_requests, f.trip_calls),
@@ -312,6 +318,7 @@ fn report(name: &str, f: &Figures) {
         f.probes,
         f.probe_wait_ms.0,
         f.probe_wait_ms.1,
+        f.probe_wait_ms.2,
         f.recovery_calls,
     );
 }
@@ -326,6 +333,7 @@ async fn a_black_holed_backend_opens_the_breaker_and_recovery_closes_it() {
         |r| r.fault == Some(RuntimeFault::Timeout) && r.error_type.as_deref() == Some("timeout"),
     )
     .await;
+    assert_eq!(figures.resets, 0, "a black hole resets nothing");
     report("black hole", &figures);
 }
 
@@ -336,11 +344,13 @@ async fn a_resetting_backend_opens_the_breaker_and_recovery_closes_it() {
         Fault::Reset,
         upload_reset,
         // A transport error (reset, aborted or broken pipe, by when it hit),
-        // not a runtime fault.
-        |r| r.fault.is_none() && r.error_type.is_some(),
+        // not a runtime fault; or, for a probe under the 50 ms probe timeout
+        // on a loaded machine, a timeout before the reset arrived.
+        |r| (r.fault.is_none() && r.error_type.is_some()) || r.fault == Some(RuntimeFault::Timeout),
     )
     .await;
     assert!(figures.trip_requests > 0);
+    assert!(figures.resets > 0, "the outage reset connections");
     report("reset", &figures);
 }
 

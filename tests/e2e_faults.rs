@@ -86,14 +86,13 @@ async fn server_slower_than_the_timeout_retries_then_falls_back() {
         assert_eq!(receipt.via, Client::Sync);
         assert!(receipt.stored);
         // 3 attempts × 0.3 s, plus backoff (at most 0.05 + 0.1 s), plus one
-        // loopback upload of at most 2 MiB on the sync path.
+        // loopback upload of at most 2 MiB on the sync path, which a loaded
+        // machine may stretch to a second or more. One attempt the timeout
+        // did not end would wait out the server's 3 s delay: with the other
+        // two, at least 3.6 s.
         let timeouts = Duration::from_millis(900);
-        let backoff = Duration::from_millis(150);
         assert!(elapsed >= timeouts, "{elapsed:?}");
-        assert!(
-            elapsed <= timeouts + backoff + Duration::from_millis(600),
-            "{elapsed:?}"
-        );
+        assert!(elapsed < Duration::from_millis(3600), "{elapsed:?}");
         assert_eq!(fx.server.attempts(&file.id, Client::Async), 3);
         assert_eq!(fx.server.attempts(&file.id, Client::Sync), 1);
     }

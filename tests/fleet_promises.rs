@@ -83,7 +83,16 @@ fn paths_over(
         });
     }
     let before: Vec<_> = replicas.iter().map(|&r| paths(lines, r, site)).collect();
+    let from = now_us();
     thread::sleep(span);
+    // A replica prints `paths` every ~0.1 s, later on a loaded machine: wait
+    // for a line from after the span, so each delta covers all of it.
+    let span_us = u64::try_from(span.as_micros()).unwrap_or(u64::MAX);
+    for &replica in replicas {
+        lines.wait_each(&[replica], "paths after the span", |l| {
+            l.is("paths") && l.get("site") == Some(site) && l.at_us > from + span_us
+        });
+    }
     replicas
         .iter()
         .zip(before)
@@ -1051,14 +1060,17 @@ fn case_9_the_smaller_points() {
         is_state(UP, "connected", "false")(l) && l.at_us > at
     });
     thread::sleep(Duration::from_secs(3));
-    redis.restart_empty().unwrap();
+    // Stamped before the restart: a replica may reconnect while
+    // `restart_empty` still waits for the server to answer, and any
+    // `connected=true` after the kill is a reconnection to the new server.
     let restart = now_us();
+    redis.restart_empty().unwrap();
     let back = lines.wait_each(&ALL, "reconnected", |l| {
-        is_state(UP, "connected", "true")(l) && l.at_us > restart
+        is_state(UP, "connected", "true")(l) && l.at_us > at
     });
     let times: Vec<f64> = back
         .iter()
-        .map(|l| (l.at_us - restart) as f64 / 1e6)
+        .map(|l| l.at_us.saturating_sub(restart) as f64 / 1e6)
         .collect();
     println!("case 9: reconnected {times:.2?} s after the restart (backoff cap 2 s, jittered)");
     assert!(times.iter().all(|t| *t < 3.0), "{times:?}");

@@ -527,9 +527,11 @@ mod tests {
     fn racing_calls_get_one_probe_and_one_doubling() {
         const THREADS: usize = 8;
         // A probe window (the cool-down) far longer than the race, so no
-        // thread arrives late enough to replace the probe legitimately.
-        let s = BreakerSettings::new(true, 50, Duration::from_millis(30), 20);
-        for _ in 0..50 {
+        // thread arrives late enough to replace the probe legitimately,
+        // also when a loaded machine wakes one of them late (30 ms was
+        // within reach of that).
+        let s = BreakerSettings::new(true, 50, Duration::from_millis(250), 20);
+        for _ in 0..16 {
             let breaker = Breaker::new();
             open_and_cool_down(&breaker, &s);
             let barrier = std::sync::Barrier::new(THREADS);

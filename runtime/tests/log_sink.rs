@@ -183,8 +183,11 @@ async fn a_removed_directory_drops_exactly_then_the_log_recovers() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The writer thread writes a record as it arrives, with no flush or drop
+/// (normally within a few milliseconds; the bound leaves room for a loaded
+/// machine, and a writer that waited for a flush would never get there).
 #[test]
-fn a_record_reaches_the_file_within_100_ms() {
+fn a_record_reaches_the_file_without_a_flush() {
     let dir = temp_dir("latency");
     let path = dir.join("uploads.jsonl");
     let log = JsonlLog::open(&path).unwrap();
@@ -201,8 +204,8 @@ fn a_record_reaches_the_file_within_100_ms() {
             break;
         }
         assert!(
-            started.elapsed() < Duration::from_millis(100),
-            "not written within 100 ms"
+            started.elapsed() < Duration::from_secs(2),
+            "not written within 2 s"
         );
         std::thread::sleep(Duration::from_millis(2));
     }

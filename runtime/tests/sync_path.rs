@@ -44,8 +44,11 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn blocking_on_the_worker_stalls_it_the_control_case() {
     let during = ticks_during(async { slow_sync(1) }).await;
+    // A free worker ticks about 300 times in the 300 ms; a stalled one a
+    // few, once it is free again and before this thread reads the count
+    // (later on a loaded machine).
     assert!(
-        during <= 2,
+        during < 30,
         "the control must stall the ticker, ticked {during} times"
     );
 }
