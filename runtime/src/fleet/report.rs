@@ -216,6 +216,103 @@ mod tests {
         assert_eq!(back, report);
     }
 
+    /// A report with a non-zero value in every counter of every path, and
+    /// its JSON: the v1 wire form replicas of every version read and write.
+    fn pinned_report() -> ReplicaReport {
+        let path = |base: u64, micros: &[u64]| {
+            let mut latency = Histogram::default();
+            for &us in micros {
+                latency.record(us);
+            }
+            PathSnapshot {
+                count: base + 6,
+                successes: base + 3,
+                failures: base + 2,
+                cancelled: base + 1,
+                critical: base + 1,
+                attempts: base + 9,
+                bytes: base + 4096,
+                duration_sum_us: base + 123_456,
+                max_us: base + 98_765,
+                latency,
+            }
+        };
+        let up = SiteSnapshot::from_paths(
+            "up",
+            [
+                path(0, &[7, 1_000, 98_765]),
+                path(10, &[31, 32, 40_000]),
+                path(20, &[2_000_000]),
+            ],
+        );
+        ReplicaReport {
+            instance: "host-1".into(),
+            run: "0123abcd".into(),
+            at_ms: 1_700_000_000_000,
+            applied_version: 42,
+            epoch: Some("e".into()),
+            pushes: false,
+            remembered: true,
+            leads: vec!["up".into()],
+            sites: BTreeMap::from([
+                ("up".to_owned(), up),
+                ("idle".to_owned(), SiteSnapshot::empty("idle")),
+            ]),
+        }
+    }
+
+    const PINNED_JSON: &str = concat!(
+        r#"{"v":1,"instance":"host-1","run":"0123abcd","at_ms":1700000000000,"#,
+        r#""applied_version":42,"epoch":"e","pushes":false,"remembered":true,"leads":["up"],"#,
+        r#""sites":{"idle":{"#,
+        r#""async":{"count":0,"successes":0,"failures":0,"cancelled":0,"critical":0,"attempts":0,"bytes":0,"duration_sum_us":0,"max_us":0,"latency":[]},"#,
+        r#""sync":{"count":0,"successes":0,"failures":0,"cancelled":0,"critical":0,"attempts":0,"bytes":0,"duration_sum_us":0,"max_us":0,"latency":[]},"#,
+        r#""sync_fallback":{"count":0,"successes":0,"failures":0,"cancelled":0,"critical":0,"attempts":0,"bytes":0,"duration_sum_us":0,"max_us":0,"latency":[]}},"#,
+        r#""up":{"#,
+        r#""async":{"count":16,"successes":13,"failures":12,"cancelled":11,"critical":11,"#,
+        r#""attempts":19,"bytes":4106,"duration_sum_us":123466,"max_us":98775,"#,
+        r#""latency":[[31,1],[32,1],[359,1]]},"#,
+        r#""sync":{"count":6,"successes":3,"failures":2,"cancelled":1,"critical":1,"#,
+        r#""attempts":9,"bytes":4096,"duration_sum_us":123456,"max_us":98765,"#,
+        r#""latency":[[7,1],[190,1],[400,1]]},"#,
+        r#""sync_fallback":{"count":26,"successes":23,"failures":22,"cancelled":21,"critical":21,"#,
+        r#""attempts":29,"bytes":4116,"duration_sum_us":123476,"max_us":98785,"#,
+        r#""latency":[[541,1]]}}}}"#,
+    );
+
+    #[test]
+    fn the_v1_wire_form_is_pinned() {
+        assert_eq!(pinned_report().to_json(), PINNED_JSON);
+        assert_eq!(ReplicaReport::from_json(PINNED_JSON), Some(pinned_report()));
+    }
+
+    /// How a reader takes reports other versions wrote: absent paths are
+    /// empty, fields it does not know are ignored, a missing counter or a
+    /// bucket out of range makes the report unreadable (no data, not zeros).
+    #[test]
+    fn reports_of_other_versions_are_read_field_by_field() {
+        let counters = r#""count":3,"successes":1,"failures":1,"cancelled":1,"critical":0,"attempts":4,"bytes":0,"duration_sum_us":60,"max_us":30"#;
+        // A path of an execution type this version does not know is skipped.
+        let report = |path: &str| {
+            ReplicaReport::from_json(&format!(
+                r#"{{"v":1,"instance":"a","at_ms":1,"applied_version":1,"sites":{{"up":{{"async":{path},"canary":{{{counters},"latency":[]}}}}}}}}"#
+            ))
+        };
+        let read = report(&format!(
+            r#"{{{counters},"latency":[[7,1],[7,2]],"retried":5}}"#
+        ))
+        .unwrap();
+        assert_eq!(read.run, "a");
+        assert!(read.pushes);
+        let up = &read.sites["up"];
+        let path = up.path(ExecutionType::Async);
+        assert_eq!((path.count, path.attempts, path.max_us), (3, 4, 30));
+        assert_eq!(path.latency.len(), 3);
+        assert_eq!(up.path(ExecutionType::Sync), &PathSnapshot::default());
+        assert!(report(&format!(r#"{{{counters},"latency":[[100000,1]]}}"#)).is_none());
+        assert!(report(r#"{"count":3,"latency":[]}"#).is_none());
+    }
+
     #[test]
     fn a_report_of_another_version_is_not_read() {
         assert!(ReplicaReport::from_json(

@@ -467,3 +467,92 @@ impl Tally {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::RuntimeFault;
+
+    /// Calls that move every counter: a success of 3 attempts with a size,
+    /// a failure, a cancelled call, a critical one.
+    fn calls() -> Vec<UploadRecord> {
+        let mut sized = UploadRecord::new("up", ExecutionType::Async, true, 12.0, 3);
+        sized.bytes = Some(4096);
+        vec![
+            sized,
+            UploadRecord::new("up", ExecutionType::Async, false, 40.5, 2),
+            UploadRecord::new("up", ExecutionType::Async, false, 0.2, 1)
+                .with_fault(RuntimeFault::Cancelled),
+            UploadRecord::new("up", ExecutionType::Async, false, 7.0, 1)
+                .with_fault(RuntimeFault::Panic),
+        ]
+    }
+
+    fn counters(p: &PathSnapshot) -> [u64; 9] {
+        [
+            p.count,
+            p.successes,
+            p.failures,
+            p.cancelled,
+            p.critical,
+            p.attempts,
+            p.bytes,
+            p.duration_sum_us,
+            p.max_us,
+        ]
+    }
+
+    #[test]
+    fn live_counters_and_snapshots_count_a_record_alike() {
+        let live = PathStats::new();
+        let mut snapshot = PathSnapshot::default();
+        for call in calls() {
+            live.record(&call);
+            snapshot.record(&call);
+        }
+        assert_eq!(live.snapshot(), snapshot);
+        assert_eq!(
+            counters(&snapshot),
+            [4, 1, 2, 1, 1, 7, 4096, 59_700, 40_500]
+        );
+        assert_eq!(snapshot.latency.len(), 4);
+    }
+
+    #[test]
+    fn a_window_subtracts_and_bounds_its_maximum_by_its_histogram() {
+        let mut before = PathSnapshot::default();
+        let calls = calls();
+        before.record(&calls[1]);
+        let mut after = before.clone();
+        for call in [&calls[0], &calls[2], &calls[3]] {
+            after.record(call);
+        }
+        let window = after.since(&before);
+        // 12 ms is the window's longest call; its bucket ends at 12_031 µs.
+        assert_eq!(counters(&window), [3, 1, 1, 1, 1, 5, 4096, 19_200, 12_031]);
+        assert_eq!(window.latency, after.latency.since(&before.latency));
+        // Over the whole life, the bound is the true maximum.
+        assert_eq!(after.since(&PathSnapshot::default()), after);
+        // An earlier snapshot larger than the later one (a counter reset)
+        // saturates at zero.
+        assert_eq!(counters(&before.since(&after)), [0; 9]);
+        assert_eq!(counters(&after.since(&after)), [0; 9]);
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn merging_adds_counters_and_keeps_the_larger_maximum() {
+        let calls = calls();
+        let (mut a, mut b) = (PathSnapshot::default(), PathSnapshot::default());
+        a.record(&calls[0]);
+        a.record(&calls[3]);
+        b.record(&calls[1]);
+        b.record(&calls[2]);
+        let mut both = PathSnapshot::default();
+        for call in &calls {
+            both.record(call);
+        }
+        a.merge(&b);
+        assert_eq!(a, both);
+    }
+}
