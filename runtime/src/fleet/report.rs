@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{ExecutionType, Histogram, PathSnapshot, SiteSnapshot};
+use crate::metrics::{ExecutionType, PathSnapshot, SiteSnapshot};
 
 /// What one replica last published.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,8 +37,9 @@ pub struct ReplicaReport {
     pub sites: BTreeMap<String, SiteSnapshot>,
 }
 
+/// The report's JSON; `P` is a path's counters, borrowed when written.
 #[derive(Serialize, Deserialize)]
-struct Wire {
+struct Wire<P> {
     v: u32,
     instance: String,
     #[serde(default)]
@@ -53,26 +54,13 @@ struct Wire {
     remembered: bool,
     #[serde(default)]
     leads: Vec<String>,
-    sites: BTreeMap<String, BTreeMap<String, WirePath>>,
+    /// Per site, per execution type (`"async"`, ...): [`PathSnapshot`]'s
+    /// own serde form, the histogram as `[bucket index, count]` pairs.
+    sites: BTreeMap<String, BTreeMap<String, P>>,
 }
 
 fn yes() -> bool {
     true
-}
-
-/// [`PathSnapshot`] on the wire; the histogram as `[bucket index, count]` pairs.
-#[derive(Serialize, Deserialize)]
-struct WirePath {
-    count: u64,
-    successes: u64,
-    failures: u64,
-    cancelled: u64,
-    critical: u64,
-    attempts: u64,
-    bytes: u64,
-    duration_sum_us: u64,
-    max_us: u64,
-    latency: Vec<(usize, u64)>,
 }
 
 /// Version of the report's JSON.
@@ -88,26 +76,12 @@ impl ReplicaReport {
                 let paths = ExecutionType::ALL
                     .into_iter()
                     .zip(snapshot.paths())
-                    .map(|(kind, p)| {
-                        let wire = WirePath {
-                            count: p.count,
-                            successes: p.successes,
-                            failures: p.failures,
-                            cancelled: p.cancelled,
-                            critical: p.critical,
-                            attempts: p.attempts,
-                            bytes: p.bytes,
-                            duration_sum_us: p.duration_sum_us,
-                            max_us: p.max_us,
-                            latency: p.latency.buckets().collect(),
-                        };
-                        (kind.as_str().to_owned(), wire)
-                    })
+                    .map(|(kind, path)| (kind.as_str().to_owned(), path))
                     .collect();
                 (site.clone(), paths)
             })
             .collect();
-        let wire = Wire {
+        let wire: Wire<&PathSnapshot> = Wire {
             v: WIRE_VERSION,
             instance: self.instance.clone(),
             run: self.run.clone(),
@@ -125,31 +99,21 @@ impl ReplicaReport {
     /// Parses a report; `None` for a report this version cannot read (it
     /// then counts as no data, never as zeros).
     pub(crate) fn from_json(json: &str) -> Option<Self> {
-        let wire: Wire = serde_json::from_str(json).ok()?;
+        let wire: Wire<PathSnapshot> = serde_json::from_str(json).ok()?;
         if wire.v != WIRE_VERSION {
             return None;
         }
-        let mut sites = BTreeMap::new();
-        for (site, mut paths) in wire.sites {
-            let mut out: [PathSnapshot; 3] = Default::default();
-            for (slot, kind) in out.iter_mut().zip(ExecutionType::ALL) {
-                if let Some(p) = paths.remove(kind.as_str()) {
-                    *slot = PathSnapshot {
-                        count: p.count,
-                        successes: p.successes,
-                        failures: p.failures,
-                        cancelled: p.cancelled,
-                        critical: p.critical,
-                        attempts: p.attempts,
-                        bytes: p.bytes,
-                        duration_sum_us: p.duration_sum_us,
-                        max_us: p.max_us,
-                        latency: Histogram::from_buckets(p.latency)?,
-                    };
-                }
-            }
-            sites.insert(site.clone(), SiteSnapshot::from_paths(&site, out));
-        }
+        let sites = wire
+            .sites
+            .into_iter()
+            .map(|(site, mut paths)| {
+                // Execution types this version does not know are skipped.
+                let paths =
+                    ExecutionType::ALL.map(|kind| paths.remove(kind.as_str()).unwrap_or_default());
+                let snapshot = SiteSnapshot::from_paths(&site, paths);
+                (site, snapshot)
+            })
+            .collect();
         Some(ReplicaReport {
             // A report without a run id counts as one run per instance.
             run: if wire.run.is_empty() {
@@ -183,7 +147,7 @@ pub fn merge_reports(reports: &[ReplicaReport], site: &str) -> SiteSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::UploadRecord;
+    use crate::metrics::{Histogram, UploadRecord};
 
     fn snapshot(calls: &[(ExecutionType, bool, f64)]) -> SiteSnapshot {
         let mut snapshot = SiteSnapshot::empty("up");

@@ -198,32 +198,49 @@ impl Histogram {
             })
     }
 
-    /// The non-empty buckets as `(index, count)`: the fleet's wire form.
-    #[cfg(feature = "redis")]
-    pub(crate) fn buckets(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
-        self.counts
-            .iter()
-            .enumerate()
-            .filter(|(_, &count)| count > 0)
-            .map(|(index, &count)| (index, count))
-    }
-
-    /// The histogram of `(index, count)` pairs; `None` if an index is out of range.
-    #[cfg(feature = "redis")]
-    pub(crate) fn from_buckets(buckets: impl IntoIterator<Item = (usize, u64)>) -> Option<Self> {
-        let mut histogram = Histogram::default();
-        for (index, count) in buckets {
-            *histogram.counts.get_mut(index)? += count;
-        }
-        Some(histogram)
-    }
-
     /// Adds `other`'s counts to this one (replicas' histograms merge into
     /// a fleet's, a log's slices into a window's, size classes into a group).
     pub(crate) fn merge(&mut self, other: &Histogram) {
         for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
             *mine += theirs;
         }
+    }
+}
+
+/// A histogram in a fleet's reports (`#[serde(with = "buckets")]`): its
+/// non-empty buckets as `[index, count]` pairs, in increasing order. An index
+/// out of range makes the whole report unreadable.
+#[cfg(feature = "redis")]
+pub(crate) mod buckets {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::Histogram;
+
+    pub(crate) fn serialize<S: Serializer>(
+        histogram: &Histogram,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(
+            histogram
+                .counts
+                .iter()
+                .enumerate()
+                .filter(|(_, count)| **count > 0),
+        )
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Histogram, D::Error> {
+        let mut histogram = Histogram::default();
+        for (index, count) in Vec::<(usize, u64)>::deserialize(deserializer)? {
+            *histogram
+                .counts
+                .get_mut(index)
+                .ok_or_else(|| D::Error::custom("latency bucket out of range"))? += count;
+        }
+        Ok(histogram)
     }
 }
 

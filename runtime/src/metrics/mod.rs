@@ -16,19 +16,21 @@ mod audit;
 mod facade;
 mod flat_json;
 mod histogram;
+mod path;
 pub(crate) mod record;
 pub(crate) mod rfc3339;
 mod sink;
 pub(crate) mod sized;
 mod summary;
 
-pub use aggregate::{global, Aggregator, PathSnapshot, SiteSnapshot, SiteStats};
+pub use aggregate::{global, Aggregator, SiteSnapshot, SiteStats};
 #[cfg(feature = "report")]
 #[cfg_attr(docsrs, doc(cfg(feature = "report")))]
 pub use audit::{CallAudit, SiteAudit};
 #[cfg(feature = "metrics")]
 pub use facade::{MetricsFacadeSink, DURATION_BUCKETS, DURATION_METRIC};
 pub use histogram::Histogram;
+pub use path::PathSnapshot;
 pub(crate) use record::user_error_name;
 pub use record::{ExecutionType, ParseSyncReasonError, RuntimeFault, SyncReason, UploadRecord};
 pub use sink::{add_sink, remove_sink, FanOut, MetricsSink, SinkId};
