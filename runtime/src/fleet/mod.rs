@@ -127,6 +127,10 @@ pub(crate) struct Inner {
     holding: Mutex<BTreeSet<String>>,
     /// The leader's stage writes not yet seen back in the applied state.
     stages: Mutex<BTreeMap<String, PendingStage>>,
+    /// Sites whose rollback a call of this replica is latching in Redis
+    /// right now: the sync thread does not write those back meanwhile, so
+    /// the call that latched learns it did (and writes the one event).
+    latching: Mutex<BTreeMap<String, usize>>,
     stop: AtomicBool,
 }
 
@@ -298,6 +302,10 @@ impl Fleet {
     /// get is written back as soon as it is reached.
     pub fn roll_back(&self, site: &str, reason: &str) -> bool {
         let reason = state::bounded(reason, keys::TEXT_LIMIT);
+        // Before the local switch: from then on the sync thread sees the
+        // latch, and its write-back would win the race to Redis and leave
+        // this call finding the site "already latched".
+        let _latching = Latching::new(&self.inner.latching, site);
         let local = crate::config::handle();
         let newly_local = local.rollback_reason(site).is_none();
         if newly_local {
@@ -422,6 +430,7 @@ impl FleetBuilder {
             leads: Mutex::new(BTreeSet::new()),
             holding: Mutex::new(BTreeSet::new()),
             stages: Mutex::new(BTreeMap::new()),
+            latching: Mutex::new(BTreeMap::new()),
             stop: AtomicBool::new(false),
         });
         threads::spawn(&inner)?;
@@ -433,6 +442,32 @@ impl FleetBuilder {
 /// single assignment or a whole `apply`).
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A site marked as being latched by a call of this replica, while the
+/// guard lives (counted: two controllers of one replica may latch at once).
+struct Latching<'a> {
+    sites: &'a Mutex<BTreeMap<String, usize>>,
+    site: &'a str,
+}
+
+impl<'a> Latching<'a> {
+    fn new(sites: &'a Mutex<BTreeMap<String, usize>>, site: &'a str) -> Self {
+        *lock(sites).entry(site.to_owned()).or_default() += 1;
+        Latching { sites, site }
+    }
+}
+
+impl Drop for Latching<'_> {
+    fn drop(&mut self) {
+        let mut sites = lock(self.sites);
+        if let Some(calls) = sites.get_mut(self.site) {
+            *calls -= 1;
+            if *calls == 0 {
+                sites.remove(self.site);
+            }
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch, by this machine's clock.

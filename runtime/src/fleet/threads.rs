@@ -159,9 +159,14 @@ impl Inner {
     }
 
     /// Writes back the latches the store lacks (idempotent: the first
-    /// replica to write one latches it, the others find it latched).
+    /// replica to write one latches it, the others find it latched), but
+    /// not one a call of this replica is latching now: that call writes it,
+    /// and must learn that it latched it.
     fn write_back(&self, store: &Store, latches: &[(String, String)]) {
         for (site, reason) in latches {
+            if lock(&self.latching).contains_key(site) {
+                continue;
+            }
             match store.roll_back(site, reason) {
                 Ok(true) => {
                     tracing::info!(instance = %self.instance, site, reason = %reason, "async-upload fleet: rollback written back to the shared state");
