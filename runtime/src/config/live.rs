@@ -298,7 +298,7 @@ impl ConfigHandle {
 
     /// A handle of its own holding `config`, for tests of code that
     /// applies changes to a handle (the fleet's applier).
-    #[cfg(test)]
+    #[cfg(all(test, feature = "redis"))]
     pub(crate) fn detached(config: Config) -> Self {
         ConfigHandle {
             config: ArcSwap::from_pointee(config),
