@@ -775,7 +775,7 @@ fn case_6_a_replica_back_from_a_pause_counts_once() {
 #[test]
 fn case_7_a_clear_is_never_re_latched_on_stale_health() {
     let (_redis, url) = with_defaults("100");
-    let (_dir, mut replicas, _lines) = start_replicas(
+    let (_dir, mut replicas, mut lines) = start_replicas(
         &url,
         3,
         &[
@@ -799,9 +799,16 @@ fn case_7_a_clear_is_never_re_latched_on_stale_health() {
                 .ok()
                 .is_some_and(|s| s.sites.get(UP).is_some_and(|s| s.rollback.is_some()))
         });
+        let healed = now_us();
         for replica in &mut replicas {
             replica.send("fail off");
         }
+        // Cleared before a replica read its `fail off`, its new calls would
+        // fail after the clear and rightly latch again (a loaded machine
+        // made that happen).
+        lines.wait_each(&ALL, "fail off applied", |l| {
+            l.is("fail") && l.words.get(1).map(String::as_str) == Some("off") && l.at_us > healed
+        });
         let out = ok(&cli(&url, &["clear-rollback", "--site", UP], &[]));
         let cleared: u64 = out
             .rsplit("(version ")

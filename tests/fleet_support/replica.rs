@@ -17,7 +17,7 @@
 //! - `FLEET_TEST_TRACE=1`: the fleet's logs on stderr too.
 //!
 //! Commands on stdin, one a line: `fail on` / `fail off` (the async path of
-//! `up` fails: every call falls back), `panic on` / `panic off`,
+//! `up` fails: every call falls back; said back once applied), `panic on` / `panic off`,
 //! `roll-back REASON` (`Fleet::roll_back` of `up`), `stop`.
 
 use std::io::BufRead;
@@ -246,7 +246,11 @@ fn commands(fleet: &Fleet, stop: &Arc<AtomicBool>) {
             let line = line.trim();
             match line {
                 "stop" => break,
-                "fail on" | "fail off" => FAIL.store(line == "fail on", Ordering::Relaxed),
+                "fail on" | "fail off" => {
+                    FAIL.store(line == "fail on", Ordering::Relaxed);
+                    // The parent may wait for this before its next step.
+                    say(line);
+                }
                 "panic on" | "panic off" => PANIC.store(line == "panic on", Ordering::Relaxed),
                 _ => {
                     if let Some(reason) = line.strip_prefix("roll-back ") {
