@@ -92,7 +92,7 @@ mod sink;
 mod sources;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 #[cfg(feature = "report")]
 #[cfg_attr(docsrs, doc(cfg(feature = "report")))]
@@ -114,7 +114,7 @@ pub(crate) use operator::{applied, internal, Change};
 pub use sink::{FlushGuard, JsonlLog, LogStats, DEFAULT_CAPACITY};
 pub use sources::{MergeError, SourcedLine};
 
-use crate::metrics::{add_sink, remove_sink, SinkId};
+use crate::metrics::{replace_sink, MetricsSink, SinkId};
 
 /// The log installed from `ASYNC_UPLOAD_LOG` / `Config::log_path`.
 struct Installed {
@@ -141,28 +141,35 @@ pub fn install_global(path: Option<&Path>) {
     if global.as_ref().map(|installed| installed.path.as_path()) == path {
         return;
     }
-    if let Some(previous) = global.take() {
-        remove_sink(previous.sink);
+    let previous = global.take();
+    let next = path.map(|path| {
+        let log = match JsonlLog::open(path) {
+            Ok(log) => log,
+            Err(error) => {
+                tracing::error!(
+                    path = %path.display(),
+                    %error,
+                    "cannot open the async-upload log; records are dropped until it is writable",
+                );
+                JsonlLog::builder(path).spawn()
+            }
+        };
+        (path.to_owned(), log)
+    });
+    // One step from the previous log to the next: a record sent meanwhile
+    // (by a call on another thread) reaches one of them, never neither nor
+    // both.
+    let sink = replace_sink(
+        previous.as_ref().map(|installed| installed.sink),
+        next.as_ref()
+            .map(|(_, log)| Arc::new(log.clone()) as Arc<dyn MetricsSink>),
+    );
+    if let Some(previous) = previous {
         previous.log.flush();
     }
-    let Some(path) = path else { return };
-    let log = match JsonlLog::open(path) {
-        Ok(log) => log,
-        Err(error) => {
-            tracing::error!(
-                path = %path.display(),
-                %error,
-                "cannot open the async-upload log; records are dropped until it is writable",
-            );
-            JsonlLog::builder(path).spawn()
-        }
-    };
-    let sink = add_sink(log.clone());
-    *global = Some(Installed {
-        path: path.to_owned(),
-        log,
-        sink,
-    });
+    if let (Some((path, log)), Some(sink)) = (next, sink) {
+        *global = Some(Installed { path, log, sink });
+    }
 }
 
 /// The log installed by [`install_global`] (from `ASYNC_UPLOAD_LOG`), if any.

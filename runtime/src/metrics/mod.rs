@@ -37,4 +37,4 @@ pub use sink::{add_sink, remove_sink, FanOut, MetricsSink, SinkId};
 pub use summary::{Comparison, Summary};
 
 pub(crate) use record::upload_from_line;
-pub(crate) use sink::dispatch;
+pub(crate) use sink::{dispatch, replace_sink};

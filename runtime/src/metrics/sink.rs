@@ -163,6 +163,30 @@ pub fn remove_sink(id: SinkId) -> bool {
     before.sinks.iter().any(|(sink_id, _)| *sink_id == id)
 }
 
+/// Puts `sink` in the place of the sink `previous` (either may be `None`)
+/// in one step, so a record or notice sent meanwhile reaches exactly one of
+/// them; the new sink's id, if there is one.
+pub(crate) fn replace_sink(
+    previous: Option<SinkId>,
+    sink: Option<Arc<dyn MetricsSink>>,
+) -> Option<SinkId> {
+    let added = sink.map(|sink| (SinkId::next(), sink));
+    if added.is_some() {
+        ANY_SINK.store(true, Ordering::Release);
+    }
+    SINKS.rcu(|current| {
+        let mut next = FanOut::clone(current);
+        if let Some(previous) = previous {
+            next.sinks.retain(|(sink_id, _)| *sink_id != previous);
+        }
+        if let Some((id, sink)) = &added {
+            next.sinks.push((*id, Arc::clone(sink)));
+        }
+        next
+    });
+    added.map(|(id, _)| id)
+}
+
 /// Hands a record to every added sink.
 pub(crate) fn dispatch(record: &UploadRecord) {
     // Most services add no sink: skip the list's load (a few ns per call).
