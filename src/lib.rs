@@ -123,14 +123,16 @@ pub mod rollout {
 
 pub mod metrics {
     //! One [`UploadRecord`] per call, the [`MetricsSink`] trait that receives
-    //! every record ([`add_sink`]), and the bounded in-memory [`Aggregator`]
-    //! ([`global`]) with its per-site [`SiteSnapshot`] and [`Summary`].
+    //! every record ([`add_sink`]) and the breakers' and operators' notices
+    //! ([`BreakerEvent`], [`ConfigChange`]), and the bounded in-memory
+    //! [`Aggregator`] ([`global`]) with its per-site [`SiteSnapshot`] and
+    //! [`Summary`].
     #[doc(hidden)]
     pub use async_upload_runtime::metrics::*;
     pub use async_upload_runtime::metrics::{
-        add_sink, global, remove_sink, Aggregator, ExecutionType, MetricsSink,
-        ParseSyncReasonError, RuntimeFault, SinkId, SiteSnapshot, Summary, SyncReason,
-        UploadRecord,
+        add_sink, global, remove_sink, Aggregator, BreakerChange, BreakerEvent, ConfigChange,
+        ExecutionType, MetricsSink, ParseSyncReasonError, RuntimeFault, SettingChange, SinkId,
+        SiteSnapshot, Summary, SyncReason, UploadRecord,
     };
     /// Per site, why calls went sync and what ran after an ambiguous attempt
     /// (part of the `async-upload report` command).

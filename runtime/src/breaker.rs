@@ -33,9 +33,12 @@
 //! costs the backend about its normal request rate, not `1 + retries` times
 //! it.
 //!
-//! Every transition is one `tracing` event, one JSONL `breaker` event
-//! (when a log is installed) and, with the `metrics` feature, a gauge and a
-//! counter; never one per call.
+//! Every transition is one `tracing` event, one notice to the sinks
+//! ([`MetricsSink::breaker_changed`]: the JSONL log writes it as a `breaker`
+//! line) and, with the `metrics` feature, a gauge and a counter; never one
+//! per call.
+//!
+//! [`MetricsSink::breaker_changed`]: crate::metrics::MetricsSink::breaker_changed
 
 mod background;
 mod gate;
@@ -51,7 +54,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::log::{BreakerChange, BreakerEvent, Event};
+use crate::metrics::{BreakerChange, BreakerEvent};
 use crate::sync::maybe_const_fn;
 
 use gate::{Admit, Gate, State, DEADLINE};
@@ -452,7 +455,7 @@ fn deadline(now: u64, after: Duration) -> u64 {
     now.saturating_add(duration_ns(after)).min(DEADLINE)
 }
 
-/// One transition: a `tracing` event, a JSONL event, metrics.
+/// One transition: a `tracing` event, a notice to the sinks, metrics.
 fn transition(site: &'static str, to: BreakerState, cooldown: Option<Duration>) {
     match to {
         BreakerState::Open => tracing::warn!(
@@ -483,16 +486,16 @@ fn transition(site: &'static str, to: BreakerState, cooldown: Option<Duration>) 
     event(site, to.change(), cooldown);
 }
 
-/// Writes a `breaker` line to the global JSONL log, if there is one.
+/// Tells the sinks (the JSONL log writes a `breaker` line), if there is one.
 fn event(site: &'static str, change: BreakerChange, cooldown: Option<Duration>) {
-    if let Some(log) = crate::log::global() {
-        log.event(Event::Breaker(BreakerEvent::new(
+    crate::metrics::notify(|sinks| {
+        sinks.breaker_changed(&BreakerEvent::new(
             SystemTime::now(),
             site,
             change,
             cooldown,
-        )));
-    }
+        ));
+    });
 }
 
 #[cfg(test)]

@@ -1,11 +1,84 @@
 //! What a change of the live configuration changed, setting by setting,
-//! in the environment's spellings: the content of the log's `operator`
-//! lines ([`log::OperatorEvent`](crate::log::OperatorEvent)).
+//! in the environment's spellings, and who made it: the notice the sinks
+//! receive ([`MetricsSink::config_changed`]), which the JSONL log writes as
+//! its `operator` lines.
+//!
+//! Who made a change is the calling thread's [actor](Actor): an operator
+//! unless the caller said otherwise. The rollout controller's own changes
+//! (a stage's rollout, its rollback) have their own events and are not
+//! notified ([`internal`]); a fleet replica applying a change from the
+//! shared state names the instance that made it ([`applied_by`]).
+//!
+//! [`MetricsSink::config_changed`]: crate::metrics::MetricsSink::config_changed
 
-use std::time::Duration;
+use std::cell::RefCell;
+use std::time::{Duration, SystemTime};
 
 use super::{Config, SiteOverrides};
-use crate::log::Change;
+use crate::metrics::{ConfigChange, SettingChange};
+
+/// Who a configuration change is applied for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Actor {
+    /// Whoever calls the handle: an operator (CLI, code, a script).
+    Operator,
+    /// An operator of the fleet, through the shared state, on that instance.
+    #[cfg(feature = "redis")]
+    Instance(String),
+    /// The rollout controller, whose changes have events of their own.
+    Internal,
+}
+
+thread_local! {
+    static ACTOR: RefCell<Actor> = const { RefCell::new(Actor::Operator) };
+}
+
+/// Runs `f` with changes it applies made by `actor`.
+fn acting_as<R>(actor: Actor, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Actor>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some(actor) = self.0.take() {
+                ACTOR.with(|slot| *slot.borrow_mut() = actor);
+            }
+        }
+    }
+    let previous = ACTOR.with(|slot| slot.replace(actor));
+    let _restore = Restore(Some(previous));
+    f()
+}
+
+/// Runs `f`, whose configuration changes are the controller's own (no
+/// notice: they have events of their own).
+pub(crate) fn internal<R>(f: impl FnOnce() -> R) -> R {
+    acting_as(Actor::Internal, f)
+}
+
+/// Runs `f`, whose configuration changes an operator made through
+/// `instance` (a fleet replica applying the shared state): the notices
+/// name it.
+#[cfg(feature = "redis")]
+pub(crate) fn applied_by<R>(instance: &str, f: impl FnOnce() -> R) -> R {
+    acting_as(Actor::Instance(instance.to_owned()), f)
+}
+
+/// The configuration handle applied `changes` to `site` (`None`: the
+/// global configuration): one notice to the sinks, unless nothing changed
+/// or the controller made them.
+pub(crate) fn notify_applied(site: Option<&str>, changes: Vec<SettingChange>) {
+    if changes.is_empty() {
+        return;
+    }
+    let by = match ACTOR.with(|slot| slot.borrow().clone()) {
+        Actor::Internal => return,
+        Actor::Operator => "operator".to_owned(),
+        #[cfg(feature = "redis")]
+        Actor::Instance(instance) => instance,
+    };
+    crate::metrics::notify(|sinks| {
+        sinks.config_changed(&ConfigChange::new(SystemTime::now(), site, by, changes));
+    });
+}
 
 fn text<T: ToString>(value: Option<T>) -> Option<String> {
     value.map(|v| v.to_string())
@@ -15,17 +88,16 @@ fn seconds(value: Option<Duration>) -> Option<String> {
     value.map(|d| d.as_secs_f64().to_string())
 }
 
-/// Each `(setting, before, after)` that differs, of two lists of the same
-/// settings.
+/// Each setting that differs, of two lists of the same settings.
 fn differing<const N: usize>(
     before: [(&'static str, Option<String>); N],
     after: [(&'static str, Option<String>); N],
-) -> Vec<Change> {
+) -> Vec<SettingChange> {
     before
         .into_iter()
         .zip(after)
-        .map(|((name, old), (_, new))| (name, old, new))
-        .filter(|(_, old, new)| old != new)
+        .filter(|((_, old), (_, new))| old != new)
+        .map(|((name, old), (_, new))| SettingChange::new(name, old, new))
         .collect()
 }
 
@@ -79,7 +151,7 @@ impl SiteState {
     }
 
     /// What changed from `self` to `after`.
-    pub(crate) fn changes(&self, after: &SiteState) -> Vec<Change> {
+    pub(crate) fn changes(&self, after: &SiteState) -> Vec<SettingChange> {
         differing(
             site_settings(&self.overrides, self.rollback.as_ref()),
             site_settings(&after.overrides, after.rollback.as_ref()),
@@ -88,7 +160,7 @@ impl SiteState {
 }
 
 /// What changed in the global configuration. Exhaustive, as for sites.
-pub(crate) fn global_changes(before: &Config, after: &Config) -> Vec<Change> {
+pub(crate) fn global_changes(before: &Config, after: &Config) -> Vec<SettingChange> {
     let settings = |c: &Config| {
         let Config {
             enabled,
@@ -129,6 +201,10 @@ pub(crate) fn global_changes(before: &Config, after: &Config) -> Vec<Change> {
 mod tests {
     use super::*;
 
+    fn change(name: &'static str, old: Option<&str>, new: Option<&str>) -> SettingChange {
+        SettingChange::new(name, old.map(str::to_owned), new.map(str::to_owned))
+    }
+
     #[test]
     fn only_what_differs_is_a_change() {
         let before = SiteState::new(&SiteOverrides::default(), None);
@@ -143,17 +219,29 @@ mod tests {
         assert_eq!(
             before.changes(&after),
             [
-                ("rollout", None, Some("12.5".to_owned())),
-                ("timeout", None, Some("1.5".to_owned())),
-                ("rollback", None, Some("error spike".to_owned())),
+                change("rollout", None, Some("12.5")),
+                change("timeout", None, Some("1.5")),
+                change("rollback", None, Some("error spike")),
             ]
         );
         assert!(after.changes(&after).is_empty());
         let config = Config::default();
         let changes = global_changes(&config, &config.clone().with_enabled(true));
-        assert_eq!(
-            changes,
-            [("enabled", Some("false".to_owned()), Some("true".to_owned()))]
-        );
+        assert_eq!(changes, [change("enabled", Some("false"), Some("true"))]);
+    }
+
+    #[test]
+    fn the_actor_is_scoped_and_restored() {
+        let current = || ACTOR.with(|slot| slot.borrow().clone());
+        assert_eq!(current(), Actor::Operator);
+        internal(|| {
+            assert_eq!(current(), Actor::Internal);
+            #[cfg(feature = "redis")]
+            applied_by("replica-1", || {
+                assert_eq!(current(), Actor::Instance("replica-1".into()));
+            });
+            assert_eq!(current(), Actor::Internal);
+        });
+        assert_eq!(current(), Actor::Operator);
     }
 }

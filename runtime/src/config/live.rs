@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use super::changes::{global_changes, SiteState};
+use super::changes::{global_changes, notify_applied, SiteState};
 use super::env::{config_keeping_valid, report_once, site_errors_in, site_overrides_from};
 use super::{BreakerSettings, Config, ConfigError, SiteOverrides};
 use crate::policy::Backoff;
@@ -392,7 +392,7 @@ impl ConfigHandle {
                 .ok()
                 .map(|env| SiteState::new(env, None));
             if let (Some(before), Some(after)) = (before, after) {
-                crate::log::applied(Some(name), before.changes(&after));
+                notify_applied(Some(name), before.changes(&after));
             }
         }
         self.install(config);
@@ -408,7 +408,7 @@ impl ConfigHandle {
         }
         let changes = global_changes(&self.config.load(), &config);
         self.config.store(Arc::new(config));
-        crate::log::applied(None, changes);
+        notify_applied(None, changes);
         self.bump();
     }
 
@@ -548,7 +548,7 @@ impl ConfigHandle {
         if !changes.is_empty() {
             self.bump();
         }
-        crate::log::applied(Some(site), changes);
+        notify_applied(Some(site), changes);
         result
     }
 

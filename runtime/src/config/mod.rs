@@ -42,6 +42,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use crate::breaker::{BreakerSettings, BreakerState};
+#[cfg(feature = "redis")]
+pub(crate) use changes::applied_by;
+pub(crate) use changes::internal;
 pub use error::ConfigError;
 #[cfg(feature = "testing")]
 pub(crate) use live::SiteControl;

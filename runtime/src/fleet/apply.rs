@@ -625,8 +625,8 @@ impl Applier {
 /// operator's, and has its own warning or stage event.
 fn made_by<R>(by: Option<&str>, f: impl FnOnce() -> R) -> R {
     match by {
-        Some(by) => crate::log::applied_by(by, f),
-        None => crate::log::internal(f),
+        Some(by) => crate::config::applied_by(by, f),
+        None => crate::config::internal(f),
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{rfc3339, UploadRecord};
+use crate::metrics::{rfc3339, BreakerEvent, UploadRecord};
 use crate::stages::{Baseline, Evaluation, Stage, Trigger, TriggerKind, Triggers};
 
 use super::operator::OperatorEvent;
@@ -333,53 +333,4 @@ impl From<OperatorEvent> for Event {
     fn from(event: OperatorEvent) -> Self {
         Event::Operator(event)
     }
-}
-
-/// A `breaker` line: what changed in a site's circuit breaker or retry budget.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct BreakerEvent {
-    /// When.
-    #[serde(with = "rfc3339")]
-    pub ts: SystemTime,
-    /// The site.
-    pub site: String,
-    /// What changed.
-    pub event: BreakerChange,
-    /// How long the breaker stays open before it probes, when it opened.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cooldown_s: Option<f64>,
-}
-
-impl BreakerEvent {
-    /// The event of `site`'s breaker or budget changing at `ts`.
-    #[must_use]
-    pub fn new(
-        ts: SystemTime,
-        site: impl Into<String>,
-        event: BreakerChange,
-        cooldown: Option<Duration>,
-    ) -> Self {
-        BreakerEvent {
-            ts,
-            site: site.into(),
-            event,
-            cooldown_s: cooldown.map(|c| c.as_secs_f64()),
-        }
-    }
-}
-
-/// What a [`BreakerEvent`] reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum BreakerChange {
-    /// The breaker opened: enrolled calls go straight to the sync path.
-    Open,
-    /// The cool-down ended: probe calls try the async path.
-    HalfOpen,
-    /// The breaker closed: the async path serves again.
-    Closed,
-    /// The retry budget ran dry: failed attempts fall back without retrying.
-    RetryBudgetExhausted,
 }

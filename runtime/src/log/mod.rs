@@ -14,14 +14,18 @@
 //! {"kind":"stage","event":"verdict","ts":"…","site":"upload","stage":2,"rollout":10.0,"verdict":"hold",…,"v":1}
 //! {"kind":"stage","event":"rollback_cleared","ts":"…","site":"upload","stage":2,…,"v":1}
 //! {"kind":"rollback","ts":"…","site":"upload","stage":2,"trigger":"success_rate","measured":0.9,"threshold":0.95,…,"v":1}
+//! {"kind":"breaker","ts":"…","site":"upload","event":"open","cooldown_s":1.0,"v":1}
 //! {"kind":"operator","ts":"…","site":"upload","setting":"rollout","old":"1","new":"10","by":"operator","v":1}
 //! ```
 //!
 //! `upload` lines are [`UploadRecord`](crate::metrics::UploadRecord)s
 //! (raw rollout keys are never logged); `stage` and `rollback` lines are
-//! written by the [rollout controller](crate::stages::Controller), and
-//! `operator` lines ([`OperatorEvent`]) by the configuration handle for
-//! every change an operator applies through it. Fields may come in any
+//! written by the [rollout controller](crate::stages::Controller);
+//! `breaker` lines ([`BreakerEvent`]) and `operator` lines
+//! ([`OperatorEvent`], one per setting an operator's change moved) are the
+//! notices the circuit breakers and the configuration handle send every
+//! sink ([`MetricsSink::breaker_changed`], [`MetricsSink::config_changed`]),
+//! which the log, a sink, writes. Fields may come in any
 //! order; a field added to v1 after the first release is optional, so a
 //! log an earlier release wrote stays readable. Durations are written rounded to the microsecond.
 //! Reading is strict: a line with a field missing or of the wrong type, a
@@ -43,7 +47,9 @@
 //! } // everything recorded so far is written here
 //! ```
 //!
-//! By hand, a [`JsonlLog`] is a [`MetricsSink`](crate::metrics::MetricsSink):
+//! By hand, a [`JsonlLog`] is a [`MetricsSink`]: added with
+//! [`add_sink`](crate::metrics::add_sink), it writes the records and the
+//! breaker and operator notices, as the log from `ASYNC_UPLOAD_LOG` does:
 //!
 //! ```
 //! use async_upload::log::JsonlLog;
@@ -73,6 +79,10 @@
 //!   short by a failed write (a full disk) is ended before the next one, in
 //!   a file or any writer, so a reader reports it as one malformed line and
 //!   reads the rest.
+//!
+//! [`MetricsSink`]: crate::metrics::MetricsSink
+//! [`MetricsSink::breaker_changed`]: crate::metrics::MetricsSink::breaker_changed
+//! [`MetricsSink::config_changed`]: crate::metrics::MetricsSink::config_changed
 
 // The guard example needs its `main` to show where the guard lives.
 #![allow(clippy::needless_doctest_main)]
@@ -100,17 +110,15 @@ pub use self::csv::{write_csv, CsvWriter, CSV_HEADER};
 #[cfg(feature = "report")]
 pub(crate) use dedup::Dedup;
 pub(crate) use event::reason;
-pub use event::{
-    BreakerChange, BreakerEvent, Event, RollbackEvent, StageEntered, StageEvent, VerdictEvent,
-};
+pub use event::{Event, RollbackEvent, StageEntered, StageEvent, VerdictEvent};
+// The breaker's notice is the `breaker` line's content: also here, beside
+// the log's other events, where it always was.
+pub use crate::metrics::{BreakerChange, BreakerEvent};
 #[cfg(feature = "report")]
 pub(crate) use line::Replay;
 pub use line::{read_file, LineError, Log, Reader, FORMAT_VERSION};
 pub use merge::Merged;
-#[cfg(feature = "redis")]
-pub(crate) use operator::applied_by;
 pub use operator::OperatorEvent;
-pub(crate) use operator::{applied, internal, Change};
 pub use sink::{FlushGuard, JsonlLog, LogStats, DEFAULT_CAPACITY};
 pub use sources::{MergeError, SourcedLine};
 
@@ -156,9 +164,9 @@ pub fn install_global(path: Option<&Path>) {
         };
         (path.to_owned(), log)
     });
-    // One step from the previous log to the next: a record sent meanwhile
-    // (by a call on another thread) reaches one of them, never neither nor
-    // both.
+    // One step from the previous log to the next: a record or a notice (a
+    // breaker's transition on another thread) sent meanwhile reaches one
+    // of them, never neither nor both.
     let sink = replace_sink(
         previous.as_ref().map(|installed| installed.sink),
         next.as_ref()

@@ -2,19 +2,18 @@
 //! operator's change set, with what it was, what it became and who made
 //! it, so the report and the dashboard show who changed what.
 //!
-//! The configuration handle announces every change it applies
-//! ([`applied`]); who made it is the calling thread's [actor](Actor): an
-//! operator unless the caller said otherwise. The rollout controller's own
-//! changes (a stage's rollout, its rollback) have their own events and say
-//! so ([`internal`]); a fleet replica applying a change from the shared
-//! state names the instance that made it ([`applied_by`]).
+//! The configuration handle tells the sinks of every change an operator
+//! applies through it ([`MetricsSink::config_changed`]); the
+//! [`JsonlLog`](super::JsonlLog) writes each setting it moved as one line
+//! (`OperatorEvent::lines`).
+//!
+//! [`MetricsSink::config_changed`]: crate::metrics::MetricsSink::config_changed
 
-use std::cell::RefCell;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::rfc3339;
+use crate::metrics::{rfc3339, ConfigChange};
 
 /// An operator's change of one setting, as a replica applied it.
 ///
@@ -65,6 +64,19 @@ impl OperatorEvent {
             by: by.into(),
         }
     }
+
+    /// One line per setting `change` moved, in its order.
+    pub(crate) fn lines(change: &ConfigChange) -> impl Iterator<Item = OperatorEvent> + '_ {
+        change.settings.iter().map(|setting| {
+            OperatorEvent::new(
+                change.ts,
+                change.site.as_deref(),
+                setting.name,
+                (setting.old.clone(), setting.new.clone()),
+                change.by.clone(),
+            )
+        })
+    }
 }
 
 impl core::fmt::Display for OperatorEvent {
@@ -85,93 +97,9 @@ impl core::fmt::Display for OperatorEvent {
     }
 }
 
-/// Who a configuration change is applied for.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Actor {
-    /// Whoever calls the handle: an operator (CLI, code, a script).
-    Operator,
-    /// An operator of the fleet, through the shared state, on that instance.
-    #[cfg(feature = "redis")]
-    Instance(String),
-    /// The rollout controller, whose changes have events of their own.
-    Internal,
-}
-
-thread_local! {
-    static ACTOR: RefCell<Actor> = const { RefCell::new(Actor::Operator) };
-}
-
-/// Runs `f` with changes it applies made by `actor`.
-fn acting_as<R>(actor: Actor, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<Actor>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            if let Some(actor) = self.0.take() {
-                ACTOR.with(|slot| *slot.borrow_mut() = actor);
-            }
-        }
-    }
-    let previous = ACTOR.with(|slot| slot.replace(actor));
-    let _restore = Restore(Some(previous));
-    f()
-}
-
-/// Runs `f`, whose configuration changes are the controller's own (no
-/// `operator` line: they have events of their own).
-pub(crate) fn internal<R>(f: impl FnOnce() -> R) -> R {
-    acting_as(Actor::Internal, f)
-}
-
-/// Runs `f`, whose configuration changes an operator made through
-/// `instance` (a fleet replica applying the shared state): the lines name it.
-#[cfg(feature = "redis")]
-pub(crate) fn applied_by<R>(instance: &str, f: impl FnOnce() -> R) -> R {
-    acting_as(Actor::Instance(instance.to_owned()), f)
-}
-
-/// One setting that a change moved: its name, before and after.
-pub(crate) type Change = (&'static str, Option<String>, Option<String>);
-
-/// The configuration handle applied `changes` to `site` (`None`: the
-/// global configuration): one line each to the process's log, unless the
-/// controller made them.
-pub(crate) fn applied(site: Option<&str>, changes: Vec<Change>) {
-    if changes.is_empty() {
-        return;
-    }
-    let by = match ACTOR.with(|slot| slot.borrow().clone()) {
-        Actor::Internal => return,
-        Actor::Operator => "operator".to_owned(),
-        #[cfg(feature = "redis")]
-        Actor::Instance(instance) => instance,
-    };
-    let Some(log) = super::global() else {
-        return;
-    };
-    let ts = SystemTime::now();
-    for (setting, old, new) in changes {
-        log.event(OperatorEvent::new(ts, site, setting, (old, new), by.clone()).into());
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_actor_is_scoped_and_restored() {
-        let current = || ACTOR.with(|slot| slot.borrow().clone());
-        assert_eq!(current(), Actor::Operator);
-        internal(|| {
-            assert_eq!(current(), Actor::Internal);
-            #[cfg(feature = "redis")]
-            applied_by("replica-1", || {
-                assert_eq!(current(), Actor::Instance("replica-1".into()));
-            });
-            assert_eq!(current(), Actor::Internal);
-        });
-        assert_eq!(current(), Actor::Operator);
-    }
 
     #[test]
     fn a_line_reads_back_and_shows_what_changed() {

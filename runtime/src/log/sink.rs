@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use super::event::Event;
 use super::line;
+use super::operator::OperatorEvent;
 use super::output::{open_log, Output};
-use crate::metrics::{MetricsSink, UploadRecord};
+use crate::metrics::{BreakerEvent, ConfigChange, MetricsSink, UploadRecord};
 
 /// Records the queue holds before it drops new ones.
 pub const DEFAULT_CAPACITY: usize = 8192;
@@ -44,7 +45,8 @@ impl LogStats {
 }
 
 /// A JSONL log: a [`MetricsSink`] that writes every record (and the
-/// controller's events) as one line, from a background thread.
+/// controller's events, the breakers' transitions and the operators'
+/// configuration changes) as one line, from a background thread.
 ///
 /// Cloning gives another handle to the same log; the writer thread stops,
 /// after writing what is queued, when the last handle is dropped.
@@ -256,6 +258,19 @@ impl MetricsSink for JsonlLog {
         self.handle
             .shared
             .push(Item::Upload(record.clone()), self.handle.shared.capacity);
+    }
+
+    /// Queues the transition's `breaker` line, as [`JsonlLog::event`] does.
+    fn breaker_changed(&self, event: &BreakerEvent) {
+        self.event(Event::Breaker(event.clone()));
+    }
+
+    /// Queues one `operator` line per setting the change moved, as
+    /// [`JsonlLog::event`] does.
+    fn config_changed(&self, change: &ConfigChange) {
+        for line in OperatorEvent::lines(change) {
+            self.event(Event::Operator(line));
+        }
     }
 }
 

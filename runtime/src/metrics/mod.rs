@@ -1,6 +1,7 @@
 //! Records and their sinks: [`UploadRecord`], the [`MetricsSink`] trait,
 //! the bounded in-memory [`Aggregator`], [`Summary`] and the async-vs-sync
-//! [`Comparison`].
+//! [`Comparison`]; the notices sinks also receive ([`BreakerEvent`],
+//! [`ConfigChange`]).
 //!
 //! Every call of an annotated function produces exactly one record. It goes
 //! to the global aggregator ([`global`]), to every sink added with
@@ -8,6 +9,12 @@
 //! [`metrics`](https://docs.rs/metrics) facade, so any exporter a service
 //! already runs (Prometheus, `StatsD`, `OpenTelemetry`) sees it. The call's
 //! `tracing` span and events come from the executor itself.
+//!
+//! Every sink added with [`add_sink`] also hears of the rare events that
+//! are no call's record: a circuit breaker's transition
+//! ([`MetricsSink::breaker_changed`]) and a change an operator applied to
+//! the live configuration ([`MetricsSink::config_changed`]). The JSONL log
+//! writes them as its `breaker` and `operator` lines.
 
 mod aggregate;
 #[cfg(feature = "report")]
@@ -16,6 +23,7 @@ mod audit;
 mod facade;
 mod flat_json;
 mod histogram;
+mod notice;
 mod path;
 pub(crate) mod record;
 pub(crate) mod rfc3339;
@@ -30,6 +38,7 @@ pub use audit::{CallAudit, SiteAudit};
 #[cfg(feature = "metrics")]
 pub use facade::{MetricsFacadeSink, DURATION_BUCKETS, DURATION_METRIC};
 pub use histogram::Histogram;
+pub use notice::{BreakerChange, BreakerEvent, ConfigChange, SettingChange};
 pub use path::PathSnapshot;
 pub(crate) use record::user_error_name;
 pub use record::{ExecutionType, ParseSyncReasonError, RuntimeFault, SyncReason, UploadRecord};
@@ -37,4 +46,4 @@ pub use sink::{add_sink, remove_sink, FanOut, MetricsSink, SinkId};
 pub use summary::{Comparison, Summary};
 
 pub(crate) use record::upload_from_line;
-pub(crate) use sink::{dispatch, replace_sink};
+pub(crate) use sink::{dispatch, notify, replace_sink};

@@ -1,12 +1,13 @@
 //! Where records go: the [`MetricsSink`] trait, [`FanOut`] to several sinks,
-//! and the process-wide list of sinks every call reports to.
+//! and the process-wide list of sinks every call reports to (and the
+//! breaker and the configuration send their notices to).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use arc_swap::ArcSwap;
 
-use super::UploadRecord;
+use super::{BreakerEvent, ConfigChange, UploadRecord};
 
 /// Receives every record of every call.
 ///
@@ -26,9 +27,64 @@ use super::UploadRecord;
 /// sink.record(&UploadRecord::new("upload", ExecutionType::Sync, true, 1.0, 0));
 /// assert_eq!(calls.load(Ordering::Relaxed), 1);
 /// ```
+///
+/// Beside the records, a sink hears of the rare events that are no call's
+/// record: [`breaker_changed`](MetricsSink::breaker_changed) and
+/// [`config_changed`](MetricsSink::config_changed). Both do nothing unless
+/// the sink says otherwise; the [JSONL log](crate::log::JsonlLog) writes
+/// them as its `breaker` and `operator` lines.
+///
+/// ```
+/// use std::sync::Mutex;
+/// use async_upload::metrics::{BreakerEvent, ConfigChange, MetricsSink, UploadRecord};
+///
+/// #[derive(Default)]
+/// struct Audit(Mutex<Vec<String>>);
+///
+/// impl MetricsSink for Audit {
+///     fn record(&self, _: &UploadRecord) {}
+///
+///     fn breaker_changed(&self, event: &BreakerEvent) {
+///         self.0.lock().unwrap().push(format!("{}: {:?}", event.site, event.event));
+///     }
+///
+///     fn config_changed(&self, change: &ConfigChange) {
+///         for setting in &change.settings {
+///             self.0.lock().unwrap().push(format!("{} by {}", setting.name, change.by));
+///         }
+///     }
+/// }
+/// ```
 pub trait MetricsSink: Send + Sync {
     /// Takes one record.
     fn record(&self, record: &UploadRecord);
+
+    /// A site's circuit breaker changed state, or its retry budget ran dry:
+    /// once per transition, never per call. Does nothing by default.
+    ///
+    /// Called on the thread of the call (or background probe) that made the
+    /// transition: keep it as quick as [`record`](MetricsSink::record).
+    fn breaker_changed(&self, event: &BreakerEvent) {
+        let _ = event;
+    }
+
+    /// An operator's change of the live configuration was applied (through
+    /// the [`ConfigHandle`](crate::config::ConfigHandle), the environment
+    /// reloaded, or in fleet mode the shared state): one notice per change,
+    /// with every setting it moved. The rollout controller's own changes
+    /// are not notified (they have stage events of their own). Does nothing
+    /// by default.
+    ///
+    /// Called while the configuration handle holds its lock, so that the
+    /// notices come in the order the changes were applied: keep it quick,
+    /// and do not call the handle's methods that change or resolve a site
+    /// from here (they wait for that lock); [`ConfigHandle::config`] is
+    /// fine.
+    ///
+    /// [`ConfigHandle::config`]: crate::config::ConfigHandle::config
+    fn config_changed(&self, change: &ConfigChange) {
+        let _ = change;
+    }
 }
 
 impl<F: Fn(&UploadRecord) + Send + Sync> MetricsSink for F {
@@ -41,9 +97,17 @@ impl<S: MetricsSink + ?Sized> MetricsSink for Arc<S> {
     fn record(&self, record: &UploadRecord) {
         (**self).record(record);
     }
+
+    fn breaker_changed(&self, event: &BreakerEvent) {
+        (**self).breaker_changed(event);
+    }
+
+    fn config_changed(&self, change: &ConfigChange) {
+        (**self).config_changed(change);
+    }
 }
 
-/// Hands each record to several sinks, in order.
+/// Hands each record (and each notice) to several sinks, in order.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -98,6 +162,18 @@ impl MetricsSink for FanOut {
     fn record(&self, record: &UploadRecord) {
         for (_, sink) in &self.sinks {
             sink.record(record);
+        }
+    }
+
+    fn breaker_changed(&self, event: &BreakerEvent) {
+        for (_, sink) in &self.sinks {
+            sink.breaker_changed(event);
+        }
+    }
+
+    fn config_changed(&self, change: &ConfigChange) {
+        for (_, sink) in &self.sinks {
+            sink.config_changed(change);
         }
     }
 }
@@ -196,5 +272,17 @@ pub(crate) fn dispatch(record: &UploadRecord) {
     let sinks = SINKS.load();
     if !sinks.is_empty() {
         sinks.record(record);
+    }
+}
+
+/// Hands a notice to every added sink: `send` is called with them all (as
+/// one sink) only if there is one, so a notice nobody hears is never built.
+pub(crate) fn notify(send: impl FnOnce(&dyn MetricsSink)) {
+    if !ANY_SINK.load(Ordering::Acquire) {
+        return;
+    }
+    let sinks = SINKS.load();
+    if !sinks.is_empty() {
+        send(&**sinks);
     }
 }

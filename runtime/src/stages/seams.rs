@@ -9,8 +9,7 @@
 
 use std::sync::Arc;
 
-use crate::config::handle;
-use crate::log;
+use crate::config::{self, handle};
 use crate::metrics::{Aggregator, SiteSnapshot};
 
 /// Where the controller's decisions take effect: the site's rollout and its kill switch.
@@ -63,7 +62,7 @@ impl Actuator for LocalActuator {
     fn enter_stage(&self, site: &str, stage: u32, rollout: f64) {
         // In place, under the handle's lock: an operator's concurrent
         // `set_site` of another override is kept.
-        let entered = log::internal(|| {
+        let entered = config::internal(|| {
             handle().update_site(site, |overrides| overrides.rollout = Some(rollout))
         });
         if let Err(error) = entered {
@@ -74,11 +73,11 @@ impl Actuator for LocalActuator {
     fn roll_back(&self, site: &str, reason: &str) -> bool {
         // "Is it latched? Latch it" is one step of the handle's, so two
         // controllers seeing one breach write one `rollback` event.
-        log::internal(|| handle().roll_back(site, reason))
+        config::internal(|| handle().roll_back(site, reason))
     }
 
     fn clear_rollback(&self, site: &str) {
-        log::internal(|| handle().clear_rollback(site));
+        config::internal(|| handle().clear_rollback(site));
     }
 
     fn rollback_reason(&self, site: &str) -> Option<String> {
