@@ -23,7 +23,8 @@
 //! enrolled calls' p99 from one second after t0 (calls started in
 //! `[t0 + 1 s, t1)`), the issue's target (at most 1.5 × the sync p99 plus
 //! 10 ms), requests reaching the async backend per call during the outage
-//! (server counters), and the time from t1 until the async path served a
+//! (server counters; over the whole outage, in its first second, and from
+//! one second in), and the time from t1 until the async path served a
 //! call again. `--no-breaker` turns the breaker off for today's figures;
 //! `--probe` runs the site with a background probe (`probe = ...`, a 0-byte
 //! async upload) instead of probing with user calls.
@@ -300,10 +301,19 @@ async fn run(args: Args) -> ExitCode {
         .iter()
         .filter(|r| started(r) < t0 + Duration::from_secs(1))
         .count();
+    // At 1 call/s the first second may hold no call at all.
     #[allow(clippy::cast_precision_loss)]
-    let first_per_call = first_requests as f64 / first_calls as f64;
+    let first_per_call = if first_calls == 0 {
+        f64::NAN
+    } else {
+        first_requests as f64 / first_calls as f64
+    };
     #[allow(clippy::cast_precision_loss)]
     let per_call = requests as f64 / in_outage.len() as f64;
+    // The issue's window for the steady state: from one second in.
+    let late_requests = during.async_requests - first_second.async_requests;
+    #[allow(clippy::cast_precision_loss)]
+    let late_per_call = late_requests as f64 / late.len() as f64;
     let sync_p99 = quantile(&baseline, 0.99);
     let enrolled_p99 = quantile(&late, 0.99);
     let target = 1.5 * sync_p99 + 10.0;
@@ -348,7 +358,9 @@ async fn run(args: Args) -> ExitCode {
     );
     println!(
         "first second of the outage: {first_requests} requests for {first_calls} calls = \
-         {first_per_call:.3} per call"
+         {first_per_call:.3} per call; from t0 + 1 s: {late_requests} requests for {} calls = \
+         {late_per_call:.3} per call",
+        late.len()
     );
     println!(
         "recovery: the async path served again {:.2} s after the outage ended",
@@ -369,7 +381,8 @@ async fn run(args: Args) -> ExitCode {
     );
     println!(
         "summary sync_p99_ms={sync_p99:.2} enrolled_p99_ms={enrolled_p99:.2} target_ms={target:.2} \
-         requests_per_call={per_call:.3} first_second_per_call={first_per_call:.3} recovery_s={:.2}",
+         requests_per_call={per_call:.3} first_second_per_call={first_per_call:.3} \
+         late_per_call={late_per_call:.3} recovery_s={:.2}",
         secs(recovered.and_then(|t| t.duration_since(t1).ok()))
     );
     if records.len() == driver.calls && check.all_intact() {
