@@ -150,7 +150,12 @@ impl Fleet {
         every: Duration,
         build: &impl Fn() -> ControllerBuilder,
     ) -> Controller {
-        let shared = lock(&self.inner.applier).stage(site);
+        // This replica's own stage write, while unsettled, is newer than the
+        // applied state: a controller that takes over from the one that
+        // wrote it (the lease moved meanwhile) starts there, not a stage back.
+        let shared = super::stage::pending_stage(&self.inner, site)
+            .map(|(stage, ms)| (stage, Some(ms)))
+            .or_else(|| lock(&self.inner.applier).stage(site));
         let build = || build().tick_interval(every);
         let builder = match shared {
             Some((stage, Some(ms))) => {
@@ -173,12 +178,13 @@ impl Fleet {
     }
 
     /// The shared stage moved (an operator's `fleet advance`, another
-    /// leader's write): follow it. Never while this leader's own stage
+    /// leader's write): follow it. Never while this replica's own stage
     /// write is not yet applied, when the applied stage is behind, not
-    /// newer. A stage the store lost (it came back empty) is written back
-    /// by its leader with the time it was entered.
+    /// newer (also for a guard: the lease may have moved since the write).
+    /// A stage the store lost (it came back empty) is written back by its
+    /// leader with the time it was entered.
     fn follow_shared_stage(&self, site: &str, controller: &mut Controller, leading: bool) {
-        if leading && super::stage::pending(&self.inner, site) {
+        if super::stage::pending(&self.inner, site) {
             return;
         }
         let (in_force, stored) = {

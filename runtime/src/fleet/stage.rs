@@ -59,6 +59,14 @@ pub(crate) fn pending(inner: &Inner, site: &str) -> bool {
     lock(&inner.stages).contains_key(site)
 }
 
+/// The stage and its clock (Unix ms) of this replica's stage write for
+/// `site` that is not yet applied, if there is one.
+pub(crate) fn pending_stage(inner: &Inner, site: &str) -> Option<(u32, u64)> {
+    lock(&inner.stages)
+        .get(site)
+        .map(|write| (write.stage, write.entered_ms))
+}
+
 fn attempt(inner: &Inner, site: &str, mut write: PendingStage) {
     let epoch = lock(&inner.applier).epoch();
     let result = inner.store.enter_stage_from(
