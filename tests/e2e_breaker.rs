@@ -117,9 +117,11 @@ struct Figures {
     open_calls: usize,
     open_requests: u64,
     probes: usize,
-    /// How long probes' callers waited (the median, the longest) and what
-    /// the healthy calls allowed the median.
-    probe_wait_ms: (f64, f64, f64),
+    /// The median probe's wait, the longest, and what the healthy calls
+    /// allowed the median (ms).
+    probe_wait_median_ms: f64,
+    probe_wait_max_ms: f64,
+    probe_wait_allowed_ms: f64,
     /// Connections the server reset.
     resets: u64,
     recovery_calls: usize,
@@ -296,7 +298,9 @@ where
         open_calls: open.len(),
         open_requests,
         probes: probes.len(),
-        probe_wait_ms: (median_wait, *waits.last().unwrap(), probe_wait_ms),
+        probe_wait_median_ms: median_wait,
+        probe_wait_max_ms: *waits.last().unwrap(),
+        probe_wait_allowed_ms: probe_wait_ms,
         resets: fx.server.counters().resets,
         recovery_calls: recovery.len(),
     }
@@ -316,9 +320,9 @@ fn report(name: &str, f: &Figures) {
         f.open_calls,
         per_call(f.open_requests, f.open_calls),
         f.probes,
-        f.probe_wait_ms.0,
-        f.probe_wait_ms.1,
-        f.probe_wait_ms.2,
+        f.probe_wait_median_ms,
+        f.probe_wait_max_ms,
+        f.probe_wait_allowed_ms,
         f.recovery_calls,
     );
 }
