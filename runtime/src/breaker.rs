@@ -9,7 +9,9 @@
 //!
 //! While open, enrolled calls skip the async path: they run the sync path
 //! at once and are recorded `sync_fallback` with fault `breaker_open`, so
-//! stage health counts them as async failures. A probe makes one attempt,
+//! stage health counts them as async failures. A call already under way
+//! when the breaker opens makes no further retry: it falls back (or fails)
+//! after the attempt in flight. A probe makes one attempt,
 //! never retried, under a probe timeout derived from recent successes
 //! (`latency.rs`); a site with a `probe` function never probes with a call:
 //! the breaker runs it in the background (`background.rs`).
@@ -28,10 +30,13 @@
 //! [`BUDGET_CAP`] retries; a retry spends one. When the bank is empty, a
 //! small floor ([`FLOOR_PER_SECOND`], in bursts of up to [`FLOOR_BURST`])
 //! still lets a retry through now and then, so a quiet site can retry at
-//! all. The bank starts empty and fills with calls: a process that starts
-//! into an outage pays for no retries it has not earned. An outage then
-//! costs the backend about its normal request rate, not `1 + retries` times
-//! it.
+//! all. The bank starts empty and fills with calls, and it empties again
+//! when a spell of failures begins (the first failure after [`SPAN`]
+//! without one): the retries of a spell are paid for by the calls made
+//! during it, not by a long healthy history, so the first second of an
+//! outage costs about `1 + retry_budget %` requests per call, plus the
+//! floor. An outage then costs the backend about its normal request rate,
+//! not `1 + retries` times it.
 //!
 //! Every transition is one `tracing` event, one notice to the sinks
 //! ([`MetricsSink::breaker_changed`]: the JSONL log writes it as a `breaker`
@@ -180,8 +185,9 @@ pub(crate) struct Breaker {
     last_failure: AtomicU64,
     /// How long recent successful attempts took (the probe timeout).
     latency: Latency,
-    /// Banked milli-retries; empty at first, so the first moments of an
-    /// outage at start-up cost no more retries than calls have earned.
+    /// Banked milli-retries; empty at first and at the start of each spell
+    /// of failures, so the first moments of an outage cost no more retries
+    /// than the calls made since it began have earned.
     bank: AtomicU64,
     /// The floor's theoretical arrival time (GCRA, ns since [`base`]): a
     /// retry may pass while it is at most `FLOOR_BURST - 1` intervals ahead
@@ -317,6 +323,10 @@ impl Breaker {
         }
         let stale =
             now.saturating_sub(self.last_failure.swap(now, Ordering::AcqRel)) > duration_ns(SPAN);
+        if stale {
+            // A new spell: retries are paid for by the calls made during it.
+            self.bank.store(0, Ordering::Release);
+        }
         let add = |w: u64| shift(if stale { 0 } else { w }, true);
         // The closure always returns `Some`: `Ok` holds the previous window.
         let previous = self
@@ -691,5 +701,32 @@ mod tests {
         // 20 % of 1000 calls, plus the floor: a burst of 2, then one per
         // second over 10 s.
         assert!((200..=213).contains(&retries), "{retries}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spell_of_failures_spends_only_what_its_own_calls_earn() {
+        let breaker = Breaker::new();
+        let s = settings();
+        // A long healthy history fills the bank.
+        for _ in 0..1000 {
+            breaker.deposit(&s);
+            tokio::time::advance(Duration::from_millis(10)).await;
+        }
+        assert_eq!(breaker.bank.load(Ordering::Relaxed), BUDGET_CAP * MILLI);
+        // The outage begins: its first failure empties the bank, so the
+        // retries at once are the floor's burst alone.
+        breaker.on_failure(SITE, Admission::Closed, &s);
+        let at_once: u64 = (0..50).map(|_| u64::from(breaker.withdraw(SITE))).sum();
+        assert_eq!(at_once, FLOOR_BURST, "the history paid for none");
+        // Calls during the spell earn again; a failure within it keeps the bank.
+        for _ in 0..10 {
+            breaker.deposit(&s);
+        }
+        breaker.on_failure(SITE, Admission::Closed, &s);
+        assert_eq!(breaker.bank.load(Ordering::Relaxed), 2 * MILLI);
+        // A failure after a quiet spell starts a new one.
+        tokio::time::advance(SPAN + Duration::from_secs(1)).await;
+        breaker.on_failure(SITE, Admission::Closed, &s);
+        assert_eq!(breaker.bank.load(Ordering::Relaxed), 0);
     }
 }

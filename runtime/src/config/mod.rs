@@ -31,7 +31,7 @@
 //! | `ASYNC_UPLOAD_BREAKER` | per-site circuit breaker and retry budget | `true` | as ENABLED |
 //! | `ASYNC_UPLOAD_BREAKER_THRESHOLD` | percent of recent async attempts (at least 10 in 10 s) that must fail to open the breaker | `50` | 1–100 |
 //! | `ASYNC_UPLOAD_BREAKER_COOLDOWN` | seconds an open breaker waits before a probe; doubles while probes fail, up to 8 × | `1` | 0.001–3600 |
-//! | `ASYNC_UPLOAD_RETRY_BUDGET` | retries allowed, in percent of calls (banked up to 20, plus 1 per second) | `20` | 0–100 |
+//! | `ASYNC_UPLOAD_RETRY_BUDGET` | retries allowed, in percent of the calls since failures began (banked up to 20, plus 1 per second) | `20` | 0–100 |
 
 mod changes;
 pub(crate) mod env;
