@@ -339,7 +339,7 @@ where
         if !guard.may_retry() {
             tracing::debug!(
                 error_type = retryable.error_type(),
-                "async upload not retried: a probe, or the retry budget is spent"
+                "async upload not retried: a probe, the breaker open, or the retry budget spent"
             );
             return Err(retryable);
         }
@@ -462,12 +462,15 @@ impl Guard {
         }
     }
 
-    /// Whether a failed attempt may be retried: never a probe, and only
-    /// within the site's retry budget.
+    /// Whether a failed attempt may be retried: never a probe, not once
+    /// the breaker has opened (a retry would go where calls no longer go),
+    /// and only within the site's retry budget.
     fn may_retry(self) -> bool {
+        let breaker = self.site.breaker();
         !self.applies
             || (!matches!(self.admission, Admission::Probe(_))
-                && self.site.breaker().withdraw(self.site.name()))
+                && breaker.state() == crate::breaker::BreakerState::Closed
+                && breaker.withdraw(self.site.name()))
     }
 }
 

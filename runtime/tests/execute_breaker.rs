@@ -388,6 +388,14 @@ async fn a_background_probe_keeps_probes_off_the_callers_path() {
     assert_eq!(calls, 1, "the probe confirmed the first call's failure");
     let opened = records.all().len();
     let requests = backend.requests.load(Ordering::SeqCst);
+    // The probe failed (at 0.4 s) while the first retry was out: that call
+    // made no second retry into a backend the breaker had shut off.
+    assert_eq!(
+        records.all()[0].attempts,
+        2,
+        "a retry after the breaker opened"
+    );
+    assert_eq!(requests, 2);
     // 20 s of outage at 10 calls/s.
     for _ in 0..200 {
         let started = Instant::now();
