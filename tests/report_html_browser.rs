@@ -1,5 +1,6 @@
 //! The HTML report as a person sees it: rendered by headless Chromium to
-//! PNGs (feature `html`; `.ci/run` installs `chromium` when missing). The
+//! PNGs (feature `browser-tests`; `.ci/run` installs `chromium` when
+//! missing). The
 //! whole page is not blank, and each chart, shown alone, drew its series in
 //! their colours.
 //!
