@@ -5,11 +5,13 @@ use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use async_upload::config::ConfigError;
-use async_upload::config::SiteOverrides;
-use async_upload::fleet::{merge_reports, FleetError, FleetState, ReplicaReport, Store, REDIS_URL};
-use async_upload::metrics::ExecutionType;
-use async_upload::stages::DEFAULT_STAGES;
+use async_upload_runtime::config::ConfigError;
+use async_upload_runtime::config::SiteOverrides;
+use async_upload_runtime::fleet::{
+    merge_reports, FleetError, FleetState, ReplicaReport, Store, REDIS_URL,
+};
+use async_upload_runtime::metrics::ExecutionType;
+use async_upload_runtime::stages::DEFAULT_STAGES;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
@@ -196,7 +198,7 @@ fn overrides_from(
         "ASYNC_UPLOAD_TIMEOUT" => timeout.clone(),
         _ => None,
     };
-    let config = async_upload::config::Config::from_lookup(lookup).map_err(|e| {
+    let config = async_upload_runtime::config::Config::from_lookup(lookup).map_err(|e| {
         e.to_string()
             .replace("ASYNC_UPLOAD_ROLLOUT", "--rollout")
             .replace("ASYNC_UPLOAD_MAX_RETRIES", "--max-retries")
