@@ -105,49 +105,44 @@ fn execute(args: FleetArgs) -> Result<(), String> {
     match args.action {
         Action::Status { site, json } => status(&store, site.as_deref(), json),
         Action::Set {
-            site: None,
+            site,
             enabled,
             rollout,
             fallback,
             max_retries,
             timeout,
-        } => {
-            if fallback.is_some() || max_retries.is_some() || timeout.is_some() {
-                return Err("--fallback, --max-retries and --timeout need --site NAME".into());
+        } => match site {
+            None => {
+                if fallback.is_some() || max_retries.is_some() || timeout.is_some() {
+                    return Err("--fallback, --max-retries and --timeout need --site NAME".into());
+                }
+                let rollout = overrides_from(rollout, None, None)?.rollout;
+                if enabled.is_none() && rollout.is_none() {
+                    return Err("nothing to set: give --enabled, --rollout or both".into());
+                }
+                // Only the fields given are written: the kill switch works
+                // whatever the other field holds.
+                let version = store.update_defaults(enabled, rollout).map_err(text)?;
+                let shown = |v: Option<String>| v.unwrap_or_else(|| "unchanged".to_owned());
+                println!(
+                    "defaults: enabled {}, rollout {} (version {version})",
+                    shown(enabled.map(|e| e.to_string())),
+                    shown(rollout.map(|r| format!("{r}%"))),
+                );
+                Ok(())
             }
-            let rollout = overrides_from(rollout, None, None)?.rollout;
-            if enabled.is_none() && rollout.is_none() {
-                return Err("nothing to set: give --enabled, --rollout or both".into());
+            Some(site) => {
+                let mut overrides = overrides_from(rollout, max_retries, timeout)?;
+                overrides.enabled = enabled;
+                overrides.fallback = fallback;
+                if overrides == SiteOverrides::default() {
+                    return Err("nothing to set: give --enabled, --rollout, --fallback, --max-retries or --timeout".into());
+                }
+                let version = store.update_site(&site, &overrides).map_err(text)?;
+                println!("{site}: set (version {version})");
+                Ok(())
             }
-            // Only the fields given are written: the kill switch works
-            // whatever the other field holds.
-            let version = store.update_defaults(enabled, rollout).map_err(text)?;
-            let shown = |v: Option<String>| v.unwrap_or_else(|| "unchanged".to_owned());
-            println!(
-                "defaults: enabled {}, rollout {} (version {version})",
-                shown(enabled.map(|e| e.to_string())),
-                shown(rollout.map(|r| format!("{r}%"))),
-            );
-            Ok(())
-        }
-        Action::Set {
-            site: Some(site),
-            enabled,
-            rollout,
-            fallback,
-            max_retries,
-            timeout,
-        } => {
-            let mut overrides = overrides_from(rollout, max_retries, timeout)?;
-            overrides.enabled = enabled;
-            overrides.fallback = fallback;
-            if overrides == SiteOverrides::default() {
-                return Err("nothing to set: give --enabled, --rollout, --fallback, --max-retries or --timeout".into());
-            }
-            let version = store.update_site(&site, &overrides).map_err(text)?;
-            println!("{site}: set (version {version})");
-            Ok(())
-        }
+        },
         Action::RollBack { site, reason } => {
             if store.roll_back(&site, &reason).map_err(text)? {
                 println!("{site}: rolled back ({reason})");
