@@ -27,6 +27,7 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Counters of a [`JsonlLog`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LogStats {
     /// Lines written to the file.
     pub written: u64,

@@ -185,6 +185,7 @@ impl core::fmt::Debug for SiteStats {
 /// Two snapshots subtract ([`SiteSnapshot::since`]) to the calls between
 /// them: the sliding windows of the rollout controller.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct SiteSnapshot {
     /// The site.
     pub site: String,

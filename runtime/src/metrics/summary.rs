@@ -11,6 +11,7 @@ use super::{ExecutionType, PathSnapshot};
 /// are counted but neither succeeded nor failed. With no finished call the
 /// rates are 0 and the latencies `None`: check `count` before reading them.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct Summary {
     /// The site.
     pub site: String,
@@ -91,6 +92,7 @@ fn ratio(numerator: u64, denominator: u64) -> f64 {
 ///
 /// A change of `+10.0` means the async path is 10 % slower.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct Comparison {
     /// The site.
     pub site: String,

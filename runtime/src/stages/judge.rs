@@ -130,6 +130,7 @@ impl std::error::Error for ConfidenceError {}
 /// A confidence interval `[low, high]` beside a point estimate; an
 /// unbounded side is infinite (written `null` in JSON).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Interval {
     /// Lower bound.
     #[serde(deserialize_with = "or_neg_infinity")]
