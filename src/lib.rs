@@ -9,11 +9,12 @@
 //! ```
 //! use std::io;
 //! use async_upload::async_upload;
+//! use bytes::Bytes;
 //!
 //! #[derive(Clone)]
 //! struct UploadRequest {
 //!     id: String,
-//!     bytes: Vec<u8>,
+//!     bytes: Bytes, // each attempt clones the request: a reference count, not a copy
 //! }
 //!
 //! // Today's code: blocking, proven.
@@ -33,7 +34,7 @@
 //! // Async is off until an operator turns it on (`ASYNC_UPLOAD_ENABLED=true`
 //! // and `ASYNC_UPLOAD_ROLLOUT=1`, or the live handle): the first calls take
 //! // the sync path, exactly as before the migration.
-//! let req = UploadRequest { id: "file-1".into(), bytes: vec![0; 1024] };
+//! let req = UploadRequest { id: "file-1".into(), bytes: Bytes::from(vec![0; 1024]) };
 //! assert_eq!(upload(req).await.unwrap(), 1024);
 //!
 //! // Enrol every key at run time; the same call now takes the async path.
@@ -43,10 +44,29 @@
 //!         config.rollout = 100.0;
 //!     })
 //!     .unwrap();
-//! let req = UploadRequest { id: "file-2".into(), bytes: vec![0; 2048] };
+//! let req = UploadRequest { id: "file-2".into(), bytes: Bytes::from(vec![0; 2048]) };
 //! assert_eq!(upload(req).await.unwrap(), 2048);
 //! # }
 //! ```
+//!
+//! What this crate holds, by the features that turn it on:
+//!
+//! | module or item | holds | feature |
+//! | --- | --- | --- |
+//! | [`async_upload`] | the attribute | |
+//! | [`Classify`], [`ErrorClass`], [`Fault`], [`SyncReason`] | which failures retry or fall back; the runtime's own faults | |
+//! | [`call_id()`], [`CallId`] | one idempotency key per logical call | |
+//! | [`config`] | `Config`, `SiteOverrides`, the live `ConfigHandle` (`handle()`) | |
+//! | [`rollout`] | `bucket`, `RolloutKey`: the hash rollout | |
+//! | [`metrics`] | `UploadRecord`, `MetricsSink`, `Aggregator`, snapshots and notices | |
+//! | [`log`] | the JSONL log: `JsonlLog`, `Event`, `read_file`, `Merged` | |
+//! | [`stages`] | `Stage`, `Triggers`, `Controller`, `Verdict`, the judge's `Interval` | report types: `cli` |
+//! | `dashboard` | the HTML report | `html` |
+//! | `fleet` | shared flags, stage and rollback in Redis | `redis` |
+//! | `testing` | scopes that decide a test's paths and keep its records | `testing` |
+//!
+//! The command (`async-upload report`, `async-upload fleet`) is the
+//! `async-upload-cli` crate.
 //!
 //! The error type says which failures are worth a retry, a fallback, or
 //! neither, by implementing [`Classify`] (`std::io::Error` does already).
