@@ -63,6 +63,22 @@ async fn upload_probed(req: UploadRequest) -> Result<Receipt, UploadError> {
     send_async(&req).await
 }
 
+/// The outage example's site (`examples/outage.rs`): the breaker's
+/// defaults and a background probe under its default timeout.
+#[async_upload(name = "e2e_breaker_first_second", retries = 2, timeout = 0.2, backoff = 0.01,
+               fallback = blocking, key = req.id.as_str(), size = req.size,
+               probe = first_second_probe)]
+async fn upload_first_second(req: UploadRequest) -> Result<Receipt, UploadError> {
+    send_async(&req).await
+}
+
+/// Its probe uploads to its own test's server, not `upload_probed`'s.
+static FIRST_SECOND_PROBE: support::probe::ProbeTarget = support::probe::ProbeTarget::new();
+
+async fn first_second_probe() -> Result<(), UploadError> {
+    FIRST_SECOND_PROBE.upload().await
+}
+
 /// The breaker's first cool-down in the outage tests (it doubles while
 /// probes fail, up to 8 ×: 0.8 s).
 const COOLDOWN: Duration = Duration::from_millis(100);
@@ -442,6 +458,74 @@ async fn with_a_background_probe_no_call_probes() {
         "background probe: opened after {tripped} calls; {requests} requests for {calls} calls \
          ({per_call:.3} per call); closed after {} recovery calls",
         recovery.len()
+    );
+}
+
+/// Issue 19: the first second of a black-hole outage at 10 calls/s costs
+/// the backend at most 1.2 requests per call, whatever the healthy calls
+/// before it banked: the outage's first failure empties the retry bank, the
+/// probe confirms it and opens the breaker, and no call retries once it is
+/// open. With the bank kept, 30 healthy calls paid for 6 more retries
+/// (about 1.5 per call, `docs/breaker.md`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_second_of_an_outage_costs_at_most_1_2_requests_per_call() {
+    const RATE: u32 = 10;
+    let site = "e2e_breaker_first_second";
+    enable_site(
+        site,
+        SiteOverrides {
+            rollout: Some(100.0),
+            ..SiteOverrides::default()
+        },
+    );
+    let capture = Capture::site(site);
+    let outage = Outage::new(Fault::BlackHole, Target::AsyncOnly);
+    let healthy = 30;
+    let calls = RATE as usize;
+    let mut fx = Fixture::new(site, healthy + calls, SIZES, SEED, outage.over(no_faults())).await;
+    let probe_dir = tempfile::tempdir().unwrap();
+    FIRST_SECOND_PROBE
+        .aim(probe_dir.path(), &fx.endpoint)
+        .unwrap();
+    for _ in 0..healthy {
+        assert_eq!(
+            upload_first_second(fx.next()).await.unwrap().via,
+            Client::Async
+        );
+    }
+
+    outage.start();
+    let t0 = tokio::time::Instant::now();
+    let start = fx.server.counters();
+    let from = capture.records().len();
+    // Open loop: one call every 100 ms, as the outage example runs them.
+    let mut every = tokio::time::interval(Duration::from_secs(1) / RATE);
+    let mut running = JoinSet::new();
+    for _ in 0..calls {
+        every.tick().await;
+        running.spawn(upload_first_second(fx.next()));
+    }
+    tokio::time::sleep_until(t0 + Duration::from_secs(1)).await;
+    let requests = fx.server.counters().async_requests - start.async_requests;
+    while let Some(joined) = running.join_next().await {
+        assert_eq!(joined.unwrap().unwrap().via, Client::Sync);
+    }
+    let records = capture.records()[from..].to_vec();
+    assert_eq!(records.len(), calls, "one record per call");
+    assert!(
+        records.iter().any(skipped),
+        "the breaker opened: {records:?}"
+    );
+    #[allow(clippy::cast_precision_loss)]
+    let per_call = requests as f64 / calls as f64;
+    println!(
+        "first second: {requests} requests for {calls} calls ({per_call:.2} per call), \
+         attempts {:?}",
+        records.iter().map(|r| r.attempts).collect::<Vec<_>>()
+    );
+    assert!(
+        requests * 10 <= 12 * calls as u64,
+        "{requests} requests for {calls} calls in the outage's first second"
     );
 }
 
