@@ -143,6 +143,19 @@ struct Figures {
     recovery_calls: usize,
 }
 
+/// Enrols every key of `site` with the breaker's defaults and captures
+/// its records.
+fn enable_with_defaults(site: &'static str) -> Capture {
+    enable_site(
+        site,
+        SiteOverrides {
+            rollout: Some(100.0),
+            ..SiteOverrides::default()
+        },
+    );
+    Capture::site(site)
+}
+
 /// Enrols every key of `site` with the outage tests' short cool-down and
 /// captures its records.
 fn enable_outage_site(site: &'static str) -> Capture {
@@ -471,14 +484,7 @@ async fn with_a_background_probe_no_call_probes() {
 async fn the_first_second_of_an_outage_costs_at_most_1_2_requests_per_call() {
     const RATE: u32 = 10;
     let site = "e2e_breaker_first_second";
-    enable_site(
-        site,
-        SiteOverrides {
-            rollout: Some(100.0),
-            ..SiteOverrides::default()
-        },
-    );
-    let capture = Capture::site(site);
+    let capture = enable_with_defaults(site);
     let outage = Outage::new(Fault::BlackHole, Target::AsyncOnly);
     let healthy = 30;
     let calls = RATE as usize;
@@ -533,14 +539,7 @@ async fn the_first_second_of_an_outage_costs_at_most_1_2_requests_per_call() {
 async fn two_percent_failing_calls_never_open_the_breaker() {
     let site = "e2e_breaker_two_percent";
     // The default threshold and cool-down.
-    enable_site(
-        site,
-        SiteOverrides {
-            rollout: Some(100.0),
-            ..SiteOverrides::default()
-        },
-    );
-    let capture = Capture::site(site);
+    let capture = enable_with_defaults(site);
     // 2 % of request ids, drawn by hash, have every async attempt reset.
     let draw = RandomFaults {
         reset: 0.02,
