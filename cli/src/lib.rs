@@ -1,18 +1,4 @@
-//! The `async-upload` command: reports on rollouts and operates a fleet.
-//!
-//! ```text
-//! cargo install async-upload-cli                     # report
-//! cargo install async-upload-cli --features redis    # report and fleet
-//! ```
-//!
-//! - `async-upload report FILE.jsonl… [--site NAME] [--stage N] [--csv OUT.csv] [--json]
-//!   [--html OUT.html]` reads the JSONL logs the library writes (`ASYNC_UPLOAD_LOG`; several
-//!   instances' files are merged), prints per-site tables, the async-vs-sync comparison and the
-//!   stage verdict, and exits 0 (advance or hold), 3 (review), 4 (rollback) or 2 (bad input), so
-//!   a deploy pipeline can gate on it.
-//! - `async-upload fleet status|set|roll-back|clear-rollback|advance [--redis URL] --site NAME`
-//!   (feature `redis`) operates the shared state of a fleet in Redis; exit 0 on success, 2 for
-//!   bad input or Redis unreachable.
+#![doc = include_str!("../README.md")]
 //!
 //! This crate holds the command and its argument parser (clap), so neither is linked into a
 //! service that uses the library. Its one public item is [`run`], the whole command, which the
