@@ -1,8 +1,7 @@
 //! The HTML report as a person sees it: rendered by headless Chromium to
 //! PNGs (feature `browser-tests`; `.ci/run` installs `chromium` when
-//! missing). The
-//! whole page is not blank, and each chart, shown alone, drew its series in
-//! their colours.
+//! missing). The whole page is not blank, and each chart, shown alone, drew
+//! its series in their colours.
 //!
 //! It writes `target/report_html/report.png`, the screenshot in docs/dashboard.md.
 

@@ -30,7 +30,6 @@ use super::{ExecutionType, SyncReason, UploadRecord};
 /// assert_eq!(site.fallbacks_after_ambiguous, 1);
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
 pub struct CallAudit {
     sites: BTreeMap<String, SiteAudit>,
 }
