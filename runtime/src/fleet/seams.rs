@@ -184,7 +184,7 @@ impl Fleet {
     /// A stage the store lost (it came back empty) is written back by its
     /// leader with the time it was entered.
     fn follow_shared_stage(&self, site: &str, controller: &mut Controller, leading: bool) {
-        if super::stage::pending(&self.inner, site) {
+        if super::stage::pending_stage(&self.inner, site).is_some() {
             return;
         }
         let (in_force, stored) = {

@@ -53,14 +53,9 @@ pub(crate) fn enter(fleet: &Fleet, site: &str, stage: u32, rollout: f64) {
     attempt(&fleet.inner, site, write);
 }
 
-/// Whether a stage write of this replica for `site` is not yet applied:
-/// until it is, the applied stage is behind this replica's, not newer.
-pub(crate) fn pending(inner: &Inner, site: &str) -> bool {
-    lock(&inner.stages).contains_key(site)
-}
-
 /// The stage and its clock (Unix ms) of this replica's stage write for
-/// `site` that is not yet applied, if there is one.
+/// `site` that is not yet applied, if there is one: until it is, the
+/// applied stage is behind this replica's, not newer.
 pub(crate) fn pending_stage(inner: &Inner, site: &str) -> Option<(u32, u64)> {
     lock(&inner.stages)
         .get(site)
