@@ -50,7 +50,7 @@ use async_upload::config::handle;
 use async_upload::log::{read_file, write_csv};
 use async_upload::metrics::{self, ExecutionType};
 use async_upload::stages::{Report, ReportOptions, DEFAULT_STAGES};
-use async_upload_runtime::dashboard::Dashboard;
+use async_upload_dashboard::Dashboard;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 

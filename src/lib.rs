@@ -198,7 +198,7 @@ pub mod stages {
 
 /// The self-contained HTML rollout report (feature `html`).
 #[cfg(feature = "html")]
-pub use async_upload_runtime::dashboard;
+pub use async_upload_dashboard as dashboard;
 /// Fleet mode (cargo feature `redis`): shared flags, stage and rollback in Redis.
 #[cfg(feature = "redis")]
 pub use async_upload_runtime::fleet;

@@ -13,7 +13,6 @@
 //! - [`metrics`]: records, sinks, the bounded aggregator and summaries;
 //! - [`log`]: the JSONL sink and reader, CSV export;
 //! - [`stages`]: stage definitions, verdicts, rollback triggers, the controller;
-//! - `dashboard` (feature `html`): the self-contained HTML rollout report;
 //! - `fleet` (cargo feature `redis`): the shared state of a fleet of replicas in Redis;
 //! - `testing` (cargo feature `testing`): scopes that decide the path of a
 //!   test's calls and keep their records, isolated from the globals.
@@ -27,8 +26,6 @@ mod call_id;
 #[doc(hidden)]
 pub mod classify_fn;
 pub mod config;
-#[cfg(feature = "html")]
-pub mod dashboard;
 mod dyn_error;
 pub mod execute;
 #[cfg(feature = "redis")]

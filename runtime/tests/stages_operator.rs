@@ -3,12 +3,12 @@
 //! new, by whom); the controller's own changes are not (they have their
 //! own events); the report and the dashboard show them, once however many
 //! instances' files hold them.
-#![cfg(feature = "html")]
+#![cfg(feature = "report")]
 
 use std::time::Duration;
 
+use async_upload_dashboard::Dashboard;
 use async_upload_runtime::config::{handle, SiteOverrides};
-use async_upload_runtime::dashboard::Dashboard;
 use async_upload_runtime::log::{self, read_file, Event, Log, Merged};
 use async_upload_runtime::metrics::{self, ExecutionType, MetricsSink, RuntimeFault, UploadRecord};
 use async_upload_runtime::stages::{

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::thread::{self, JoinHandle};
 
-use async_upload_runtime::dashboard::Dashboard;
+use async_upload_dashboard::Dashboard;
 use async_upload_runtime::log::{CsvWriter, Event, Merged};
 use async_upload_runtime::metrics::{CallAudit, UploadRecord};
 use async_upload_runtime::stages::{ReportBuilder, ReportOptions};

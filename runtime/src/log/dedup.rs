@@ -43,17 +43,23 @@ fn apart(a: SystemTime, b: SystemTime) -> Duration {
         .unwrap_or_default()
 }
 
-/// The events seen lately, to tell copies from new events.
+/// The events seen lately, to tell copies from new events: the report and
+/// the HTML report count each event of a merged fleet log once.
+///
+/// Two lines are one event when they have the same kind, site and content
+/// and were written at most 10 s apart (replicas apply a shared change
+/// within about a second of each other). Stage entries, rollbacks, their
+/// clearing and operator changes are deduplicated; other events never are.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Dedup {
+pub struct Dedup {
     recent: VecDeque<(SystemTime, Key)>,
 }
 
 impl Dedup {
     /// Whether `event` is new: `false` for a copy of one seen within
-    /// [`DUPLICATE_WITHIN`] of it. Events other than stage entries,
+    /// 10 s of it. Events other than stage entries,
     /// rollbacks, their clearing and operator changes are always new.
-    pub(crate) fn first(&mut self, event: &Event) -> bool {
+    pub fn first(&mut self, event: &Event) -> bool {
         let Some(key) = key(event) else {
             return true;
         };

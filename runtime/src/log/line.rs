@@ -273,7 +273,7 @@ impl Log {
 
 /// What a log is replayed into: its records and events, in time order.
 #[cfg(feature = "report")]
-pub(crate) trait Replay {
+pub trait Replay {
     /// One upload record.
     fn record(&mut self, record: &UploadRecord);
     /// One controller event.
@@ -284,7 +284,7 @@ pub(crate) trait Replay {
 impl Log {
     /// Feeds `into` every record and event in time order (an event before
     /// the records of its instant), whether or not the log was sorted.
-    pub(crate) fn replay(&self, into: &mut impl Replay) {
+    pub fn replay(&self, into: &mut impl Replay) {
         let mut uploads: Vec<&UploadRecord> = self.uploads.iter().collect();
         let mut events: Vec<&Event> = self.events.iter().collect();
         // Stable: equal times keep the file's order.

@@ -108,14 +108,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 #[cfg_attr(docsrs, doc(cfg(feature = "report")))]
 pub use self::csv::{write_csv, CsvWriter, CSV_HEADER};
 #[cfg(feature = "report")]
-pub(crate) use dedup::Dedup;
+pub use dedup::Dedup;
 pub(crate) use event::reason;
 pub use event::{Event, RollbackEvent, StageEntered, StageEvent, VerdictEvent};
 // The breaker's notice is the `breaker` line's content: also here, beside
 // the log's other events, where it always was.
 pub use crate::metrics::{BreakerChange, BreakerEvent};
 #[cfg(feature = "report")]
-pub(crate) use line::Replay;
+pub use line::Replay;
 pub use line::{read_file, LineError, Log, Reader, FORMAT_VERSION};
 pub use merge::Merged;
 pub use operator::OperatorEvent;

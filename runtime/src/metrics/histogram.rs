@@ -186,8 +186,7 @@ impl Histogram {
     /// The non-empty buckets as `(low, high, count)`: `count` values in
     /// `[low, high)` microseconds, in increasing order (the HTML report
     /// draws the distribution from them).
-    #[cfg(feature = "html")]
-    pub(crate) fn bucket_ranges(&self) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
+    pub fn bucket_ranges(&self) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
         self.counts
             .iter()
             .enumerate()
@@ -200,7 +199,7 @@ impl Histogram {
 
     /// Adds `other`'s counts to this one (replicas' histograms merge into
     /// a fleet's, a log's slices into a window's, size classes into a group).
-    pub(crate) fn merge(&mut self, other: &Histogram) {
+    pub fn merge(&mut self, other: &Histogram) {
         for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
             *mine += theirs;
         }

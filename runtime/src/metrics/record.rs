@@ -37,7 +37,10 @@ impl ExecutionType {
         }
     }
 
-    pub(crate) const fn index(self) -> usize {
+    /// The position of this path in `[sync, async, sync_fallback]`: the
+    /// index of per-path arrays, in the order of [`ExecutionType::ALL`].
+    #[must_use]
+    pub const fn index(self) -> usize {
         self as usize
     }
 }

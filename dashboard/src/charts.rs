@@ -12,7 +12,7 @@ use super::axis;
 use super::timeline::{Bucket, Timeline};
 use super::trace::SiteTrace;
 use super::{HtmlError, Marker, MarkerKind, VerdictKind};
-use crate::metrics::{ExecutionType, Histogram};
+use async_upload_runtime::metrics::{ExecutionType, Histogram};
 
 /// Width and height of a time chart, in CSS pixels.
 const SIZE: (u32, u32) = (960, 300);

@@ -1,15 +1,14 @@
 //! The HTML report's structure, without a browser: every chart is there for
 //! every site, the tables show the numbers the report's JSON shows, and the
 //! page fetches nothing.
-#![cfg(feature = "html")]
 
-#[path = "support/synthetic.rs"]
+#[path = "../runtime/tests/support/synthetic.rs"]
 mod synthetic;
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use async_upload_runtime::dashboard::Dashboard;
+use async_upload_dashboard::Dashboard;
 use async_upload_runtime::log::{Event, Log, Reader};
 use async_upload_runtime::stages::{Report, ReportOptions};
 use synthetic::Scenario;

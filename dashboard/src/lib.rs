@@ -32,6 +32,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#![deny(missing_docs)]
+#![warn(clippy::pedantic)]
+#![allow(clippy::module_name_repetitions)]
+
 mod axis;
 mod charts;
 mod page;
@@ -41,9 +45,9 @@ mod trace;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use crate::log::{Dedup, Event, Log, StageEvent};
-use crate::metrics::UploadRecord;
-use crate::stages::{Report, Verdict};
+use async_upload_runtime::log::{Dedup, Event, Log, StageEvent};
+use async_upload_runtime::metrics::UploadRecord;
+use async_upload_runtime::stages::{Report, Verdict};
 use trace::SiteTrace;
 
 /// Markers of global operator changes kept (each is drawn on every site).
@@ -158,7 +162,7 @@ impl Dashboard {
     }
 }
 
-impl crate::log::Replay for Dashboard {
+impl async_upload_runtime::log::Replay for Dashboard {
     fn record(&mut self, record: &UploadRecord) {
         Dashboard::record(self, record);
     }

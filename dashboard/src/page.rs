@@ -6,8 +6,8 @@ use std::time::Duration;
 use super::charts::{self, RateLines};
 use super::trace::SiteTrace;
 use super::{Dashboard, HtmlError, Marker, MarkerKind, VerdictKind};
-use crate::metrics::ExecutionType;
-use crate::stages::{Check, Criterion, Period, Report, SiteReport, Status, Verdict};
+use async_upload_runtime::metrics::ExecutionType;
+use async_upload_runtime::stages::{Check, Criterion, Period, Report, SiteReport, Status, Verdict};
 
 /// Error names listed per path.
 const TOP_ERRORS: usize = 5;
@@ -177,8 +177,10 @@ fn section(
     }
     if let Some(latency) = &e.latency {
         let source = match latency.source {
-            crate::stages::BaselineSource::SameWindow => "sync calls in the same window",
-            crate::stages::BaselineSource::Frozen => {
+            async_upload_runtime::stages::BaselineSource::SameWindow => {
+                "sync calls in the same window"
+            }
+            async_upload_runtime::stages::BaselineSource::Frozen => {
                 "baseline frozen at the end of the previous stage"
             }
         };

@@ -10,7 +10,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::metrics::{ExecutionType, Histogram, UploadRecord};
+use async_upload_runtime::metrics::{ExecutionType, Histogram, UploadRecord};
 
 /// The bucket widths, milliseconds; past the last, widths double.
 pub(crate) const WIDTHS: [u64; 17] = [

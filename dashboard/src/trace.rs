@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::timeline::Timeline;
 use super::{Marker, MarkerKind};
-use crate::metrics::{ExecutionType, SiteSnapshot, UploadRecord};
+use async_upload_runtime::metrics::{ExecutionType, SiteSnapshot, UploadRecord};
 
 /// Distinct error names kept per path; the rest count as [`OTHER_ERRORS`]
 /// (a log with an unbounded variety of names stays bounded in memory).
@@ -140,7 +140,7 @@ mod tests {
     use super::*;
     use std::time::SystemTime;
 
-    use crate::dashboard::VerdictKind;
+    use crate::VerdictKind;
 
     fn failed(name: &str) -> UploadRecord {
         let mut record = UploadRecord::new("s", ExecutionType::Async, false, 5.0, 3);
