@@ -127,9 +127,26 @@ pub mod config {
     //! restart: kill switch, rollout percentage, per-site overrides, rollback.
     #[doc(hidden)]
     pub use async_upload_runtime::config::*;
-    pub use async_upload_runtime::config::{
-        handle, Config, ConfigError, ConfigHandle, SiteOverrides,
-    };
+    pub use async_upload_runtime::config::{Config, ConfigError, ConfigHandle, SiteOverrides};
+
+    /// The process-wide configuration handle.
+    ///
+    /// The first use reads the environment and starts what it names: the
+    /// JSONL log of `ASYNC_UPLOAD_LOG` and, with the `redis` feature, the
+    /// fleet of `ASYNC_UPLOAD_REDIS_URL`. A bad value never panics: the error
+    /// is logged through `tracing` (and kept in [`ConfigHandle::init_error`]),
+    /// routing takes the safe default (async disabled) and every valid
+    /// setting that is not routing (the log path, retries, timeout) is kept.
+    ///
+    /// ```
+    /// let config = async_upload::config::handle().config();
+    /// assert!(!config.enabled); // nothing in the environment: today's behaviour
+    /// ```
+    #[must_use]
+    pub fn handle() -> &'static ConfigHandle {
+        crate::start::start();
+        async_upload_runtime::config::handle()
+    }
 }
 
 pub mod rollout {
@@ -212,9 +229,12 @@ pub use async_upload_runtime::testing;
 #[doc(hidden)]
 pub use async_upload_runtime::{execute, policy, Call, Path, Site};
 
+mod start;
+
 /// Generated code reaches the runtime through here; not a public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::start::start;
     pub use async_upload_runtime::classify_fn::{
         attempt as classify_attempt, sync as classify_sync, Classified,
     };

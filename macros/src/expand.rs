@@ -138,6 +138,9 @@ pub(crate) fn expand(site: &Site, target: Target) -> syn::Result<TokenStream> {
     let block: Block = syn::parse2(quote! {{
         #site_static
         #(#sendable)*
+        // The environment's log and fleet start before the first call reads
+        // the configuration.
+        #private::start();
         let #call_ident = #call;
         #(#lends)*
         #private::#execute(#call_ident, (#(#values,)*), #attempt, #fallback).await #unwrap

@@ -1,9 +1,10 @@
 //! The implicit initialisation from the environment, in fresh processes
 //! (the test binary re-runs itself as a child with the variables set): a
 //! file of its own, so no other test changes the environment meanwhile.
+//! `ASYNC_UPLOAD_LOG` is started by the `async-upload` facade, so its
+//! children call annotated functions, as a service does.
 
 use async_upload_runtime::config::handle;
-use async_upload_runtime::execute::execute;
 use async_upload_runtime::metrics::ExecutionType;
 use async_upload_runtime::{Path, Site, SyncReason};
 
@@ -61,23 +62,30 @@ fn implicit_init_with_bad_env_logs_and_runs_the_safe_path() {
     );
 }
 
+fn echo_blocking(i: u32) -> std::io::Result<u32> {
+    Ok(i)
+}
+
+#[async_upload::async_upload(fallback = echo_blocking, key = i)]
+async fn env_logged(i: u32) -> std::io::Result<u32> {
+    Ok(i)
+}
+
+#[async_upload::async_upload(fallback = echo_blocking, key = i)]
+async fn env_typo(i: u32) -> std::io::Result<u32> {
+    Ok(i)
+}
+
 /// `ASYNC_UPLOAD_LOG` alone, with no code, sends every record to the file.
 #[test]
 fn async_upload_log_writes_every_record_with_no_code() {
     if is_child() {
-        static LOGGED: Site = Site::new("env_logged");
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         for i in 0..3_u32 {
-            let result = runtime.block_on(execute(
-                LOGGED.call(&i),
-                (i,),
-                |(i,)| std::future::ready(Ok::<u32, std::io::Error>(*i)),
-                |(i,)| Ok(i),
-            ));
-            assert_eq!(result.unwrap(), i);
+            assert_eq!(runtime.block_on(env_logged(i)).unwrap(), i);
         }
         assert!(async_upload_runtime::log::flush());
         return;
@@ -117,20 +125,12 @@ fn a_routing_typo_keeps_the_valid_log_path() {
             .with_ansi(false)
             .finish();
         tracing::subscriber::set_global_default(subscriber).unwrap();
-        static TYPO: Site = Site::new("env_typo");
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         for i in 0..3_u32 {
-            assert_eq!(TYPO.call(&i).path(), Path::Sync(SyncReason::Disabled));
-            let result = runtime.block_on(execute(
-                TYPO.call(&i),
-                (i,),
-                |(i,)| std::future::ready(Ok::<u32, std::io::Error>(*i)),
-                |(i,)| Ok(i),
-            ));
-            assert_eq!(result.unwrap(), i);
+            assert_eq!(runtime.block_on(env_typo(i)).unwrap(), i);
         }
         assert_eq!(
             handle().init_error().map(|e| e.variable()),

@@ -396,7 +396,9 @@ async fn the_configured_log_path_installs_the_sink_with_no_code() {
     roll_out(CONFIGURED.name(), 100.0);
     let dir = temp_dir("configured");
     let path = dir.join("uploads.jsonl");
-    let handle = async_upload_runtime::config::handle();
+    // The facade's handle: the log follows the configuration once the
+    // facade has started the layers above the runtime.
+    let handle = async_upload::config::handle();
     handle.update(|c| c.log_path = Some(path.clone())).unwrap();
     handle.update(|c| c.log_path = Some(path.clone())).unwrap(); // idempotent
     upload(&CONFIGURED, 1).await.unwrap();

@@ -178,6 +178,9 @@ fn without_ts(line: &str) -> String {
 fn the_log_from_the_environment_writes_each_notice_once() {
     if std::env::var_os("NOTICES_CHILD").is_some() {
         static LOGGED: Site = Site::new("notices_log").with_retries(0);
+        // A service's first use of the configuration goes through the
+        // facade, which starts the log of `ASYNC_UPLOAD_LOG`.
+        let _ = async_upload::config::handle();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .start_paused(true)

@@ -7,8 +7,9 @@
 
 use std::time::Duration;
 
+use async_upload::config::handle;
 use async_upload_dashboard::Dashboard;
-use async_upload_runtime::config::{handle, SiteOverrides};
+use async_upload_runtime::config::SiteOverrides;
 use async_upload_runtime::log::{self, read_file, Event, Log, Merged};
 use async_upload_runtime::metrics::{self, ExecutionType, MetricsSink, RuntimeFault, UploadRecord};
 use async_upload_runtime::stages::{

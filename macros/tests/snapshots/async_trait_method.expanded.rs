@@ -18,6 +18,7 @@ where
                 "put",
             )
             .with_retries(1);
+        ::async_upload::__private::start();
         let __call = __ASYNC_UPLOAD_SITE.call(&(tenant.as_str()));
         ::async_upload::__private::execute_in_place(
                 __call,

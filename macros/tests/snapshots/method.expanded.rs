@@ -3,6 +3,7 @@ async fn put(self: Arc<Self>, __arg1: (String, String)) -> io::Result<()> {
             "store.put",
         )
         .with_backoff(::core::time::Duration::from_millis(250));
+    ::async_upload::__private::start();
     let __call = __ASYNC_UPLOAD_SITE.call_unkeyed();
     ::async_upload::__private::execute_in_place(
             __call,

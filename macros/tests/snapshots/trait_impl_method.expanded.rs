@@ -3,6 +3,7 @@ async fn put(&self, tenant: String, body: Vec<u8>) -> Result<usize, StoreError> 
             "put",
         )
         .with_retries(1);
+    ::async_upload::__private::start();
     let __call = __ASYNC_UPLOAD_SITE.call(&(tenant.as_str()));
     ::async_upload::__private::execute_in_place(
             __call,

@@ -5,6 +5,7 @@ pub async fn upload(req: UploadRequest, dest: &str) -> Result<Receipt, UploadErr
         )
         .with_retries(2)
         .with_timeout(::core::time::Duration::from_secs(30));
+    ::async_upload::__private::start();
     let __call = __ASYNC_UPLOAD_SITE
         .call(&(req.id.as_str()))
         .with_bytes(req.bytes.len());

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -249,7 +249,7 @@ pub struct ConfigHandle {
     init_site_errors: Vec<ConfigError>,
 }
 
-static LIVE: LazyLock<ConfigHandle> = LazyLock::new(ConfigHandle::from_process_env);
+static LIVE: OnceLock<ConfigHandle> = OnceLock::new();
 
 /// The process-wide configuration handle.
 ///
@@ -259,7 +259,12 @@ static LIVE: LazyLock<ConfigHandle> = LazyLock::new(ConfigHandle::from_process_e
 /// that is not routing (the log path, retries, timeout) is kept.
 #[must_use]
 pub fn handle() -> &'static ConfigHandle {
-    &LIVE
+    LIVE.get_or_init(ConfigHandle::from_process_env)
+}
+
+/// The process-wide handle if its first use has happened.
+pub(super) fn initialised() -> Option<&'static ConfigHandle> {
+    LIVE.get()
 }
 
 impl ConfigHandle {
@@ -282,11 +287,9 @@ impl ConfigHandle {
             tracing::error!(%error, "invalid per-site async-upload configuration; that site runs the sync path");
             report_once(error, "that site runs the sync path");
         }
-        // ASYNC_UPLOAD_LOG with no code; must not touch `handle()` (we are its initialiser).
-        crate::log::install_global(config.log_path.as_deref());
-        // ASYNC_UPLOAD_REDIS_URL with no code: the sync path until the shared state is read.
-        #[cfg(feature = "redis")]
-        let config = crate::fleet::start_from_env(config);
+        // The layers above start what the environment asks of them
+        // (ASYNC_UPLOAD_LOG, ASYNC_UPLOAD_REDIS_URL) with no code.
+        let config = super::startup::start(config);
         ConfigHandle {
             config: ArcSwap::from_pointee(config),
             generation: AtomicU64::new(0),
@@ -400,13 +403,12 @@ impl ConfigHandle {
     }
 
     /// Puts a validated configuration in force; the caller holds the sites
-    /// lock, so no resolution interleaves. A new log path switches the
-    /// JSONL log (`ASYNC_UPLOAD_LOG`) with it.
+    /// lock, so no resolution interleaves. The layers above follow it (a
+    /// new log path switches the JSONL log) before anyone reads it.
     fn install(&self, config: Config) {
-        if self.config.load().log_path != config.log_path {
-            crate::log::install_global(config.log_path.as_deref());
-        }
-        let changes = global_changes(&self.config.load(), &config);
+        let before = self.config.load_full();
+        super::startup::installed(&before, &config);
+        let changes = global_changes(&before, &config);
         self.config.store(Arc::new(config));
         notify_applied(None, changes);
         self.bump();

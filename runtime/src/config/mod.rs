@@ -37,6 +37,7 @@ mod changes;
 pub(crate) mod env;
 mod error;
 mod live;
+mod startup;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -50,6 +51,7 @@ pub use error::ConfigError;
 pub(crate) use live::SiteControl;
 pub use live::{handle, ConfigHandle, Settings};
 pub(crate) use live::{AttributeOverrides, Origins};
+pub use startup::{set_startup, Startup, StartupAlreadySet};
 
 use crate::rollout::Rollout;
 

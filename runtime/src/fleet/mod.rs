@@ -143,11 +143,17 @@ pub fn global() -> Option<&'static Fleet> {
     GLOBAL.get()
 }
 
-/// Called by the configuration's implicit initialisation (before it is
-/// installed, so it must not touch it): with `ASYNC_UPLOAD_REDIS_URL` set,
-/// starts the fleet seeded by `config` and returns the config the process
-/// starts with, on the sync path until the shared state is read.
-pub(crate) fn start_from_env(mut config: crate::config::Config) -> crate::config::Config {
+/// Fleet mode from the environment, as the start-up of the process's
+/// configuration runs it ([`config::Startup`](crate::config::Startup); the
+/// `async-upload` facade registers it): with `ASYNC_UPLOAD_REDIS_URL` set,
+/// starts the [`global`] fleet seeded by `config` and returns the
+/// configuration the process starts with, on the sync path until the shared
+/// state is read. Without it, returns `config` unchanged.
+///
+/// Runs before the configuration is put in force: it must not use
+/// [`config::handle`](crate::config::handle).
+#[must_use]
+pub fn start_from_env(mut config: crate::config::Config) -> crate::config::Config {
     let lookup = |name: &str| std::env::var(name).ok();
     let Some(url) = lookup(REDIS_URL) else {
         return config;

@@ -1,0 +1,34 @@
+//! The environment-driven start-up of the layers above the runtime: the
+//! JSONL log of `ASYNC_UPLOAD_LOG` and the fleet of `ASYNC_UPLOAD_REDIS_URL`,
+//! started with no code, before the first annotated call or the first use of
+//! [`config::handle`](crate::config::handle).
+
+use std::sync::Once;
+
+use async_upload_runtime::config::{set_startup, Config, Startup};
+
+/// Registers the start-up with the runtime, once. Every entry point of the
+/// facade that may be the process's first use of the configuration calls it
+/// (the generated code before each call): after the first time it is one
+/// load.
+pub fn start() {
+    static START: Once = Once::new();
+    START.call_once(|| {
+        // Only this function registers: the runtime refuses a second one.
+        let _ = set_startup(Startup::new(start_layers, follow));
+    });
+}
+
+fn start_layers(config: Config) -> Config {
+    async_upload_runtime::log::install_global(config.log_path.as_deref());
+    // The sync path until the shared state is read.
+    #[cfg(feature = "redis")]
+    let config = async_upload_runtime::fleet::start_from_env(config);
+    config
+}
+
+fn follow(before: &Config, after: &Config) {
+    if before.log_path != after.log_path {
+        async_upload_runtime::log::install_global(after.log_path.as_deref());
+    }
+}
