@@ -218,7 +218,7 @@ pub mod stages {
 pub use async_upload_dashboard as dashboard;
 /// Fleet mode (cargo feature `redis`): shared flags, stage and rollback in Redis.
 #[cfg(feature = "redis")]
-pub use async_upload_runtime::fleet;
+pub use async_upload_fleet as fleet;
 
 /// Testing code that uses the attribute (cargo feature `testing`, for
 /// `[dev-dependencies]`): `testing::scope()` decides the path of a test's

@@ -23,7 +23,7 @@ fn start_layers(config: Config) -> Config {
     async_upload_runtime::log::install_global(config.log_path.as_deref());
     // The sync path until the shared state is read.
     #[cfg(feature = "redis")]
-    let config = async_upload_runtime::fleet::start_from_env(config);
+    let config = async_upload_fleet::start_from_env(config);
     config
 }
 

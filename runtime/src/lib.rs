@@ -13,7 +13,6 @@
 //! - [`metrics`]: records, sinks, the bounded aggregator and summaries;
 //! - [`log`]: the JSONL sink and reader, CSV export;
 //! - [`stages`]: stage definitions, verdicts, rollback triggers, the controller;
-//! - `fleet` (cargo feature `redis`): the shared state of a fleet of replicas in Redis;
 //! - `testing` (cargo feature `testing`): scopes that decide the path of a
 //!   test's calls and keep their records, isolated from the globals.
 #![deny(missing_docs)]
@@ -28,8 +27,6 @@ pub mod classify_fn;
 pub mod config;
 mod dyn_error;
 pub mod execute;
-#[cfg(feature = "redis")]
-pub mod fleet;
 mod lend;
 pub mod log;
 pub mod metrics;

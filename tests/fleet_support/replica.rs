@@ -96,7 +96,7 @@ impl Visit for Fields {
 impl<S: tracing::Subscriber> Layer<S> for EventLines {
     fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
         let meta = event.metadata();
-        if !meta.target().starts_with("async_upload_runtime::fleet") {
+        if !meta.target().starts_with("async_upload_fleet") {
             return;
         }
         let level = *meta.level();

@@ -6,7 +6,7 @@
 //! Who made a change is the calling thread's [actor](Actor): an operator
 //! unless the caller said otherwise. The rollout controller's own changes
 //! (a stage's rollout, its rollback) have their own events and are not
-//! notified ([`internal`]); a fleet replica applying a change from the
+//! notified ([`as_controller`]); a fleet replica applying a change from the
 //! shared state names the instance that made it ([`applied_by`]).
 //!
 //! [`MetricsSink::config_changed`]: crate::metrics::MetricsSink::config_changed
@@ -23,7 +23,6 @@ enum Actor {
     /// Whoever calls the handle: an operator (CLI, code, a script).
     Operator,
     /// An operator of the fleet, through the shared state, on that instance.
-    #[cfg(feature = "redis")]
     Instance(String),
     /// The rollout controller, whose changes have events of their own.
     Internal,
@@ -48,17 +47,25 @@ fn acting_as<R>(actor: Actor, f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Runs `f`, whose configuration changes are the controller's own (no
-/// notice: they have events of their own).
-pub(crate) fn internal<R>(f: impl FnOnce() -> R) -> R {
+/// Runs `f` as the rollout controller: the configuration changes it applies
+/// on this thread send the sinks no notice, because they have events of
+/// their own (a stage's rollout, a rollback with its reason).
+///
+/// ```
+/// use async_upload_runtime::config::{self, as_controller};
+///
+/// // No `operator` line in the log for the controller's own rollback.
+/// as_controller(|| config::handle().roll_back("avatars", "p99 above 2 s"));
+/// # config::handle().clear_rollback("avatars");
+/// ```
+pub fn as_controller<R>(f: impl FnOnce() -> R) -> R {
     acting_as(Actor::Internal, f)
 }
 
 /// Runs `f`, whose configuration changes an operator made through
 /// `instance` (a fleet replica applying the shared state): the notices
-/// name it.
-#[cfg(feature = "redis")]
-pub(crate) fn applied_by<R>(instance: &str, f: impl FnOnce() -> R) -> R {
+/// this thread sends name `instance` as who made them.
+pub fn applied_by<R>(instance: &str, f: impl FnOnce() -> R) -> R {
     acting_as(Actor::Instance(instance.to_owned()), f)
 }
 
@@ -72,7 +79,6 @@ pub(crate) fn notify_applied(site: Option<&str>, changes: Vec<SettingChange>) {
     let by = match ACTOR.with(|slot| slot.borrow().clone()) {
         Actor::Internal => return,
         Actor::Operator => "operator".to_owned(),
-        #[cfg(feature = "redis")]
         Actor::Instance(instance) => instance,
     };
     crate::metrics::notify(|sinks| {
@@ -234,9 +240,8 @@ mod tests {
     fn the_actor_is_scoped_and_restored() {
         let current = || ACTOR.with(|slot| slot.borrow().clone());
         assert_eq!(current(), Actor::Operator);
-        internal(|| {
+        as_controller(|| {
             assert_eq!(current(), Actor::Internal);
-            #[cfg(feature = "redis")]
             applied_by("replica-1", || {
                 assert_eq!(current(), Actor::Instance("replica-1".into()));
             });

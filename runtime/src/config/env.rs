@@ -1,6 +1,16 @@
-//! Parsing and validation of configuration values, as they come from the
-//! environment. Every rejection names the variable, the value and what is
-//! accepted.
+//! The environment's variables and the rules of their values. Every
+//! rejection names the variable, the value and what is accepted.
+//!
+//! Settings read from elsewhere follow the same rules (fleet mode parses the
+//! values it reads from Redis with these functions):
+//!
+//! ```
+//! use async_upload_runtime::config::env::{parse_rollout, ROLLOUT};
+//!
+//! assert_eq!(parse_rollout(ROLLOUT, "12.5").unwrap(), 12.5);
+//! let error = parse_rollout(ROLLOUT, "12.345").unwrap_err();
+//! assert_eq!(error.variable(), ROLLOUT);
+//! ```
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,16 +18,26 @@ use std::time::Duration;
 use super::{Config, ConfigError, SiteOverrides, MAX_RETRIES_LIMIT};
 use crate::rollout::Rollout;
 
-pub(crate) const ENABLED: &str = "ASYNC_UPLOAD_ENABLED";
-pub(crate) const ROLLOUT: &str = "ASYNC_UPLOAD_ROLLOUT";
-pub(crate) const FALLBACK: &str = "ASYNC_UPLOAD_FALLBACK";
-pub(crate) const MAX_RETRIES: &str = "ASYNC_UPLOAD_MAX_RETRIES";
-pub(crate) const TIMEOUT: &str = "ASYNC_UPLOAD_TIMEOUT";
-pub(crate) const LOG: &str = "ASYNC_UPLOAD_LOG";
-pub(crate) const BREAKER: &str = "ASYNC_UPLOAD_BREAKER";
-pub(crate) const BREAKER_THRESHOLD: &str = "ASYNC_UPLOAD_BREAKER_THRESHOLD";
-pub(crate) const BREAKER_COOLDOWN: &str = "ASYNC_UPLOAD_BREAKER_COOLDOWN";
-pub(crate) const RETRY_BUDGET: &str = "ASYNC_UPLOAD_RETRY_BUDGET";
+/// Turns the async path on (`true`) or off: the global kill switch.
+pub const ENABLED: &str = "ASYNC_UPLOAD_ENABLED";
+/// The percentage of calls (by key hash) that take the async path.
+pub const ROLLOUT: &str = "ASYNC_UPLOAD_ROLLOUT";
+/// Whether a call whose async attempts gave up runs the sync path.
+pub const FALLBACK: &str = "ASYNC_UPLOAD_FALLBACK";
+/// Retries of a failed async attempt.
+pub const MAX_RETRIES: &str = "ASYNC_UPLOAD_MAX_RETRIES";
+/// Seconds each async attempt may take.
+pub const TIMEOUT: &str = "ASYNC_UPLOAD_TIMEOUT";
+/// The JSONL file that receives every record and event.
+pub const LOG: &str = "ASYNC_UPLOAD_LOG";
+/// Whether each site has a circuit breaker and a retry budget.
+pub const BREAKER: &str = "ASYNC_UPLOAD_BREAKER";
+/// The percentage of recent async attempts that must fail to open a breaker.
+pub const BREAKER_THRESHOLD: &str = "ASYNC_UPLOAD_BREAKER_THRESHOLD";
+/// Seconds an open breaker waits before it probes.
+pub const BREAKER_COOLDOWN: &str = "ASYNC_UPLOAD_BREAKER_COOLDOWN";
+/// Retries allowed, in percent of the calls since failures began.
+pub const RETRY_BUDGET: &str = "ASYNC_UPLOAD_RETRY_BUDGET";
 
 const BOOL_ACCEPTED: &str = "true/false, 1/0, yes/no or on/off (any case)";
 const ROLLOUT_ACCEPTED: &str =
@@ -194,7 +214,12 @@ fn parse_path(name: &str, raw: &str) -> Result<PathBuf, ConfigError> {
     Ok(PathBuf::from(raw))
 }
 
-pub(crate) fn parse_bool(name: &str, raw: &str) -> Result<bool, ConfigError> {
+/// A flag: `true`/`false`, `1`/`0`, `yes`/`no` or `on`/`off`, any case.
+///
+/// # Errors
+///
+/// Any other text, named as the value of `name`.
+pub fn parse_bool(name: &str, raw: &str) -> Result<bool, ConfigError> {
     match raw.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" => Ok(false),
@@ -202,9 +227,13 @@ pub(crate) fn parse_bool(name: &str, raw: &str) -> Result<bool, ConfigError> {
     }
 }
 
-/// Decimal text only (`12`, `0.5`, `99.99`): no exponent, sign, `NaN` or
+/// A rollout percentage from 0 to 100, in decimal text only (`12`, `0.5`, `99.99`): no exponent, sign, `NaN` or
 /// `inf`, and no third significant decimal, which would silently round.
-pub(crate) fn parse_rollout(name: &str, raw: &str) -> Result<f64, ConfigError> {
+///
+/// # Errors
+///
+/// Any other text or a percentage outside 0–100, named as the value of `name`.
+pub fn parse_rollout(name: &str, raw: &str) -> Result<f64, ConfigError> {
     let reject = || ConfigError::new(name, raw, ROLLOUT_ACCEPTED);
     let text = raw.trim();
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
@@ -224,7 +253,12 @@ pub(crate) fn parse_rollout(name: &str, raw: &str) -> Result<f64, ConfigError> {
     Ok(percent)
 }
 
-pub(crate) fn parse_retries(name: &str, raw: &str) -> Result<u32, ConfigError> {
+/// A whole number of retries, at most [`MAX_RETRIES_LIMIT`].
+///
+/// # Errors
+///
+/// Any other text, named as the value of `name`.
+pub fn parse_retries(name: &str, raw: &str) -> Result<u32, ConfigError> {
     let retries: u32 = raw
         .trim()
         .parse()
@@ -233,7 +267,12 @@ pub(crate) fn parse_retries(name: &str, raw: &str) -> Result<u32, ConfigError> {
     Ok(retries)
 }
 
-pub(crate) fn parse_timeout(name: &str, raw: &str) -> Result<Duration, ConfigError> {
+/// Seconds greater than 0, decimals allowed, at most a year.
+///
+/// # Errors
+///
+/// Any other text, named as the value of `name`.
+pub fn parse_timeout(name: &str, raw: &str) -> Result<Duration, ConfigError> {
     let reject = || ConfigError::new(name, raw, TIMEOUT_ACCEPTED);
     let secs: f64 = raw.trim().parse().map_err(|_| reject())?;
     if !secs.is_finite() || secs <= 0.0 {

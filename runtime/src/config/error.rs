@@ -24,7 +24,16 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn new(
+    /// The error of `value` given for `variable`, which accepts `expected`
+    /// (a phrase: "a whole number of retries from 0 to 10").
+    ///
+    /// ```
+    /// use async_upload_runtime::config::ConfigError;
+    ///
+    /// let error = ConfigError::new("ASYNC_UPLOAD_INSTANCE", "api 1", "an id without whitespace");
+    /// assert_eq!(error.variable(), "ASYNC_UPLOAD_INSTANCE");
+    /// ```
+    pub fn new(
         variable: impl Into<String>,
         value: impl Into<String>,
         expected: &'static str,

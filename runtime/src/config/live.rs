@@ -299,10 +299,20 @@ impl ConfigHandle {
         }
     }
 
-    /// A handle of its own holding `config`, for tests of code that
-    /// applies changes to a handle (the fleet's applier).
-    #[cfg(all(test, feature = "redis"))]
-    pub(crate) fn detached(config: Config) -> Self {
+    /// A handle of its own holding `config`, not the process's: for tests
+    /// of code that applies changes to a handle (the fleet's applier).
+    ///
+    /// ```
+    /// use async_upload_runtime::config::{Config, ConfigHandle};
+    ///
+    /// let handle = ConfigHandle::detached(Config::default());
+    /// handle.roll_back("avatars", "drill");
+    /// assert_eq!(handle.rollback_reason("avatars").as_deref(), Some("drill"));
+    /// ```
+    #[cfg(feature = "testing")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+    #[must_use]
+    pub fn detached(config: Config) -> Self {
         ConfigHandle {
             config: ArcSwap::from_pointee(config),
             generation: AtomicU64::new(0),

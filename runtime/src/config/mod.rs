@@ -34,7 +34,7 @@
 //! | `ASYNC_UPLOAD_RETRY_BUDGET` | retries allowed, in percent of the calls since failures began (banked up to 20, plus 1 per second) | `20` | 0–100 |
 
 mod changes;
-pub(crate) mod env;
+pub mod env;
 mod error;
 mod live;
 mod startup;
@@ -43,9 +43,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use crate::breaker::{BreakerSettings, BreakerState};
-#[cfg(feature = "redis")]
-pub(crate) use changes::applied_by;
-pub(crate) use changes::internal;
+pub use changes::{applied_by, as_controller};
 pub use error::ConfigError;
 #[cfg(feature = "testing")]
 pub(crate) use live::SiteControl;

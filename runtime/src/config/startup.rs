@@ -9,7 +9,7 @@
 
 use std::sync::OnceLock;
 
-use super::changes::internal;
+use super::changes::as_controller;
 use super::live;
 use super::Config;
 
@@ -78,7 +78,7 @@ pub fn set_startup(startup: Startup) -> Result<(), StartupAlreadySet> {
     STARTUP.set(startup).map_err(|_| StartupAlreadySet)?;
     if let Some(handle) = live::initialised() {
         let config = (startup.start)(Config::clone(&handle.config()));
-        if let Err(error) = internal(|| handle.replace(config)) {
+        if let Err(error) = as_controller(|| handle.replace(config)) {
             tracing::error!(%error, "the start-up's configuration is invalid; keeping the one in force");
         }
     }

@@ -207,14 +207,15 @@ impl SiteSnapshot {
     }
 
     /// The counters of every execution type, in [`ExecutionType::ALL`]'s order.
-    #[cfg(feature = "redis")]
-    pub(crate) fn paths(&self) -> &[PathSnapshot; 3] {
+    #[must_use]
+    pub fn paths(&self) -> &[PathSnapshot; 3] {
         &self.paths
     }
 
-    /// A snapshot of `paths`, in [`ExecutionType::ALL`]'s order (the fleet merges replicas').
-    #[cfg(feature = "redis")]
-    pub(crate) fn from_paths(site: &str, paths: [PathSnapshot; 3]) -> Self {
+    /// A snapshot of `paths`, in [`ExecutionType::ALL`]'s order, without
+    /// latency per size class (a fleet's replicas report paths only).
+    #[must_use]
+    pub fn from_paths(site: &str, paths: [PathSnapshot; 3]) -> Self {
         SiteSnapshot {
             site: site.to_owned(),
             paths,
@@ -252,9 +253,9 @@ impl SiteSnapshot {
         }
     }
 
-    /// Adds `other`'s counters (another replica's) to this one's.
-    #[cfg(feature = "redis")]
-    pub(crate) fn merge(&mut self, other: &SiteSnapshot) {
+    /// Adds `other`'s counters (another replica's, another process's) to
+    /// this one's.
+    pub fn merge(&mut self, other: &SiteSnapshot) {
         for (mine, theirs) in self.paths.iter_mut().zip(&other.paths) {
             mine.merge(theirs);
         }

@@ -209,7 +209,7 @@ impl Histogram {
 /// A histogram in a fleet's reports (`#[serde(with = "buckets")]`): its
 /// non-empty buckets as `[index, count]` pairs, in increasing order. An index
 /// out of range makes the whole report unreadable.
-#[cfg(feature = "redis")]
+#[cfg(feature = "serde")]
 pub(crate) mod buckets {
     use serde::de::Error as _;
     use serde::{Deserialize, Deserializer, Serializer};

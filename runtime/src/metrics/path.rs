@@ -7,7 +7,7 @@
 //! from records, snapshot, windowed ([`PathSnapshot::since`]), merged across a
 //! fleet's replicas and sent in their reports (serde's derive writes the wire
 //! form). A counter added to a report must carry
-//! `#[cfg_attr(feature = "redis", serde(default))]` in the list, so that
+//! `#[cfg_attr(feature = "serde", serde(default))]` in the list, so that
 //! reports of replicas that do not send it still read; replicas that do not
 //! know it skip it.
 
@@ -33,10 +33,10 @@ macro_rules! path_counters {
     ) => {
         /// Counters of one execution type at one moment.
         ///
-        /// With the `redis` feature it is serialisable: the form of a path in a
+        /// With the `serde` feature it is serialisable: the form of a path in a
         /// fleet's replica reports, the histogram as `[bucket index, count]` pairs.
         #[derive(Clone, Debug, Default, PartialEq)]
-        #[cfg_attr(feature = "redis", derive(serde::Serialize, serde::Deserialize))]
+        #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
         pub struct PathSnapshot {
             /// Calls: successes + failures + cancelled.
             pub count: u64,
@@ -45,7 +45,7 @@ macro_rules! path_counters {
             /// Longest call, in microseconds (over the whole life of the counters).
             pub max_us: u64,
             /// Distribution of call durations.
-            #[cfg_attr(feature = "redis", serde(with = "crate::metrics::histogram::buckets"))]
+            #[cfg_attr(feature = "serde", serde(with = "crate::metrics::histogram::buckets"))]
             pub latency: Histogram,
         }
 
@@ -130,9 +130,9 @@ macro_rules! path_counters {
                 self.latency.record(tally.micros);
             }
 
-            /// Adds `other`'s counters (another replica's) to these.
-            #[cfg(feature = "redis")]
-            pub(super) fn merge(&mut self, other: &PathSnapshot) {
+            /// Adds `other`'s counters (another replica's, another
+            /// process's) to these; the maximum is the larger one.
+            pub fn merge(&mut self, other: &PathSnapshot) {
                 self.count += other.count;
                 $(self.$outcome += other.$outcome;)+
                 $(self.$sum += other.$sum;)+
@@ -270,7 +270,6 @@ mod tests {
         assert_eq!(counters(&after.since(&after)), [0; 9]);
     }
 
-    #[cfg(feature = "redis")]
     #[test]
     fn merging_adds_counters_and_keeps_the_larger_maximum() {
         let calls = calls();

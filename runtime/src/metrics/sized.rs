@@ -106,7 +106,6 @@ impl Sized {
     }
 
     /// Adds `other`'s calls.
-    #[cfg(feature = "redis")]
     pub(crate) fn merge(&mut self, other: &Sized) {
         for (class, theirs) in other.classes.iter().enumerate() {
             if let Some(theirs) = theirs {

@@ -62,7 +62,7 @@ impl Actuator for LocalActuator {
     fn enter_stage(&self, site: &str, stage: u32, rollout: f64) {
         // In place, under the handle's lock: an operator's concurrent
         // `set_site` of another override is kept.
-        let entered = config::internal(|| {
+        let entered = config::as_controller(|| {
             handle().update_site(site, |overrides| overrides.rollout = Some(rollout))
         });
         if let Err(error) = entered {
@@ -73,11 +73,11 @@ impl Actuator for LocalActuator {
     fn roll_back(&self, site: &str, reason: &str) -> bool {
         // "Is it latched? Latch it" is one step of the handle's, so two
         // controllers seeing one breach write one `rollback` event.
-        config::internal(|| handle().roll_back(site, reason))
+        config::as_controller(|| handle().roll_back(site, reason))
     }
 
     fn clear_rollback(&self, site: &str) {
-        config::internal(|| handle().clear_rollback(site));
+        config::as_controller(|| handle().clear_rollback(site));
     }
 
     fn rollback_reason(&self, site: &str) -> Option<String> {

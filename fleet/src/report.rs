@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{ExecutionType, PathSnapshot, SiteSnapshot};
+use async_upload_runtime::metrics::{ExecutionType, PathSnapshot, SiteSnapshot};
 
 /// What one replica last published.
 #[derive(Clone, Debug, PartialEq)]
@@ -147,7 +147,7 @@ pub fn merge_reports(reports: &[ReplicaReport], site: &str) -> SiteSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::{Histogram, UploadRecord};
+    use async_upload_runtime::metrics::{Histogram, UploadRecord};
 
     fn snapshot(calls: &[(ExecutionType, bool, f64)]) -> SiteSnapshot {
         let mut snapshot = SiteSnapshot::empty("up");

@@ -11,7 +11,7 @@ use redis::{Connection, ErrorKind, RedisError, ServerErrorKind};
 
 use super::env::{REDIS_CA, REDIS_URL};
 use super::store::FleetError;
-use crate::config::ConfigError;
+use async_upload_runtime::config::ConfigError;
 
 /// What the URL accepts.
 const URL_ACCEPTED: &str = "redis://[user:password@]host:port[/db] or rediss://… for TLS \

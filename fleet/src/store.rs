@@ -18,7 +18,7 @@ use super::script::{self, Mode, Write};
 use super::state::{
     field, override_fields, validate_site, validate_text, Defaults, FleetState, SiteState,
 };
-use crate::config::{ConfigError, SiteOverrides};
+use async_upload_runtime::config::{ConfigError, SiteOverrides};
 
 /// Longest a [`Store`] waits to connect, and for each reply.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -88,14 +88,14 @@ pub(crate) enum StageWrite {
 /// store's actor: `operator` unless set with [`Store::with_actor`]).
 ///
 /// ```no_run
-/// use async_upload::config::SiteOverrides;
-/// use async_upload::fleet::Store;
+/// use async_upload_runtime::config::SiteOverrides;
+/// use async_upload_fleet::Store;
 ///
 /// let store = Store::open("redis://127.0.0.1:6379")?;
 /// store.update_site("upload_file", &SiteOverrides { rollout: Some(10.0), ..Default::default() })?;
 /// assert!(store.roll_back("upload_file", "error rate above 5%")?); // this call latched it
 /// assert!(!store.roll_back("upload_file", "again")?); // already latched
-/// # Ok::<(), async_upload::fleet::FleetError>(())
+/// # Ok::<(), async_upload_fleet::FleetError>(())
 /// ```
 pub struct Store {
     client: redis::Client,

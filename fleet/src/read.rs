@@ -8,7 +8,7 @@ use redis::Value;
 
 use super::keys::Keys;
 use super::state::{self, parse_whole, shown, validate_site, Defaults, FleetState, SiteState};
-use crate::config::ConfigError;
+use async_upload_runtime::config::ConfigError;
 
 /// One entry of the reply: the key's type and, for a string or a hash, its value.
 struct Entry {

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::env::{parse_bool, ENABLED, ROLLOUT};
-use crate::config::ConfigError;
+use async_upload_runtime::config::env::{parse_bool, ENABLED, ROLLOUT};
+use async_upload_runtime::config::ConfigError;
 
 /// `redis://[user:password@]host:port[/db]` (or `rediss://` for TLS):
 /// share flags, stage and rollback with every replica using the same URL.

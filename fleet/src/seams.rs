@@ -4,8 +4,8 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::metrics::SiteSnapshot;
-use crate::stages::{Actuator, Controller, ControllerBuilder, HealthSource};
+use async_upload_runtime::metrics::SiteSnapshot;
+use async_upload_runtime::stages::{Actuator, Controller, ControllerBuilder, HealthSource};
 
 use super::{lock, validate_site, Fleet, FleetError};
 
@@ -84,14 +84,14 @@ impl Fleet {
     ///
     /// ```no_run
     /// use std::time::Duration;
-    /// use async_upload::fleet::Fleet;
-    /// use async_upload::stages::Controller;
+    /// use async_upload_fleet::Fleet;
+    /// use async_upload_runtime::stages::Controller;
     ///
     /// let fleet = Fleet::builder("redis://127.0.0.1:6379").start()?;
     /// fleet.drive("upload_file", Duration::from_secs(30), || {
     ///     Controller::builder("upload_file").auto_advance(true)
     /// })?;
-    /// # Ok::<(), async_upload::fleet::FleetError>(())
+    /// # Ok::<(), async_upload_fleet::FleetError>(())
     /// ```
     ///
     /// # Errors
@@ -172,7 +172,7 @@ impl Fleet {
             builder
                 .auto_advance(false)
                 .actuator(LocalGuard::new(self.clone()))
-                .health(crate::metrics::global())
+                .health(async_upload_runtime::metrics::global())
                 .start()
         }
     }

@@ -15,7 +15,7 @@ use super::{
     lock, stage, unix_ms, ContactCause, FleetError, Inner, Store, LEASE_TTL, POLL_EVERY,
     REPORT_EVERY, REPORT_TTL,
 };
-use crate::config::handle;
+use async_upload_runtime::config::handle;
 
 /// Longest wait for a message before the subscriber checks the poll and
 /// the stop flag.
@@ -370,7 +370,7 @@ fn report(inner: &Inner) {
 
 fn report_once(inner: &Inner, store: &Store) -> Result<(), FleetError> {
     let now_ms = unix_ms();
-    let aggregator = crate::metrics::global();
+    let aggregator = async_upload_runtime::metrics::global();
     let sites = aggregator
         .sites()
         .into_iter()

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::config::env::{parse_bool, parse_retries, parse_rollout, parse_timeout};
-use crate::config::{ConfigError, SiteOverrides};
+use async_upload_runtime::config::env::{parse_bool, parse_retries, parse_rollout, parse_timeout};
+use async_upload_runtime::config::{ConfigError, SiteOverrides};
 
 use super::keys::TEXT_LIMIT;
 

@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::config::{ConfigHandle, SiteOverrides};
+use async_upload_runtime::config::{ConfigHandle, SiteOverrides};
 
 use super::change::{Change, What};
 use super::health::Clear;
@@ -625,8 +625,8 @@ impl Applier {
 /// operator's, and has its own warning or stage event.
 fn made_by<R>(by: Option<&str>, f: impl FnOnce() -> R) -> R {
     match by {
-        Some(by) => crate::config::applied_by(by, f),
-        None => crate::config::internal(f),
+        Some(by) => async_upload_runtime::config::applied_by(by, f),
+        None => async_upload_runtime::config::as_controller(f),
     }
 }
 
@@ -693,7 +693,7 @@ fn site_changes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use async_upload_runtime::config::Config;
 
     fn store(epoch: Option<&str>, version: u64) -> FleetState {
         FleetState {
@@ -806,11 +806,12 @@ mod tests {
         let (mut applier, handle) = setup();
         let mut state = with_defaults(store(Some("e1"), 3), 100.0, "operator", 1);
         site(&mut state, "bad", |s| {
-            s.problems.push(crate::config::ConfigError::new(
-                "k.max_retries",
-                "99",
-                "0 to 10",
-            ));
+            s.problems
+                .push(async_upload_runtime::config::ConfigError::new(
+                    "k.max_retries",
+                    "99",
+                    "0 to 10",
+                ));
         });
         site(&mut state, "good", |s| s.overrides.rollout = Some(10.0));
         applier.apply(state, &handle);

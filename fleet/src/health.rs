@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::report::ReplicaReport;
-use crate::metrics::SiteSnapshot;
+use async_upload_runtime::metrics::SiteSnapshot;
 
 /// How long a departed run's counters are kept by name: a replica paused
 /// for less than this comes back as the same run, counted once.
@@ -180,7 +180,7 @@ impl HealthBook {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::{ExecutionType, UploadRecord};
+    use async_upload_runtime::metrics::{ExecutionType, UploadRecord};
 
     fn report(instance: &str, run: &str, async_calls: usize) -> ReplicaReport {
         let mut snapshot = SiteSnapshot::empty("up");

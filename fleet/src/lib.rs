@@ -1,5 +1,6 @@
-//! Fleet mode (cargo feature `redis`): every replica shares each site's
-//! enabled flag, rollout, stage, overrides and rollback latch through Redis.
+//! Fleet mode of async-upload: every replica shares each site's enabled
+//! flag, rollout, stage, overrides and rollback latch through Redis. Users
+//! reach it as `async_upload_fleet` (the facade's `redis` feature).
 //!
 //! The data flow is a flag SDK's: a data source (pub/sub push, plus a
 //! version poll every second as a safety net, plus a full resync after
@@ -21,6 +22,19 @@
 //!
 //! The key layout is documented in docs/fleet.md (layout version 1, every key
 //! under `async-upload:v1:`), with the failure modes and the ACLs.
+//!
+//! The public names: [`Fleet`] and [`FleetBuilder`]; the fleet started from
+//! the environment ([`global`], [`start_from_env`]) and its variables
+//! ([`REDIS_URL`], [`REDIS_CA`], [`REDIS_STALE_AFTER`], [`INSTANCE`]); the
+//! shared state ([`Store`], [`FleetState`], [`SiteState`], [`Defaults`],
+//! [`FleetError`], [`DEFAULT_TIMEOUT`]); replicas' reports
+//! ([`ReplicaReport`], [`merge_reports`]); the stage controller's seams
+//! ([`LocalGuard`]); contact causes ([`ContactCause`]); the ACLs
+//! ([`OPERATOR_ACL`], [`REPLICA_ACL`]); the timings ([`REPORT_EVERY`],
+//! [`REPORT_TTL`], [`LEASE_TTL`], [`POLL_EVERY`]).
+#![deny(missing_docs)]
+#![warn(clippy::pedantic)]
+#![allow(clippy::module_name_repetitions)]
 
 mod acl;
 mod apply;
@@ -74,13 +88,13 @@ pub const POLL_EVERY: Duration = Duration::from_secs(1);
 /// they share. Cheap to clone.
 ///
 /// ```no_run
-/// use async_upload::fleet::Fleet;
+/// use async_upload_fleet::Fleet;
 ///
 /// let fleet = Fleet::builder("redis://127.0.0.1:6379")
 ///     .instance("api-1")
 ///     .start()?;
 /// assert_eq!(fleet.instance(), "api-1");
-/// # Ok::<(), async_upload::fleet::FleetError>(())
+/// # Ok::<(), async_upload_fleet::FleetError>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct Fleet {
@@ -144,16 +158,18 @@ pub fn global() -> Option<&'static Fleet> {
 }
 
 /// Fleet mode from the environment, as the start-up of the process's
-/// configuration runs it ([`config::Startup`](crate::config::Startup); the
+/// configuration runs it ([`config::Startup`](async_upload_runtime::config::Startup); the
 /// `async-upload` facade registers it): with `ASYNC_UPLOAD_REDIS_URL` set,
 /// starts the [`global`] fleet seeded by `config` and returns the
 /// configuration the process starts with, on the sync path until the shared
 /// state is read. Without it, returns `config` unchanged.
 ///
 /// Runs before the configuration is put in force: it must not use
-/// [`config::handle`](crate::config::handle).
+/// [`config::handle`](async_upload_runtime::config::handle).
 #[must_use]
-pub fn start_from_env(mut config: crate::config::Config) -> crate::config::Config {
+pub fn start_from_env(
+    mut config: async_upload_runtime::config::Config,
+) -> async_upload_runtime::config::Config {
     let lookup = |name: &str| std::env::var(name).ok();
     let Some(url) = lookup(REDIS_URL) else {
         return config;
@@ -288,7 +304,7 @@ impl Fleet {
     /// live replica has not yet reported since it applied the site's last
     /// cleared rollback.
     #[must_use]
-    pub fn health(&self, site: &str) -> Option<crate::metrics::SiteSnapshot> {
+    pub fn health(&self, site: &str) -> Option<async_upload_runtime::metrics::SiteSnapshot> {
         let clear = lock(&self.inner.applier).clear(site);
         lock(&self.inner.health).snapshot(site, Instant::now(), REPORT_TTL, clear.as_ref())
     }
@@ -312,7 +328,7 @@ impl Fleet {
         // latch, and its write-back would win the race to Redis and leave
         // this call finding the site "already latched".
         let _latching = Latching::new(&self.inner.latching, site);
-        let local = crate::config::handle();
+        let local = async_upload_runtime::config::handle();
         let newly_local = local.rollback_reason(site).is_none();
         if newly_local {
             local.roll_back(site, reason);
@@ -332,7 +348,7 @@ impl Fleet {
     /// written when this replica holds no latch for the site (the store
     /// cleared it already).
     pub fn clear_rollback(&self, site: &str) {
-        let handle = crate::config::handle();
+        let handle = async_upload_runtime::config::handle();
         {
             let mut applier = lock(&self.inner.applier);
             if !applier.latched(site) && handle.rollback_reason(site).is_none() {
@@ -349,7 +365,7 @@ impl Fleet {
     /// The reason of the rollback latched for `site`, as this replica knows it.
     #[must_use]
     pub fn rollback_reason(&self, site: &str) -> Option<String> {
-        crate::config::handle().rollback_reason(site)
+        async_upload_runtime::config::handle().rollback_reason(site)
     }
 
     /// Stops the fleet's threads (within about 100 ms); the live
@@ -413,7 +429,11 @@ impl FleetBuilder {
     fn spawn(self) -> Result<Fleet, FleetError> {
         let instance = self.instance.unwrap_or_else(env::default_instance);
         validate_site(&instance).map_err(|_| {
-            crate::config::ConfigError::new(INSTANCE, &instance, "an id without whitespace")
+            async_upload_runtime::config::ConfigError::new(
+                INSTANCE,
+                &instance,
+                "an id without whitespace",
+            )
         })?;
         let store = Store::open_with_ca(&self.url, self.ca.as_deref())?.with_actor(&instance);
         let inner = Arc::new(Inner {
