@@ -12,7 +12,7 @@
 //! The logs are written once into the target directory by the synthetic
 //! scenario the HTML report's tests use (`examples/synthetic_log.rs`).
 
-#[path = "../runtime/tests/support/synthetic.rs"]
+#[path = "../control/tests/support/synthetic.rs"]
 mod synthetic;
 
 use std::io::{BufWriter, Write};

@@ -11,7 +11,7 @@
 //! it back six minutes later, an operator clearing the rollback at 80 %.
 //! Seeded: the same arguments write the same file.
 
-#[path = "../runtime/tests/support/synthetic.rs"]
+#[path = "../control/tests/support/synthetic.rs"]
 mod synthetic;
 
 use std::io::{BufWriter, Write};

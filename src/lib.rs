@@ -184,8 +184,8 @@ pub mod log {
     //! [`read_file`] and [`Reader`], which read a log back strictly
     //! ([`Merged`]: several instances' logs as one stream, in time order).
     #[doc(hidden)]
-    pub use async_upload_runtime::log::*;
-    pub use async_upload_runtime::log::{
+    pub use async_upload_control::log::*;
+    pub use async_upload_control::log::{
         guard, read_file, Event, FlushGuard, JsonlLog, LineError, Log, MergeError, Merged,
         OperatorEvent, Reader, RollbackEvent, StageEntered, StageEvent, VerdictEvent,
     };
@@ -198,8 +198,8 @@ pub mod stages {
     //! [`Clock`] and acts through an [`Actuator`] on what a [`HealthSource`]
     //! reports, writing every [`Evaluation`] to the log.
     #[doc(hidden)]
-    pub use async_upload_runtime::stages::*;
-    pub use async_upload_runtime::stages::{
+    pub use async_upload_control::stages::*;
+    pub use async_upload_control::stages::{
         drive, Actuator, AdvanceError, Check, Clock, Controller, ControllerBuilder, Criterion,
         Evaluation, HealthSource, Interval, ManualClock, Period, Stage, Status, Trigger,
         TriggerKind, Triggers, Verdict, DEFAULT_STAGES,
@@ -207,7 +207,7 @@ pub mod stages {
     /// The offline report of a JSONL log (the `async-upload report` command),
     /// built in one pass by a [`ReportBuilder`].
     #[cfg(feature = "cli")]
-    pub use async_upload_runtime::stages::{
+    pub use async_upload_control::stages::{
         EventLog, Replayed, Report, ReportBuilder, ReportError, ReportEvent, ReportOptions,
         RollbackFinding,
     };

@@ -20,7 +20,7 @@ pub fn start() {
 }
 
 fn start_layers(config: Config) -> Config {
-    async_upload_runtime::log::install_global(config.log_path.as_deref());
+    async_upload_control::log::install_global(config.log_path.as_deref());
     // The sync path until the shared state is read.
     #[cfg(feature = "redis")]
     let config = async_upload_fleet::start_from_env(config);
@@ -29,6 +29,6 @@ fn start_layers(config: Config) -> Config {
 
 fn follow(before: &Config, after: &Config) {
     if before.log_path != after.log_path {
-        async_upload_runtime::log::install_global(after.log_path.as_deref());
+        async_upload_control::log::install_global(after.log_path.as_deref());
     }
 }

@@ -2,15 +2,15 @@
 //! every site, the tables show the numbers the report's JSON shows, and the
 //! page fetches nothing.
 
-#[path = "../runtime/tests/support/synthetic.rs"]
+#[path = "../control/tests/support/synthetic.rs"]
 mod synthetic;
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use async_upload_control::log::{Event, Log, Reader};
+use async_upload_control::stages::{Report, ReportOptions};
 use async_upload_dashboard::Dashboard;
-use async_upload_runtime::log::{Event, Log, Reader};
-use async_upload_runtime::stages::{Report, ReportOptions};
 use synthetic::Scenario;
 
 /// A two-day rollout at 20 calls per minute, read back as the report reads it.

@@ -5,7 +5,7 @@
 //!
 //! It writes `target/report_html/report.png`, the screenshot in docs/dashboard.md.
 
-#[path = "../runtime/tests/support/synthetic.rs"]
+#[path = "../control/tests/support/synthetic.rs"]
 mod synthetic;
 
 use std::path::{Path, PathBuf};

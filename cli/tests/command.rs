@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
-use async_upload_runtime::log::JsonlLog;
+use async_upload_control::log::JsonlLog;
 use async_upload_runtime::metrics::{ExecutionType, MetricsSink, UploadRecord};
 
 fn command(args: &[&str]) -> Output {

@@ -45,9 +45,9 @@ mod trace;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use async_upload_runtime::log::{Dedup, Event, Log, StageEvent};
+use async_upload_control::log::{Dedup, Event, Log, StageEvent};
+use async_upload_control::stages::{Report, Verdict};
 use async_upload_runtime::metrics::UploadRecord;
-use async_upload_runtime::stages::{Report, Verdict};
 use trace::SiteTrace;
 
 /// Markers of global operator changes kept (each is drawn on every site).
@@ -162,7 +162,7 @@ impl Dashboard {
     }
 }
 
-impl async_upload_runtime::log::Replay for Dashboard {
+impl async_upload_control::log::Replay for Dashboard {
     fn record(&mut self, record: &UploadRecord) {
         Dashboard::record(self, record);
     }

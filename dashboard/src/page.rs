@@ -6,8 +6,8 @@ use std::time::Duration;
 use super::charts::{self, RateLines};
 use super::trace::SiteTrace;
 use super::{Dashboard, HtmlError, Marker, MarkerKind, VerdictKind};
+use async_upload_control::stages::{Check, Criterion, Period, Report, SiteReport, Status, Verdict};
 use async_upload_runtime::metrics::ExecutionType;
-use async_upload_runtime::stages::{Check, Criterion, Period, Report, SiteReport, Status, Verdict};
 
 /// Error names listed per path.
 const TOP_ERRORS: usize = 5;
@@ -177,10 +177,10 @@ fn section(
     }
     if let Some(latency) = &e.latency {
         let source = match latency.source {
-            async_upload_runtime::stages::BaselineSource::SameWindow => {
+            async_upload_control::stages::BaselineSource::SameWindow => {
                 "sync calls in the same window"
             }
-            async_upload_runtime::stages::BaselineSource::Frozen => {
+            async_upload_control::stages::BaselineSource::Frozen => {
                 "baseline frozen at the end of the previous stage"
             }
         };

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use async_upload_control::stages::{Actuator, Controller, ControllerBuilder, HealthSource};
 use async_upload_runtime::metrics::SiteSnapshot;
-use async_upload_runtime::stages::{Actuator, Controller, ControllerBuilder, HealthSource};
 
 use super::{lock, validate_site, Fleet, FleetError};
 
@@ -85,7 +85,7 @@ impl Fleet {
     /// ```no_run
     /// use std::time::Duration;
     /// use async_upload_fleet::Fleet;
-    /// use async_upload_runtime::stages::Controller;
+    /// use async_upload_control::stages::Controller;
     ///
     /// let fleet = Fleet::builder("redis://127.0.0.1:6379").start()?;
     /// fleet.drive("upload_file", Duration::from_secs(30), || {

@@ -11,10 +11,13 @@
 //! - [`execute`]: the per-call state machine, with each site's circuit
 //!   breaker and retry budget;
 //! - [`metrics`]: records, sinks, the bounded aggregator and summaries;
-//! - [`log`]: the JSONL sink and reader, CSV export;
-//! - [`stages`]: stage definitions, verdicts, rollback triggers, the controller;
 //! - `testing` (cargo feature `testing`): scopes that decide the path of a
 //!   test's calls and keep their records, isolated from the globals.
+//!
+//! The layers above build on it and never the reverse:
+//! `async-upload-control` (the JSONL log and the staged rollout),
+//! `async-upload-dashboard` (the HTML report) and `async-upload-fleet`
+//! (fleet mode through Redis).
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::pedantic)]
@@ -28,14 +31,12 @@ pub mod config;
 mod dyn_error;
 pub mod execute;
 mod lend;
-pub mod log;
 pub mod metrics;
 pub mod policy;
 pub mod rollout;
 #[doc(hidden)]
 pub mod send_argument;
 mod site;
-pub mod stages;
 mod sync;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]

@@ -87,7 +87,7 @@ fn async_upload_log_writes_every_record_with_no_code() {
         for i in 0..3_u32 {
             assert_eq!(runtime.block_on(env_logged(i)).unwrap(), i);
         }
-        assert!(async_upload_runtime::log::flush());
+        assert!(async_upload::log::flush());
         return;
     }
     let path = std::env::temp_dir().join(format!("au-env-log-{}.jsonl", std::process::id()));
@@ -100,7 +100,7 @@ fn async_upload_log_writes_every_record_with_no_code() {
             ("ASYNC_UPLOAD_ROLLOUT", "100"),
         ],
     );
-    let log = async_upload_runtime::log::read_file(&path).unwrap();
+    let log = async_upload::log::read_file(&path).unwrap();
     let _ = std::fs::remove_file(&path);
     assert!(log.errors.is_empty(), "{:?}", log.errors);
     let ours: Vec<_> = log
@@ -137,7 +137,7 @@ fn a_routing_typo_keeps_the_valid_log_path() {
             Some("ASYNC_UPLOAD_ENABLED")
         );
         assert_eq!(handle().config().max_retries, 4, "valid settings are kept");
-        assert!(async_upload_runtime::log::flush());
+        assert!(async_upload::log::flush());
         return;
     }
     let path = std::env::temp_dir().join(format!("au-env-typo-{}.jsonl", std::process::id()));
@@ -151,7 +151,7 @@ fn a_routing_typo_keeps_the_valid_log_path() {
             ("ASYNC_UPLOAD_MAX_RETRIES", "4"),
         ],
     );
-    let log = async_upload_runtime::log::read_file(&path).unwrap();
+    let log = async_upload::log::read_file(&path).unwrap();
     let _ = std::fs::remove_file(&path);
     assert_eq!(
         stderr

@@ -6,11 +6,11 @@ mod support;
 
 use std::time::Duration;
 
+use async_upload::stages::{Controller, ManualClock, TriggerKind, Verdict};
 use async_upload_runtime::config::handle;
 use async_upload_runtime::execute::execute_in_place;
 use async_upload_runtime::metrics::{ExecutionType, RuntimeFault};
 use async_upload_runtime::policy::{Classify, ErrorClass, Fault};
-use async_upload_runtime::stages::{Controller, ManualClock, TriggerKind, Verdict};
 use async_upload_runtime::Site;
 
 use support::{enable_async, roll_out, Records};

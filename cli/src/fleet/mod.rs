@@ -5,11 +5,11 @@ use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use async_upload_control::stages::DEFAULT_STAGES;
 use async_upload_fleet::{merge_reports, FleetError, FleetState, ReplicaReport, Store, REDIS_URL};
 use async_upload_runtime::config::ConfigError;
 use async_upload_runtime::config::SiteOverrides;
 use async_upload_runtime::metrics::ExecutionType;
-use async_upload_runtime::stages::DEFAULT_STAGES;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 

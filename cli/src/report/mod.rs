@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::thread::{self, JoinHandle};
 
+use async_upload_control::log::{CsvWriter, Event, Merged};
+use async_upload_control::stages::{ReportBuilder, ReportOptions};
 use async_upload_dashboard::Dashboard;
-use async_upload_runtime::log::{CsvWriter, Event, Merged};
 use async_upload_runtime::metrics::{CallAudit, UploadRecord};
-use async_upload_runtime::stages::{ReportBuilder, ReportOptions};
 
 /// Exit status for bad input: missing or unreadable file, nothing parseable.
 pub const BAD_INPUT: u8 = 2;

@@ -239,7 +239,8 @@ impl SiteSnapshot {
 
     /// The latency per size class of `execution_type` (sync or async; a
     /// fallback has none), for the calls that declared a size.
-    pub(crate) fn sized(&self, execution_type: ExecutionType) -> Option<&Sized> {
+    #[must_use]
+    pub fn sized(&self, execution_type: ExecutionType) -> Option<&Sized> {
         sized_slot(execution_type).map(|slot| &self.sized[slot])
     }
 

@@ -156,7 +156,8 @@ impl Histogram {
     /// The range `[low, high)` in microseconds of the bucket holding the
     /// `rank`-th smallest value (1-based); `None` when `rank` is 0 or past
     /// the count. The judge's quantile intervals read order statistics here.
-    pub(crate) fn rank_range(&self, rank: u64) -> Option<(u64, u64)> {
+    #[must_use]
+    pub fn rank_range(&self, rank: u64) -> Option<(u64, u64)> {
         if rank == 0 {
             return None;
         }

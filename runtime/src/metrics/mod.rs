@@ -26,9 +26,9 @@ mod histogram;
 mod notice;
 mod path;
 pub(crate) mod record;
-pub(crate) mod rfc3339;
+pub mod rfc3339;
 mod sink;
-pub(crate) mod sized;
+pub mod sized;
 mod summary;
 
 pub use aggregate::{global, Aggregator, SiteSnapshot, SiteStats};
@@ -45,5 +45,6 @@ pub use record::{ExecutionType, ParseSyncReasonError, RuntimeFault, SyncReason, 
 pub use sink::{add_sink, remove_sink, FanOut, MetricsSink, SinkId};
 pub use summary::{Comparison, Summary};
 
-pub(crate) use record::upload_from_line;
-pub(crate) use sink::{dispatch, notify, replace_sink};
+pub use record::upload_from_line;
+pub use sink::replace_sink;
+pub(crate) use sink::{dispatch, notify};

@@ -370,7 +370,7 @@ impl Serialize for UploadRecord {
 
 /// The JSON shape of a record: the DESIGN fields plus the explicit
 /// `critical` and `fault`, both optional on reading for old lines.
-pub(crate) use wire::from_line as upload_from_line;
+pub use wire::from_line as upload_from_line;
 
 mod wire;
 

@@ -11,14 +11,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{de::Error as _, ser::Error as _, Deserialize, Deserializer, Serializer};
 
 /// Bytes of a timestamp: `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
-const LEN: usize = 27;
+pub const LEN: usize = 27;
 
 /// The first second of the year 10000, which RFC 3339 cannot write.
 const YEAR_10000: u64 = 253_402_300_800;
 
 /// `ts` written, or `None` before 1970 or from the year 10000 on: the
 /// range RFC 3339 in UTC can write.
-pub(crate) fn micros(ts: SystemTime) -> Option<[u8; LEN]> {
+#[must_use]
+pub fn micros(ts: SystemTime) -> Option<[u8; LEN]> {
     let since = ts.duration_since(UNIX_EPOCH).ok()?;
     let secs = since.as_secs();
     if secs >= YEAR_10000 {
@@ -70,19 +71,28 @@ fn digits(out: &mut [u8], mut value: u64) {
 }
 
 /// What is wrong with a time RFC 3339 cannot write, for a person.
-pub(crate) fn out_of_range(ts: SystemTime) -> String {
+#[must_use]
+pub fn out_of_range(ts: SystemTime) -> String {
     format!("`ts` {ts:?} is outside the years 1970 to 9999, which an RFC 3339 UTC time can write")
 }
 
-pub(crate) fn serialize<S: Serializer>(ts: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
+/// Writes `ts` (for serde's `with`).
+///
+/// # Errors
+///
+/// A time RFC 3339 cannot write (before 1970, from the year 10000).
+pub fn serialize<S: Serializer>(ts: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
     let text = micros(*ts).ok_or_else(|| S::Error::custom(out_of_range(*ts)))?;
     // Only ASCII digits and punctuation are written.
     serializer.serialize_str(std::str::from_utf8(&text).map_err(S::Error::custom)?)
 }
 
-pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<SystemTime, D::Error> {
+/// Reads a time (for serde's `with`).
+///
+/// # Errors
+///
+/// Text that is not an RFC 3339 time.
+pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SystemTime, D::Error> {
     let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
     if let Some(ts) = canonical(&text) {
         return Ok(ts);
@@ -96,13 +106,18 @@ pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
 
 /// An optional time, for serde's `with`: `None` is no field (with
 /// `skip_serializing_if`) or `null`.
-pub(crate) mod option {
+pub mod option {
     use std::time::SystemTime;
 
     use serde::{Deserialize, Deserializer, Serializer};
 
     #[allow(clippy::ref_option)] // serde's signature
-    pub(crate) fn serialize<S: Serializer>(
+    /// Writes `ts`, `None` as `null`.
+    ///
+    /// # Errors
+    ///
+    /// A time RFC 3339 cannot write.
+    pub fn serialize<S: Serializer>(
         ts: &Option<SystemTime>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
@@ -112,7 +127,12 @@ pub(crate) mod option {
         }
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+    /// Reads a time or `null`.
+    ///
+    /// # Errors
+    ///
+    /// Text that is not an RFC 3339 time.
+    pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<SystemTime>, D::Error> {
         #[derive(Deserialize)]
@@ -123,7 +143,8 @@ pub(crate) mod option {
 
 /// `text` read as an RFC 3339 UTC time, as `humantime` reads it; `None`
 /// when it is not one.
-pub(crate) fn parse(text: &str) -> Option<SystemTime> {
+#[must_use]
+pub fn parse(text: &str) -> Option<SystemTime> {
     canonical(text).or_else(|| humantime::parse_rfc3339_weak(text).ok())
 }
 

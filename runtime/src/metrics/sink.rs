@@ -31,7 +31,7 @@ use super::{BreakerEvent, ConfigChange, UploadRecord};
 /// Beside the records, a sink hears of the rare events that are no call's
 /// record: [`breaker_changed`](MetricsSink::breaker_changed) and
 /// [`config_changed`](MetricsSink::config_changed). Both do nothing unless
-/// the sink says otherwise; the [JSONL log](crate::log::JsonlLog) writes
+/// the sink says otherwise; the JSONL log (`async_upload::log::JsonlLog`) writes
 /// them as its `breaker` and `operator` lines.
 ///
 /// ```
@@ -242,7 +242,7 @@ pub fn remove_sink(id: SinkId) -> bool {
 /// Puts `sink` in the place of the sink `previous` (either may be `None`)
 /// in one step, so a record or notice sent meanwhile reaches exactly one of
 /// them; the new sink's id, if there is one.
-pub(crate) fn replace_sink(
+pub fn replace_sink(
     previous: Option<SinkId>,
     sink: Option<Arc<dyn MetricsSink>>,
 ) -> Option<SinkId> {

@@ -13,16 +13,17 @@ use std::sync::OnceLock;
 use super::histogram::{AtomicHistogram, Histogram};
 
 /// Classes of a `u64` byte count: 0 and one per power of two.
-pub(crate) const SIZE_CLASSES: usize = 65;
+pub const SIZE_CLASSES: usize = 65;
 
 /// The class of a call of `bytes` bytes.
-pub(crate) fn size_class(bytes: u64) -> usize {
+#[must_use]
+pub fn size_class(bytes: u64) -> usize {
     (u64::BITS - bytes.leading_zeros()) as usize
 }
 
 /// `[low, high)` bytes of class `class` (`high` is `None` past `u64::MAX`).
 #[must_use]
-pub(crate) fn class_bytes(class: usize) -> (u64, Option<u64>) {
+pub fn class_bytes(class: usize) -> (u64, Option<u64>) {
     match class {
         0 => (0, Some(1)),
         _ => (
@@ -67,7 +68,7 @@ impl AtomicSized {
 /// A copy of one path's per-class histograms: index = class, `None` for a
 /// class no call of the path has had.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Sized {
+pub struct Sized {
     classes: Vec<Option<Histogram>>,
 }
 
@@ -88,7 +89,8 @@ impl Sized {
     }
 
     /// The calls made after `earlier`, a copy of the same counters.
-    pub(crate) fn since(&self, earlier: &Sized) -> Sized {
+    #[must_use]
+    pub fn since(&self, earlier: &Sized) -> Sized {
         Sized {
             classes: self
                 .classes
@@ -106,7 +108,7 @@ impl Sized {
     }
 
     /// Adds `other`'s calls.
-    pub(crate) fn merge(&mut self, other: &Sized) {
+    pub fn merge(&mut self, other: &Sized) {
         for (class, theirs) in other.classes.iter().enumerate() {
             if let Some(theirs) = theirs {
                 self.slot(class)
@@ -117,7 +119,7 @@ impl Sized {
     }
 
     /// The classes with calls, smallest first.
-    pub(crate) fn classes(&self) -> impl Iterator<Item = (usize, &Histogram)> {
+    pub fn classes(&self) -> impl Iterator<Item = (usize, &Histogram)> {
         self.classes
             .iter()
             .enumerate()

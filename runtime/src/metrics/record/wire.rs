@@ -54,7 +54,8 @@ enum Kind {
 /// pass with no intermediate buffering (the log reader's fast path);
 /// `None` when the line is anything else or wrong in any way, for the
 /// strict reader to name what.
-pub(crate) fn from_line(line: &[u8], version: u32) -> Option<UploadRecord> {
+#[must_use]
+pub fn from_line(line: &[u8], version: u32) -> Option<UploadRecord> {
     // One UTF-8 check of the whole line is cheaper than serde_json's
     // check of each string in it.
     let text = std::str::from_utf8(line).ok()?;
