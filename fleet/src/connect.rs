@@ -10,7 +10,6 @@ use std::time::Duration;
 use redis::{Connection, ErrorKind, RedisError, ServerErrorKind};
 
 use super::env::{REDIS_CA, REDIS_URL};
-use super::store::FleetError;
 use async_upload_runtime::config::ConfigError;
 
 /// What the URL accepts.
@@ -258,6 +257,51 @@ pub(crate) fn check_mode(url: &str, info: &str) -> Result<(), FleetError> {
         Some("sentinel") => Err(unsupported("Sentinel")),
         Some("cluster") => Err(unsupported("Cluster node")),
         _ => Ok(()),
+    }
+}
+
+/// What went wrong talking to the shared state.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum FleetError {
+    /// Redis could not be reached, or refused the command.
+    Redis {
+        /// The URL, without its password.
+        url: String,
+        /// What went wrong, with what to check.
+        detail: String,
+        /// The kind of failure.
+        cause: ContactCause,
+    },
+    /// A value (given, or read from Redis) is not accepted.
+    Invalid(ConfigError),
+}
+
+impl FleetError {
+    /// The kind of contact failure, or `None` for a value not accepted.
+    #[must_use]
+    pub fn cause(&self) -> Option<ContactCause> {
+        match self {
+            FleetError::Redis { cause, .. } => Some(*cause),
+            FleetError::Invalid(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for FleetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FleetError::Redis { url, detail, .. } => write!(f, "Redis at {url}: {detail}"),
+            FleetError::Invalid(error) => error.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for FleetError {}
+
+impl From<ConfigError> for FleetError {
+    fn from(error: ConfigError) -> Self {
+        FleetError::Invalid(error)
     }
 }
 

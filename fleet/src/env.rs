@@ -44,9 +44,7 @@ pub(crate) fn explicit_enabled(lookup: &dyn Fn(&str) -> Option<String>) -> Optio
 
 /// The CA file named by `ASYNC_UPLOAD_REDIS_CA`, if set.
 pub(crate) fn ca_from_env() -> Option<PathBuf> {
-    std::env::var(REDIS_CA)
-        .ok()
-        .and_then(|raw| super::store::ca_path(&raw))
+    std::env::var(REDIS_CA).ok().and_then(|raw| ca_path(&raw))
 }
 
 /// Whether `ASYNC_UPLOAD_ENABLED` or `ASYNC_UPLOAD_ROLLOUT` is set: only
@@ -64,6 +62,12 @@ pub(crate) fn default_instance() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "host".to_owned());
     format!("{host}-{}", std::process::id())
+}
+
+/// A CA path from the environment or the builder, as given.
+fn ca_path(raw: &str) -> Option<PathBuf> {
+    let raw = raw.trim();
+    (!raw.is_empty()).then(|| PathBuf::from(raw))
 }
 
 #[cfg(test)]

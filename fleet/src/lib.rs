@@ -59,13 +59,13 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use acl::{OPERATOR_ACL, REPLICA_ACL};
-pub use connect::ContactCause;
+pub use connect::{ContactCause, FleetError};
 pub use env::{INSTANCE, REDIS_CA, REDIS_STALE_AFTER, REDIS_URL};
 pub use report::{merge_reports, ReplicaReport};
 pub use seams::LocalGuard;
 pub(crate) use state::validate_site;
 pub use state::{Defaults, FleetState, SiteState};
-pub use store::{FleetError, Store, DEFAULT_TIMEOUT};
+pub use store::{Store, DEFAULT_TIMEOUT};
 
 use apply::Applier;
 use health::HealthBook;

@@ -4,13 +4,13 @@
 //! never does.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use redis::{Commands, Connection, ConnectionLike};
 
-use super::connect::{self, ContactCause};
+use super::connect::{self, ContactCause, FleetError};
 use super::keys::Keys;
 use super::read::parse_state;
 use super::report::ReplicaReport;
@@ -22,51 +22,6 @@ use async_upload_runtime::config::{ConfigError, SiteOverrides};
 
 /// Longest a [`Store`] waits to connect, and for each reply.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// What went wrong talking to the shared state.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum FleetError {
-    /// Redis could not be reached, or refused the command.
-    Redis {
-        /// The URL, without its password.
-        url: String,
-        /// What went wrong, with what to check.
-        detail: String,
-        /// The kind of failure.
-        cause: ContactCause,
-    },
-    /// A value (given, or read from Redis) is not accepted.
-    Invalid(ConfigError),
-}
-
-impl FleetError {
-    /// The kind of contact failure, or `None` for a value not accepted.
-    #[must_use]
-    pub fn cause(&self) -> Option<ContactCause> {
-        match self {
-            FleetError::Redis { cause, .. } => Some(*cause),
-            FleetError::Invalid(_) => None,
-        }
-    }
-}
-
-impl fmt::Display for FleetError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FleetError::Redis { url, detail, .. } => write!(f, "Redis at {url}: {detail}"),
-            FleetError::Invalid(error) => error.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for FleetError {}
-
-impl From<ConfigError> for FleetError {
-    fn from(error: ConfigError) -> Self {
-        FleetError::Invalid(error)
-    }
-}
 
 /// What a stage write found (see [`Store::enter_stage_from`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -531,10 +486,4 @@ fn check_rollout(rollout: f64) -> Result<(), ConfigError> {
         ..SiteOverrides::default()
     }
     .validate()
-}
-
-/// A CA path from the environment or the builder, as given.
-pub(crate) fn ca_path(raw: &str) -> Option<PathBuf> {
-    let raw = raw.trim();
-    (!raw.is_empty()).then(|| PathBuf::from(raw))
 }

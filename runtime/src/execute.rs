@@ -404,7 +404,13 @@ impl Guard {
             Admission::Closed
         };
         if let (Admission::Skip, Some(probe)) = (admission, probe) {
-            crate::breaker::ensure_probing(site, probe, settings.timeout, settings.breaker);
+            crate::breaker::ensure_probing(
+                site.name(),
+                site.breaker(),
+                probe,
+                settings.timeout,
+                settings.breaker,
+            );
         }
         let probe = probe.filter(|_| applies);
         if applies && admission == Admission::Closed {
@@ -458,7 +464,13 @@ impl Guard {
         }
         // The background probe confirms a failure (see `breaker/background.rs`).
         if let (Admission::Closed, Some(probe)) = (self.admission, self.probe) {
-            crate::breaker::ensure_probing(self.site, probe, self.timeout, self.settings);
+            crate::breaker::ensure_probing(
+                self.site.name(),
+                self.site.breaker(),
+                probe,
+                self.timeout,
+                self.settings,
+            );
         }
     }
 

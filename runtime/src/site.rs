@@ -210,7 +210,7 @@ impl Site {
 
     fn decide(&'static self, bucket: impl Fn() -> u16) -> Call {
         #[cfg(feature = "testing")]
-        if let Some(decided) = crate::testing::decide(self, &bucket) {
+        if let Some(decided) = crate::testing::decide(self.name(), self.attribute(), &bucket) {
             return Call {
                 site: self,
                 decision: Decision::Scoped(decided.err()),
@@ -413,7 +413,7 @@ impl Call {
             #[cfg(feature = "testing")]
             Decision::Scoped(None) => crate::testing::current()
                 .map_or(Path::Sync(SyncReason::ForcedSync), |scope| {
-                    Path::Async(scope.settings(self.site))
+                    Path::Async(scope.settings(self.site.name(), self.site.attribute()))
                 }),
         }
     }

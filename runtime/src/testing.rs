@@ -83,10 +83,11 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
-use crate::config::{Config, ConfigError, Settings, SiteControl, SiteOverrides};
+use crate::config::{
+    AttributeOverrides, Config, ConfigError, Settings, SiteControl, SiteOverrides,
+};
 use crate::metrics::{SyncReason, UploadRecord};
 use crate::rollout::BUCKETS;
-use crate::site::Site;
 
 /// A scope to configure and [`install`](ScopeBuilder::install); see the
 /// [module docs](self).
@@ -321,10 +322,16 @@ pub(crate) fn current() -> Option<Arc<Scope>> {
         .flatten()
 }
 
-/// The path the scope in force decides for a call of `site`: `None` when
+/// The path the scope in force decides for a call of the site `name`, whose
+/// attribute gives `attribute` (the site passes them in: this module sits
+/// below the site and does not know its type): `None` when
 /// no scope is in force (the one thread-local read a call makes),
 /// `Some(Ok(()))` for the async path, `Some(Err(reason))` for the sync one.
-pub(crate) fn decide(site: &Site, bucket: impl FnOnce() -> u16) -> Option<Result<(), SyncReason>> {
+pub(crate) fn decide(
+    name: &str,
+    attribute: AttributeOverrides,
+    bucket: impl FnOnce() -> u16,
+) -> Option<Result<(), SyncReason>> {
     if !ACTIVE.with(Cell::get) {
         return None;
     }
@@ -336,7 +343,7 @@ pub(crate) fn decide(site: &Site, bucket: impl FnOnce() -> u16) -> Option<Result
                 Forced::Async => Ok(()),
                 Forced::Sync => Err(SyncReason::ForcedSync),
                 Forced::No => {
-                    let settings = scope.settings(site);
+                    let settings = scope.settings(name, attribute);
                     let threshold = settings.rollout.threshold();
                     if !settings.enabled {
                         Err(SyncReason::Disabled)
@@ -353,13 +360,12 @@ pub(crate) fn decide(site: &Site, bucket: impl FnOnce() -> u16) -> Option<Result
 }
 
 impl Scope {
-    /// `site`'s settings in the scope: its configuration, the site's
+    /// The settings of the site `name` in the scope: its configuration, the site's
     /// overrides and the attribute's values, by the usual precedence; the
     /// breaker off; enabled when the scope forces the async path.
-    pub(crate) fn settings(&self, site: &Site) -> Settings {
-        let control =
-            SiteControl::with_operator(self.sites.get(site.name()).cloned().unwrap_or_default());
-        let (mut settings, _) = Settings::resolve(&self.config, site.attribute(), &control);
+    pub(crate) fn settings(&self, name: &str, attribute: AttributeOverrides) -> Settings {
+        let control = SiteControl::with_operator(self.sites.get(name).cloned().unwrap_or_default());
+        let (mut settings, _) = Settings::resolve(&self.config, attribute, &control);
         settings.breaker.enabled = false;
         if self.path == Forced::Async {
             settings.enabled = true;

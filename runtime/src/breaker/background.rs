@@ -26,7 +26,6 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 
 use super::{instant_of, Admission, Breaker, BreakerSettings};
-use crate::Site;
 
 /// A probe as the attribute passes it: an `async fn() -> Result<(), E>`,
 /// boxed, answering whether it succeeded.
@@ -48,15 +47,17 @@ impl Probe {
     }
 }
 
-/// Starts `site`'s probe task unless one runs; called by skipped calls
-/// (the open path: one load when the task runs) and by failed attempts.
+/// Starts the probe task of the site `site` unless one runs; called by
+/// skipped calls (the open path: one load when the task runs) and by failed
+/// attempts. The site passes its name and its breaker: the breaker sits
+/// below the site.
 pub(crate) fn ensure_probing(
-    site: &'static Site,
+    site: &'static str,
+    breaker: &'static Breaker,
     probe: Probe,
     timeout: Duration,
     settings: BreakerSettings,
 ) {
-    let breaker = site.breaker();
     if breaker.probing.load(Ordering::Acquire) || breaker.probing.swap(true, Ordering::AcqRel) {
         return;
     }
@@ -64,6 +65,7 @@ pub(crate) fn ensure_probing(
         Ok(handle) => {
             handle.spawn(probe_until_closed(
                 site,
+                breaker,
                 probe.run,
                 probe.timeout(timeout),
                 settings,
@@ -84,32 +86,32 @@ impl Drop for Probing {
 }
 
 async fn probe_until_closed(
-    site: &'static Site,
+    site: &'static str,
+    breaker: &'static Breaker,
     probe: ProbeFn,
     timeout: Duration,
     settings: BreakerSettings,
 ) {
-    let breaker = site.breaker();
     let _probing = Probing(breaker);
     if breaker.gate.is_closed() {
         // An attempt failed while closed: confirm it.
         if healthy(probe, timeout).await {
             return;
         }
-        tracing::debug!(site = site.name(), "async upload probe confirms a failure");
-        breaker.trip(site.name(), &settings, super::now_ns());
+        tracing::debug!(site, "async upload probe confirms a failure");
+        breaker.trip(site, &settings, super::now_ns());
     }
     while let Some(deadline) = breaker.gate.deadline() {
         tokio::time::sleep_until(instant_of(deadline)).await;
-        let Admission::Probe(ticket) = breaker.admit_probe(site.name(), &settings) else {
+        let Admission::Probe(ticket) = breaker.admit_probe(site, &settings) else {
             continue;
         };
         let admission = Admission::Probe(ticket);
         if healthy(probe, timeout).await {
-            breaker.on_success(site.name(), admission);
+            breaker.on_success(site, admission);
         } else {
-            tracing::debug!(site = site.name(), "async upload background probe failed");
-            breaker.on_failure(site.name(), admission, &settings);
+            tracing::debug!(site, "async upload background probe failed");
+            breaker.on_failure(site, admission, &settings);
         }
     }
 }

@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use super::changes::{global_changes, notify_applied, SiteState};
+use super::changes::{as_controller, global_changes, notify_applied, SiteState};
 use super::env::{config_keeping_valid, report_once, site_errors_in, site_overrides_from};
+use super::startup::{self, Startup, StartupAlreadySet};
 use super::{BreakerSettings, Config, ConfigError, SiteOverrides};
 use crate::policy::Backoff;
 use crate::rollout::Rollout;
@@ -262,9 +263,25 @@ pub fn handle() -> &'static ConfigHandle {
     LIVE.get_or_init(ConfigHandle::from_process_env)
 }
 
-/// The process-wide handle if its first use has happened.
-pub(super) fn initialised() -> Option<&'static ConfigHandle> {
-    LIVE.get()
+/// Registers the start-up of the layers above the runtime.
+///
+/// Registered before the first use of [`handle`], `start`
+/// runs inside that first use. Registered after it, `start` runs now on the
+/// configuration in force, and what it returns is put in force as the
+/// runtime's own change (no operator notice).
+///
+/// # Errors
+///
+/// A start-up is already registered; it stays, and `startup` is not run.
+pub fn set_startup(startup: Startup) -> Result<(), StartupAlreadySet> {
+    startup::register(startup)?;
+    if let Some(handle) = LIVE.get() {
+        let config = startup::start(Config::clone(&handle.config()));
+        if let Err(error) = as_controller(|| handle.replace(config)) {
+            tracing::error!(%error, "the start-up's configuration is invalid; keeping the one in force");
+        }
+    }
+    Ok(())
 }
 
 impl ConfigHandle {
@@ -289,7 +306,7 @@ impl ConfigHandle {
         }
         // The layers above start what the environment asks of them
         // (ASYNC_UPLOAD_LOG, ASYNC_UPLOAD_REDIS_URL) with no code.
-        let config = super::startup::start(config);
+        let config = startup::start(config);
         ConfigHandle {
             config: ArcSwap::from_pointee(config),
             generation: AtomicU64::new(0),
@@ -417,7 +434,7 @@ impl ConfigHandle {
     /// new log path switches the JSONL log) before anyone reads it.
     fn install(&self, config: Config) {
         let before = self.config.load_full();
-        super::startup::installed(&before, &config);
+        startup::installed(&before, &config);
         let changes = global_changes(&before, &config);
         self.config.store(Arc::new(config));
         notify_applied(None, changes);

@@ -47,9 +47,9 @@ pub use changes::{applied_by, as_controller};
 pub use error::ConfigError;
 #[cfg(feature = "testing")]
 pub(crate) use live::SiteControl;
-pub use live::{handle, ConfigHandle, Settings};
+pub use live::{handle, set_startup, ConfigHandle, Settings};
 pub(crate) use live::{AttributeOverrides, Origins};
-pub use startup::{set_startup, Startup, StartupAlreadySet};
+pub use startup::{Startup, StartupAlreadySet};
 
 use crate::rollout::Rollout;
 

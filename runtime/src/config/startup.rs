@@ -9,8 +9,6 @@
 
 use std::sync::OnceLock;
 
-use super::changes::as_controller;
-use super::live;
 use super::Config;
 
 /// What the layers above the runtime do with its configuration: start with
@@ -50,7 +48,7 @@ impl Startup {
     }
 }
 
-/// [`set_startup`] was already called: the first registration stays.
+/// [`set_startup`](super::set_startup) was already called: the first registration stays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StartupAlreadySet;
 
@@ -64,25 +62,10 @@ impl std::error::Error for StartupAlreadySet {}
 
 static STARTUP: OnceLock<Startup> = OnceLock::new();
 
-/// Registers the start-up of the layers above the runtime.
-///
-/// Registered before the first use of [`handle`](super::handle), `start`
-/// runs inside that first use. Registered after it, `start` runs now on the
-/// configuration in force, and what it returns is put in force as the
-/// runtime's own change (no operator notice).
-///
-/// # Errors
-///
-/// A start-up is already registered; it stays, and `startup` is not run.
-pub fn set_startup(startup: Startup) -> Result<(), StartupAlreadySet> {
-    STARTUP.set(startup).map_err(|_| StartupAlreadySet)?;
-    if let Some(handle) = live::initialised() {
-        let config = (startup.start)(Config::clone(&handle.config()));
-        if let Err(error) = as_controller(|| handle.replace(config)) {
-            tracing::error!(%error, "the start-up's configuration is invalid; keeping the one in force");
-        }
-    }
-    Ok(())
+/// Keeps `startup` as the one registered start-up; the live handle's
+/// [`set_startup`](super::set_startup) applies it.
+pub(super) fn register(startup: Startup) -> Result<(), StartupAlreadySet> {
+    STARTUP.set(startup).map_err(|_| StartupAlreadySet)
 }
 
 /// The configuration the process starts with: `config`, through the
