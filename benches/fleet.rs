@@ -12,9 +12,8 @@
 //! `cargo bench --features redis --bench fleet` (starts its own
 //! `redis-server` on a free loopback port; says how to install it if missing).
 
+use async_upload_test_support::rank;
 use std::hint::black_box;
-#[path = "../tests/support/rank.rs"]
-mod rank;
 #[path = "../tests/support/redis.rs"]
 #[allow(dead_code)] // shared with the tests, which use all of it
 mod redis;

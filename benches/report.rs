@@ -12,8 +12,7 @@
 //! The logs are written once into the target directory by the synthetic
 //! scenario the HTML report's tests use (`examples/synthetic_log.rs`).
 
-#[path = "../control/tests/support/synthetic.rs"]
-mod synthetic;
+use async_upload_test_support::synthetic;
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};

@@ -167,7 +167,7 @@ fn quantile(values: &[f64], q: f64) -> f64 {
     }
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
-    support::rank::nearest_rank(&sorted, q)
+    async_upload_test_support::rank::nearest_rank(&sorted, q)
 }
 
 /// When a call started: its record's end minus its duration.

@@ -35,8 +35,7 @@
 //! scenario and the run's index, so the table is the same on every machine
 //! and with any number of threads.
 
-#[path = "../tests/support/rank.rs"]
-mod rank;
+use async_upload_test_support::rank;
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;

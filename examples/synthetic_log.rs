@@ -11,8 +11,7 @@
 //! it back six minutes later, an operator clearing the rollback at 80 %.
 //! Seeded: the same arguments write the same file.
 
-#[path = "../control/tests/support/synthetic.rs"]
-mod synthetic;
+use async_upload_test_support::synthetic;
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;

@@ -2,8 +2,7 @@
 //! every site, the tables show the numbers the report's JSON shows, and the
 //! page fetches nothing.
 
-#[path = "../control/tests/support/synthetic.rs"]
-mod synthetic;
+use async_upload_test_support::synthetic;
 
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -19,7 +19,7 @@ use std::time::Duration;
 use async_upload::config::SiteOverrides;
 use async_upload::fleet::{Defaults, Store};
 
-use fleet_support::rank::nearest_rank;
+use async_upload_test_support::rank::nearest_rank;
 use fleet_support::replica::UP;
 use fleet_support::replica_lines::now_us;
 use fleet_support::{eventually, redis_server, state_of, wait_for, Line, RedisServer, Replica};

@@ -5,8 +5,7 @@
 //!
 //! It writes `target/report_html/report.png`, the screenshot in docs/dashboard.md.
 
-#[path = "../control/tests/support/synthetic.rs"]
-mod synthetic;
+use async_upload_test_support::synthetic;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,8 +2,7 @@
 //! counted exactly, lines are whole, the file recovers, the reader skips
 //! bad lines, CSV export, and `ASYNC_UPLOAD_LOG` with no code.
 
-#[path = "../../runtime/tests/support/mod.rs"]
-mod support;
+use async_upload_test_support::records as support;
 
 use std::io::{self, Write};
 use std::path::PathBuf;

@@ -3,8 +3,7 @@
 //! fleet's log split over several instance files reports exactly as the
 //! one file does.
 
-#[path = "support/synthetic.rs"]
-mod synthetic;
+use async_upload_test_support::synthetic;
 
 use std::time::Duration;
 

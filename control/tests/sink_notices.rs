@@ -5,8 +5,7 @@
 //! each as its `breaker` and `operator` lines, once, in a fresh process
 //! (the test binary re-runs itself as a child with the variable set).
 
-#[path = "../../runtime/tests/support/mod.rs"]
-mod support;
+use async_upload_test_support::records as support;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};

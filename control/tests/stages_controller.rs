@@ -2,8 +2,7 @@
 //! site back within 5 simulated minutes, enrolled keys take the sync path,
 //! the rollback is latched and logged.
 
-#[path = "../../runtime/tests/support/mod.rs"]
-mod support;
+use async_upload_test_support::records as support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

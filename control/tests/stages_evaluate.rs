@@ -1,8 +1,7 @@
 //! The pure evaluation: every verdict and every trigger at and around its
 //! threshold.
 
-#[path = "support/seams.rs"]
-mod seams;
+use async_upload_test_support::seams;
 
 use std::time::Duration;
 

@@ -3,8 +3,7 @@
 //! a size-skewed cohort held in review, and a shared backend's outage
 //! rolling the new path back.
 
-#[path = "support/seams.rs"]
-mod seams;
+use async_upload_test_support::seams;
 
 use std::sync::Arc;
 use std::time::Duration;

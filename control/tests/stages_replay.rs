@@ -3,8 +3,7 @@
 //! the report of the log those records and its events make reach the same
 //! verdict at the same moment.
 
-#[path = "support/seams.rs"]
-mod seams;
+use async_upload_test_support::seams;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

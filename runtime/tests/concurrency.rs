@@ -1,7 +1,7 @@
 //! 10,000 concurrent calls on the multi-thread runtime: every counter of
 //! the aggregator is exact.
 
-mod support;
+use async_upload_test_support::records as support;
 
 use std::time::Duration;
 

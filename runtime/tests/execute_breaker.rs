@@ -6,9 +6,8 @@
 //!
 //! The figures: `cargo test -p async-upload-runtime --test execute_breaker -- --nocapture`.
 
-#[path = "../../tests/support/rank.rs"]
-mod rank;
-mod support;
+use async_upload_test_support::rank;
+use async_upload_test_support::records as support;
 
 use std::future::{pending, ready};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};

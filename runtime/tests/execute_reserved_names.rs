@@ -2,7 +2,7 @@
 //! reserved names are recorded qualified, never count as critical and never
 //! roll a site back through the controller, while a real async panic does.
 
-mod support;
+use async_upload_test_support::records as support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The per-call state machine, path by path: each test drives one
 //! transition and checks the caller's result and the call's one record.
 
-mod support;
+use async_upload_test_support::records as support;
 
 use std::future::Future;
 use std::pin::pin;

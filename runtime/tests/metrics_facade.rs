@@ -3,7 +3,7 @@
 //! and errors per site and execution type.
 #![cfg(feature = "metrics")]
 
-mod support;
+use async_upload_test_support::records as support;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,7 +3,7 @@
 //! the record; why each sync path ran; which attempts left their outcome
 //! unknown.
 
-mod support;
+use async_upload_test_support::records as support;
 
 use std::future::Future;
 use std::io;

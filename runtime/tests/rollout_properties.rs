@@ -2,7 +2,7 @@
 //! 100 %, monotone as the rollout rises, uniform, and the same through a
 //! site as by the formula.
 
-mod support;
+use async_upload_test_support::records as support;
 
 use async_upload_runtime::rollout::{bucket, Rollout, RolloutKey, BUCKETS};
 use async_upload_runtime::Site;

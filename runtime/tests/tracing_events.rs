@@ -2,7 +2,7 @@
 //! attempts (recorded once); a debug event on each retry; a warning on the
 //! fallback and on failure, at most one per site every 10 s.
 
-mod support;
+use async_upload_test_support::records as support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -7,8 +7,6 @@
 //! user needs every item.
 #![allow(dead_code)]
 
-#[path = "../support/rank.rs"]
-pub mod rank;
 #[path = "../support/redis.rs"]
 mod redis;
 pub mod replica;

@@ -10,7 +10,6 @@ pub mod client;
 pub mod files;
 pub mod fixture;
 pub mod probe;
-pub mod rank;
 pub mod records;
 pub mod redis;
 pub mod replica_lines;

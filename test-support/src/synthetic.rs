@@ -4,7 +4,6 @@
 //! Seeded, so every run writes the same log. Used by the HTML report tests,
 //! the screenshot in docs/dashboard.md and the report benchmark
 //! (`examples/synthetic_log.rs`).
-#![allow(dead_code)] // each user takes its own subset
 
 use std::io::{self, Write};
 use std::time::{Duration, SystemTime};

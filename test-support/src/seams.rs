@@ -1,7 +1,6 @@
 //! The controller's seams as the stage tests drive them: counters set by
 //! hand ([`Counters`]), a latch of the test's own ([`Latch`]), and the
 //! observation of a window judged once ([`once`]).
-#![allow(dead_code)] // each test binary uses its own subset
 
 use std::sync::Mutex;
 use std::time::Duration;

@@ -1,6 +1,5 @@
-//! Shared by the runtime's integration tests: a sink that keeps the records
-//! of one site, and an error type with every classification.
-#![allow(dead_code)] // each test binary uses its own subset
+//! A sink that keeps the records of one site, the switches a test turns on,
+//! and an error type with every classification.
 
 use std::sync::{Arc, Mutex};
 
