@@ -26,11 +26,11 @@ use std::time::{Duration, Instant};
 
 use async_upload::async_upload;
 use async_upload::config::{handle, SiteOverrides};
-use async_upload::execute::{execute, execute_in_place};
 use async_upload::log::JsonlLog;
 use async_upload::metrics::{ExecutionType, MetricsSink, UploadRecord};
 use async_upload::rollout::bucket;
-use async_upload::Site;
+use async_upload_runtime::execute::{execute, execute_in_place};
+use async_upload_runtime::Site;
 use criterion::{criterion_group, Criterion, Throughput};
 use tokio::runtime::Runtime;
 

@@ -329,8 +329,8 @@ fn configure(out: &Path) -> Result<PathBuf, Box<dyn std::error::Error>> {
 /// The settings `upload` runs with. The attribute's `Site` is private to
 /// the generated function, so this is a twin with the same name and values:
 /// it resolves the same live configuration.
-fn site_settings() -> async_upload::config::Settings {
-    static TWIN: async_upload::Site = async_upload::Site::new(SITE)
+fn site_settings() -> async_upload_runtime::config::Settings {
+    static TWIN: async_upload_runtime::Site = async_upload_runtime::Site::new(SITE)
         .with_retries(2)
         .with_timeout(Duration::from_secs(2))
         .with_backoff(Duration::from_millis(50));

@@ -57,13 +57,17 @@
 //! | [`Classify`], [`ErrorClass`], [`Fault`], [`SyncReason`] | which failures retry or fall back; the runtime's own faults | |
 //! | [`call_id()`], [`CallId`] | one idempotency key per logical call | |
 //! | [`config`] | `Config`, `SiteOverrides`, the live `ConfigHandle` (`handle()`) | |
-//! | [`rollout`] | `bucket`, `RolloutKey`: the hash rollout | |
+//! | [`rollout`] | `bucket`, `Rollout`, `RolloutKey`: the hash rollout | |
 //! | [`metrics`] | `UploadRecord`, `MetricsSink`, `Aggregator`, snapshots and notices | |
-//! | [`log`] | the JSONL log: `JsonlLog`, `Event`, `read_file`, `Merged` | |
-//! | [`stages`] | `Stage`, `Triggers`, `Controller`, `Verdict`, the judge's `Interval` | report types: `cli` |
-//! | `dashboard` | the HTML report | `html` |
-//! | `fleet` | shared flags, stage and rollback in Redis | `redis` |
+//! | [`log`] | the JSONL log: `JsonlLog`, `Event`, `read_file`, `Merged` (crate `async-upload-control`) | |
+//! | [`stages`] | `Stage`, `Triggers`, `Controller`, `Verdict`, the judge's `Interval` (crate `async-upload-control`) | report types: `cli` |
+//! | `dashboard` | the HTML report (crate `async-upload-dashboard`) | `html` |
+//! | `fleet` | shared flags, stage and rollback in Redis (crate `async-upload-fleet`) | `redis` |
 //! | `testing` | scopes that decide a test's paths and keep its records | `testing` |
+//!
+//! That is the whole surface: `log`, `stages`, `dashboard` and `fleet` are
+//! their crates' documentation, re-exported whole; besides them only the
+//! generated code's `__private` module is reachable, and it is not an API.
 //!
 //! The command (`async-upload report`, `async-upload fleet`) is the
 //! `async-upload-cli` crate.
@@ -115,18 +119,17 @@ pub use async_upload_runtime::{
     call_id, ByteCount, CallId, Classify, ErrorClass, Fault, ParseCallIdError, SyncReason,
 };
 
-// The facade shows a card, not the runtime's whole inventory: each module
-// names what a user writes code against. The rest stays reachable (tests,
-// benchmarks and the generated code use it) through hidden glob re-exports,
-// which the named items shadow; it is not part of the documented API.
+// The facade documents what a service writes code against: the attribute,
+// the configuration, the records and the rollout formula. The layers above
+// the hot path (the log and the stages, the HTML report, fleet mode) are
+// re-exported whole and documented in their own crates; nothing else is
+// reachable (what generated code needs is in `__private`).
 
 pub mod config {
     //! Configuration: the global [`Config`] and its `ASYNC_UPLOAD_*`
     //! environment variables, per-site [`SiteOverrides`], and the live
     //! [`ConfigHandle`] ([`handle`]) a running service changes without a
     //! restart: kill switch, rollout percentage, per-site overrides, rollback.
-    #[doc(hidden)]
-    pub use async_upload_runtime::config::*;
     pub use async_upload_runtime::config::{Config, ConfigError, ConfigHandle, SiteOverrides};
 
     /// The process-wide configuration handle.
@@ -153,9 +156,7 @@ pub mod rollout {
     //! Who takes the async path: `bucket = md5(salt ++ ":" ++ key) % 10000`,
     //! enrolled when `bucket < round(percent * 100)`. [`bucket`] reproduces
     //! the formula; [`RolloutKey`] is what a `key = …` expression hashes.
-    #[doc(hidden)]
-    pub use async_upload_runtime::rollout::*;
-    pub use async_upload_runtime::rollout::{bucket, RolloutKey};
+    pub use async_upload_runtime::rollout::{bucket, Rollout, RolloutError, RolloutKey};
 }
 
 pub mod metrics {
@@ -164,60 +165,44 @@ pub mod metrics {
     //! ([`BreakerEvent`], [`ConfigChange`]), and the bounded in-memory
     //! [`Aggregator`] ([`global`]) with its per-site [`SiteSnapshot`] and
     //! [`Summary`].
-    #[doc(hidden)]
-    pub use async_upload_runtime::metrics::*;
+    /// Latency per size class of a [`SiteSnapshot`] ([`SiteSnapshot::sized`]).
+    pub use async_upload_runtime::metrics::sized::SizeClasses;
+    /// Why a call took the sync path (the same type as [`crate::SyncReason`]).
+    #[doc(no_inline)]
+    pub use async_upload_runtime::metrics::SyncReason;
     pub use async_upload_runtime::metrics::{
-        add_sink, global, remove_sink, Aggregator, BreakerChange, BreakerEvent, ConfigChange,
-        ExecutionType, MetricsSink, ParseSyncReasonError, RuntimeFault, SettingChange, SinkId,
-        SiteSnapshot, Summary, SyncReason, UploadRecord,
+        add_sink, global, remove_sink, Aggregator, BreakerChange, BreakerEvent, Comparison,
+        ConfigChange, ExecutionType, FanOut, Histogram, MetricsSink, ParseSyncReasonError,
+        PathSnapshot, RuntimeFault, SettingChange, SinkId, SiteSnapshot, SiteStats, Summary,
+        UploadRecord,
     };
     /// Per site, why calls went sync and what ran after an ambiguous attempt
     /// (part of the `async-upload report` command).
     #[cfg(feature = "cli")]
     pub use async_upload_runtime::metrics::{CallAudit, SiteAudit};
+    /// Forwards every record to the `metrics` crate facade (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    pub use async_upload_runtime::metrics::{MetricsFacadeSink, DURATION_BUCKETS, DURATION_METRIC};
 }
 
-pub mod log {
-    //! The JSONL log: one [`Event`] per line (upload records and the
-    //! controller's stage, verdict and rollback events), the [`JsonlLog`]
-    //! sink (`ASYNC_UPLOAD_LOG`, flushed by [`guard`] on exit), and
-    //! [`read_file`] and [`Reader`], which read a log back strictly
-    //! ([`Merged`]: several instances' logs as one stream, in time order).
-    #[doc(hidden)]
-    pub use async_upload_control::log::*;
-    pub use async_upload_control::log::{
-        guard, read_file, Event, FlushGuard, JsonlLog, LineError, Log, MergeError, Merged,
-        OperatorEvent, Reader, RollbackEvent, StageEntered, StageEvent, VerdictEvent,
-    };
-}
+/// The JSONL log: one event per line, the sink `ASYNC_UPLOAD_LOG` installs,
+/// and a strict reader (crate `async-upload-control`).
+#[doc(no_inline)]
+pub use async_upload_control::log;
+/// The staged rollout: stages, the judge and its triggers, the controller
+/// and the offline report (crate `async-upload-control`).
+#[doc(no_inline)]
+pub use async_upload_control::stages;
 
-pub mod stages {
-    //! The staged rollout: [`Stage`]s (1 % → 10 % → 50 % → 100 %,
-    //! [`DEFAULT_STAGES`]) with their criteria, the rollback and review
-    //! [`Triggers`], and the [`Controller`] that evaluates a site on a
-    //! [`Clock`] and acts through an [`Actuator`] on what a [`HealthSource`]
-    //! reports, writing every [`Evaluation`] to the log.
-    #[doc(hidden)]
-    pub use async_upload_control::stages::*;
-    pub use async_upload_control::stages::{
-        drive, Actuator, AdvanceError, Check, Clock, Controller, ControllerBuilder, Criterion,
-        Evaluation, HealthSource, Interval, ManualClock, Period, Stage, Status, Trigger,
-        TriggerKind, Triggers, Verdict, DEFAULT_STAGES,
-    };
-    /// The offline report of a JSONL log (the `async-upload report` command),
-    /// built in one pass by a [`ReportBuilder`].
-    #[cfg(feature = "cli")]
-    pub use async_upload_control::stages::{
-        EventLog, Replayed, Report, ReportBuilder, ReportError, ReportEvent, ReportOptions,
-        RollbackFinding,
-    };
-}
-
-/// The self-contained HTML rollout report (feature `html`).
+/// The self-contained HTML rollout report (feature `html`, crate
+/// `async-upload-dashboard`).
 #[cfg(feature = "html")]
+#[doc(no_inline)]
 pub use async_upload_dashboard as dashboard;
-/// Fleet mode (cargo feature `redis`): shared flags, stage and rollback in Redis.
+/// Fleet mode (feature `redis`, crate `async-upload-fleet`): shared flags,
+/// stage and rollback in Redis.
 #[cfg(feature = "redis")]
+#[doc(no_inline)]
 pub use async_upload_fleet as fleet;
 
 /// Testing code that uses the attribute (cargo feature `testing`, for
@@ -225,9 +210,6 @@ pub use async_upload_fleet as fleet;
 /// calls and keeps their records, isolated from the process's globals.
 #[cfg(feature = "testing")]
 pub use async_upload_runtime::testing;
-
-#[doc(hidden)]
-pub use async_upload_runtime::{execute, policy, Call, Path, Site};
 
 mod start;
 
@@ -241,5 +223,6 @@ pub mod __private {
     pub use async_upload_runtime::execute::{execute, execute_in_place, Lend};
     pub use async_upload_runtime::probe_ok;
     pub use async_upload_runtime::send_argument::SendArgument;
+    #[doc(no_inline)]
     pub use async_upload_runtime::{ByteCount, Site};
 }

@@ -79,7 +79,7 @@ type Panic = Box<dyn Any + Send + 'static>;
 /// attempt may be retried and the fallback receives `args` itself.
 ///
 /// ```
-/// use async_upload::{execute::execute, Site};
+/// use async_upload_runtime::{execute::execute, Site};
 ///
 /// static UPLOAD: Site = Site::new("docs_execute");
 ///

@@ -14,8 +14,8 @@ use std::sync::{Mutex, PoisonError};
 /// borrowed value, and a retry would start from that.
 ///
 /// ```
-/// use async_upload::execute::{execute_in_place, Lend};
-/// use async_upload::Site;
+/// use async_upload_runtime::execute::{execute_in_place, Lend};
+/// use async_upload_runtime::Site;
 ///
 /// static APPEND: Site = Site::new("docs_lend");
 ///

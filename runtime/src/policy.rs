@@ -83,7 +83,7 @@ impl std::error::Error for Fault {}
 /// implements it for [`std::io::Error`].
 ///
 /// ```
-/// use async_upload::policy::{Classify, ErrorClass, Fault};
+/// use async_upload_runtime::policy::{Classify, ErrorClass, Fault};
 ///
 /// #[derive(Debug)]
 /// enum UploadError {
@@ -247,7 +247,7 @@ impl Classify for io::Error {
 ///
 /// ```
 /// use std::time::Duration;
-/// use async_upload::policy::Backoff;
+/// use async_upload_runtime::policy::Backoff;
 ///
 /// let backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
 /// assert_eq!(backoff.ceiling(0), Duration::from_millis(100));

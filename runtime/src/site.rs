@@ -22,7 +22,7 @@ use crate::sync::maybe_const_fn;
 ///
 /// ```
 /// use std::time::Duration;
-/// use async_upload::Site;
+/// use async_upload_runtime::Site;
 ///
 /// static UPLOAD: Site = Site::new("upload")
 ///     .with_retries(2)
@@ -128,7 +128,7 @@ impl Site {
     /// at once until a probe succeeds and the breaker closes.
     ///
     /// ```
-    /// use async_upload::Site;
+    /// use async_upload_runtime::Site;
     ///
     /// async fn bucket_reachable() -> std::io::Result<()> { Ok(()) }
     ///
@@ -179,7 +179,7 @@ impl Site {
     /// The bucket of `key` at this site.
     ///
     /// ```
-    /// use async_upload::Site;
+    /// use async_upload_runtime::Site;
     ///
     /// static UPLOAD: Site = Site::new("upload");
     /// assert_eq!(UPLOAD.bucket(&"file-1"), 1804);
@@ -335,8 +335,8 @@ impl Site {
     /// The state of this site's circuit breaker.
     ///
     /// ```
-    /// use async_upload::config::BreakerState;
-    /// use async_upload::Site;
+    /// use async_upload_runtime::config::BreakerState;
+    /// use async_upload_runtime::Site;
     ///
     /// static UPLOAD: Site = Site::new("docs_breaker");
     /// assert_eq!(UPLOAD.breaker_state(), BreakerState::Closed);

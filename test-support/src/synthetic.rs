@@ -74,7 +74,7 @@ pub struct Timeline {
     pub end: SystemTime,
 }
 
-/// What [`write`] wrote.
+/// What [`write()`] wrote.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Written {
     /// Upload lines.

@@ -1,7 +1,7 @@
 //! The error type of the attribute tests' stand-in uploads: one variant per
 //! classification.
 
-use async_upload::policy::{Classify, ErrorClass, Fault};
+use async_upload::{Classify, ErrorClass, Fault};
 
 #[derive(Clone, Debug, PartialEq)]
 #[allow(dead_code)] // each test binary constructs its own subset

@@ -24,7 +24,7 @@ use crate::rollout::Rollout;
 /// The settings one site runs with, after precedence and kill switches.
 ///
 /// ```
-/// use async_upload::Site;
+/// use async_upload_runtime::Site;
 ///
 /// static SITE: Site = Site::new("docs_settings").with_retries(4);
 /// let settings = SITE.settings();

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
 use super::path::{PathSnapshot, PathStats};
-use super::sized::{AtomicSized, Sized};
+use super::sized::{AtomicSized, SizeClasses};
 use super::summary::{Comparison, Summary};
 use super::{ExecutionType, MetricsSink, UploadRecord};
 
@@ -192,7 +192,7 @@ pub struct SiteSnapshot {
     paths: [PathSnapshot; 3],
     /// The sync and async latencies per size class; empty for counters that
     /// did not keep them (a fleet's merged numbers).
-    sized: [Sized; 2],
+    sized: [SizeClasses; 2],
 }
 
 impl SiteSnapshot {
@@ -240,7 +240,7 @@ impl SiteSnapshot {
     /// The latency per size class of `execution_type` (sync or async; a
     /// fallback has none), for the calls that declared a size.
     #[must_use]
-    pub fn sized(&self, execution_type: ExecutionType) -> Option<&Sized> {
+    pub fn sized(&self, execution_type: ExecutionType) -> Option<&SizeClasses> {
         sized_slot(execution_type).map(|slot| &self.sized[slot])
     }
 

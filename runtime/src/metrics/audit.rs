@@ -13,7 +13,7 @@ use super::{ExecutionType, SyncReason, UploadRecord};
 /// Counts records per site as they stream by.
 ///
 /// ```
-/// use async_upload::metrics::{CallAudit, ExecutionType, UploadRecord};
+/// use async_upload_runtime::metrics::{CallAudit, ExecutionType, UploadRecord};
 /// use async_upload::SyncReason;
 ///
 /// let mut audit = CallAudit::default();

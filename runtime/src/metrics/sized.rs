@@ -54,8 +54,8 @@ impl AtomicSized {
         }
     }
 
-    pub(crate) fn snapshot(&self) -> Sized {
-        let mut sized = Sized::default();
+    pub(crate) fn snapshot(&self) -> SizeClasses {
+        let mut sized = SizeClasses::default();
         for (class, histogram) in self.classes.iter().enumerate() {
             if let Some(histogram) = histogram.get() {
                 *sized.slot(class) = Some(histogram.snapshot());
@@ -68,11 +68,11 @@ impl AtomicSized {
 /// A copy of one path's per-class histograms: index = class, `None` for a
 /// class no call of the path has had.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Sized {
+pub struct SizeClasses {
     classes: Vec<Option<Histogram>>,
 }
 
-impl Sized {
+impl SizeClasses {
     fn slot(&mut self, class: usize) -> &mut Option<Histogram> {
         if self.classes.len() <= class {
             self.classes.resize_with(class + 1, || None);
@@ -90,8 +90,8 @@ impl Sized {
 
     /// The calls made after `earlier`, a copy of the same counters.
     #[must_use]
-    pub fn since(&self, earlier: &Sized) -> Sized {
-        Sized {
+    pub fn since(&self, earlier: &SizeClasses) -> SizeClasses {
+        SizeClasses {
             classes: self
                 .classes
                 .iter()
@@ -108,7 +108,7 @@ impl Sized {
     }
 
     /// Adds `other`'s calls.
-    pub fn merge(&mut self, other: &Sized) {
+    pub fn merge(&mut self, other: &SizeClasses) {
         for (class, theirs) in other.classes.iter().enumerate() {
             if let Some(theirs) = theirs {
                 self.slot(class)
@@ -152,7 +152,7 @@ mod tests {
     #[test]
     fn live_and_copied_classes_agree_and_subtract() {
         let live = AtomicSized::new();
-        let mut copy = Sized::default();
+        let mut copy = SizeClasses::default();
         for (bytes, micros) in [(Some(1500), 10), (Some(1600), 20), (None, 5), (Some(9), 7)] {
             live.record(bytes, micros);
             copy.record(bytes, micros);
