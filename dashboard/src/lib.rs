@@ -7,6 +7,9 @@
 //! from anywhere; the charts are inline SVG drawn with
 //! [`plotters`](https://docs.rs/plotters).
 //!
+//! The public names: [`Dashboard`] (fed records, rendered with a report)
+//! and [`HtmlError`].
+//!
 //! A [`Dashboard`] is fed in the same single pass over the log as the
 //! report: its memory is bounded by the log's duration (per-bucket
 //! aggregates, at most a few hundred buckets per site), not by its records.

@@ -43,6 +43,7 @@ mod connect;
 mod env;
 mod health;
 mod keys;
+mod lock;
 mod read;
 mod report;
 mod script;
@@ -55,7 +56,7 @@ mod threads;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use acl::{OPERATOR_ACL, REPLICA_ACL};
@@ -69,6 +70,7 @@ pub use store::{Store, DEFAULT_TIMEOUT};
 
 use apply::Applier;
 use health::HealthBook;
+use lock::lock;
 use stage::PendingStage;
 use threads::ContactLog;
 
@@ -464,12 +466,6 @@ impl FleetBuilder {
     }
 }
 
-/// A poisoned lock still holds consistent data here (every change is a
-/// single assignment or a whole `apply`).
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// A site marked as being latched by a call of this replica, while the
 /// guard lives (counted: two controllers of one replica may latch at once).
 struct Latching<'a> {
@@ -494,11 +490,4 @@ impl Drop for Latching<'_> {
             }
         }
     }
-}
-
-/// Milliseconds since the Unix epoch, by this machine's clock.
-pub(crate) fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

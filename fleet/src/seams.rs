@@ -7,7 +7,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use async_upload_control::stages::{Actuator, Controller, ControllerBuilder, HealthSource};
 use async_upload_runtime::metrics::SiteSnapshot;
 
-use super::{lock, validate_site, Fleet, FleetError};
+use super::lock::lock;
+use super::{validate_site, Fleet, FleetError};
 
 impl Actuator for Fleet {
     fn enter_stage(&self, site: &str, stage: u32, rollout: f64) {

@@ -3,8 +3,9 @@
 //! (so two leaders for a moment never advance twice), and a write whose
 //! reply is lost is read back and settled, never reverted.
 
+use super::lock::{lock, unix_ms};
 use super::store::StageWrite;
-use super::{lock, unix_ms, Fleet, Inner};
+use super::{Fleet, Inner};
 
 /// A stage write of this replica not yet seen in the applied state.
 #[derive(Clone, Debug, PartialEq)]

@@ -263,7 +263,7 @@ impl Store {
         self.write(
             Mode::Set,
             Some(site),
-            stage_fields(stage, rollout, super::unix_ms()),
+            stage_fields(stage, rollout, super::lock::unix_ms()),
             Vec::new(),
         )
     }
@@ -327,7 +327,7 @@ impl Store {
             vec![
                 (field::ROLLED_BACK, "false".to_owned()),
                 (field::CLEARED_VERSION, "$version".to_owned()),
-                (field::STAGE_ENTERED_MS, super::unix_ms().to_string()),
+                (field::STAGE_ENTERED_MS, super::lock::unix_ms().to_string()),
             ],
             vec![field::REASON],
         )

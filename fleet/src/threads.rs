@@ -9,11 +9,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::keys::{Keys, TEXT_LIMIT};
+use super::lock::{lock, unix_ms};
 use super::report::ReplicaReport;
 use super::state::bounded;
 use super::{
-    lock, stage, unix_ms, ContactCause, FleetError, Inner, Store, LEASE_TTL, POLL_EVERY,
-    REPORT_EVERY, REPORT_TTL,
+    stage, ContactCause, FleetError, Inner, Store, LEASE_TTL, POLL_EVERY, REPORT_EVERY, REPORT_TTL,
 };
 use async_upload_runtime::config::handle;
 

@@ -14,6 +14,18 @@
 //! - `testing` (cargo feature `testing`): scopes that decide the path of a
 //!   test's calls and keep their records, isolated from the globals.
 //!
+//! The public names: at the root, [`Site`], [`Call`], [`Path`],
+//! [`SyncReason`], [`ByteCount`], [`Classify`], [`ErrorClass`], [`Fault`],
+//! [`ProbeOutcome`], [`call_id()`], [`CallId`], [`ParseCallIdError`]; in
+//! [`config`], `Config`, `SiteOverrides`, `ConfigError`, `ConfigHandle`
+//! (`handle`), `Settings`, `BreakerSettings`, `BreakerState`, `Startup`
+//! (`set_startup`), the attribution of changes (`as_controller`,
+//! `applied_by`) and `config::env`; in [`rollout`], `bucket`, `Rollout`,
+//! `RolloutKey`; in [`policy`], the error classes and `Backoff`; in
+//! [`execute`], `execute`, `execute_in_place`, `Lend`; in [`metrics`], the
+//! record, the sinks, the aggregator and its snapshots, the notices, and
+//! `metrics::rfc3339` and `metrics::sized` for the layers above.
+//!
 //! The layers above build on it and never the reverse:
 //! `async-upload-control` (the JSONL log and the staged rollout),
 //! `async-upload-dashboard` (the HTML report) and `async-upload-fleet`
