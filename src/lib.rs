@@ -216,7 +216,7 @@ mod start;
 /// Generated code reaches the runtime through here; not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::start::start;
+    pub use crate::start::STARTUP;
     pub use async_upload_runtime::classify_fn::{
         attempt as classify_attempt, sync as classify_sync, Classified,
     };

@@ -7,15 +7,19 @@ use std::sync::Once;
 
 use async_upload_runtime::config::{set_startup, Config, Startup};
 
-/// Registers the start-up with the runtime, once. Every entry point of the
-/// facade that may be the process's first use of the configuration calls it
-/// (the generated code before each call): after the first time it is one
-/// load.
+/// The facade's start-up. Every annotated function's site carries it
+/// (`Site::with_startup`), which registers it at the site's first read of
+/// the configuration, at no cost per call.
+pub const STARTUP: Startup = Startup::new(start_layers, follow);
+
+/// Registers the start-up with the runtime, once: for the facade's own
+/// entry points that may be the process's first use of the configuration
+/// ([`config::handle`](crate::config::handle)).
 pub fn start() {
     static START: Once = Once::new();
     START.call_once(|| {
-        // Only this function registers: the runtime refuses a second one.
-        let _ = set_startup(Startup::new(start_layers, follow));
+        // The runtime keeps the first registration, whoever made it.
+        let _ = set_startup(STARTUP);
     });
 }
 

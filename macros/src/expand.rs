@@ -138,9 +138,6 @@ pub(crate) fn expand(site: &Site, target: Target) -> syn::Result<TokenStream> {
     let block: Block = syn::parse2(quote! {{
         #site_static
         #(#sendable)*
-        // The environment's log and fleet start before the first call reads
-        // the configuration.
-        #private::start();
         let #call_ident = #call;
         #(#lends)*
         #private::#execute(#call_ident, (#(#values,)*), #attempt, #fallback).await #unwrap
@@ -463,7 +460,9 @@ fn fallback(
 /// cached across calls. It holds only constants written in the attribute.
 fn site_static(site: &Site, private: &TokenStream) -> TokenStream {
     let name = &site.name;
-    let mut builder = quote!(#private::Site::new(#name));
+    // The environment's log and fleet start when the site first reads the
+    // configuration.
+    let mut builder = quote!(#private::Site::new(#name).with_startup(#private::STARTUP));
     if let Some(salt) = &site.salt {
         builder.extend(quote!(.with_salt(#salt)));
     }

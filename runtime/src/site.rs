@@ -8,7 +8,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::breaker::{Breaker, Probe, ProbeFn};
-use crate::config::{handle, AttributeOverrides, BreakerSettings, BreakerState, Origins, Settings};
+use crate::config::{
+    handle, handle_starting, set_startup, AttributeOverrides, BreakerSettings, BreakerState,
+    Origins, Settings, Startup,
+};
 pub use crate::metrics::SyncReason;
 use crate::metrics::{self, SiteStats};
 use crate::policy::Backoff;
@@ -40,6 +43,9 @@ pub struct Site {
     probe: Option<ProbeFn>,
     /// The attribute's `probe_timeout`.
     probe_timeout: Option<Duration>,
+    /// The start-up of the layers above, registered by this site's first
+    /// use of the configuration (`with_startup`).
+    startup: Option<Startup>,
     cache: Cache,
 }
 
@@ -77,6 +83,7 @@ impl Site {
                 },
                 probe: None,
                 probe_timeout: None,
+                startup: None,
                 cache: Cache {
                     settings: cache::Cache::new(),
                     stats: OnceLock::new(),
@@ -142,6 +149,16 @@ impl Site {
         probe: fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>,
     ) -> Self {
         self.probe = Some(probe);
+        self
+    }
+
+    /// The start-up of the layers above the runtime (the facade's log and
+    /// fleet), registered when this site first reads the configuration: at
+    /// no cost per call, and before the configuration's first use when this
+    /// site is the first to read it ([`set_startup`] then applies it late).
+    #[must_use]
+    pub const fn with_startup(mut self, startup: Startup) -> Self {
+        self.startup = Some(startup);
         self
     }
 
@@ -244,12 +261,24 @@ impl Site {
     }
 
     fn refresh_if_stale(&self) {
-        if !self.cache.settings.holds(handle().generation()) {
+        if !self
+            .cache
+            .settings
+            .holds(handle_starting(self.startup).generation())
+        {
             self.resolve_now();
         }
     }
 
     fn resolve_now(&self) {
+        if let Some(startup) = self
+            .startup
+            .filter(|_| !self.cache.announced.load(Ordering::Relaxed))
+        {
+            // This site's first resolution: the configuration was first used
+            // elsewhere, so the start-up may not be registered yet.
+            let _ = set_startup(startup);
+        }
         let (settings, origins, generation) = handle().resolve(self.name, self.attribute);
         if !self.cache.announced.swap(true, Ordering::Relaxed) {
             self.announce(&settings, origins);

@@ -2,8 +2,8 @@ async fn put(self: Arc<Self>, __arg1: (String, String)) -> io::Result<()> {
     static __ASYNC_UPLOAD_SITE: ::async_upload::__private::Site = ::async_upload::__private::Site::new(
             "store.put",
         )
+        .with_startup(::async_upload::__private::STARTUP)
         .with_backoff(::core::time::Duration::from_millis(250));
-    ::async_upload::__private::start();
     let __call = __ASYNC_UPLOAD_SITE.call_unkeyed();
     ::async_upload::__private::execute_in_place(
             __call,

@@ -2,8 +2,8 @@ async fn put(&self, tenant: String, body: Vec<u8>) -> Result<usize, StoreError> 
     static __ASYNC_UPLOAD_SITE: ::async_upload::__private::Site = ::async_upload::__private::Site::new(
             "put",
         )
+        .with_startup(::async_upload::__private::STARTUP)
         .with_retries(1);
-    ::async_upload::__private::start();
     let __call = __ASYNC_UPLOAD_SITE.call(&(tenant.as_str()));
     ::async_upload::__private::execute_in_place(
             __call,

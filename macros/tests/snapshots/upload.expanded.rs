@@ -3,9 +3,9 @@ pub async fn upload(req: UploadRequest, dest: &str) -> Result<Receipt, UploadErr
     static __ASYNC_UPLOAD_SITE: ::async_upload::__private::Site = ::async_upload::__private::Site::new(
             "upload",
         )
+        .with_startup(::async_upload::__private::STARTUP)
         .with_retries(2)
         .with_timeout(::core::time::Duration::from_secs(30));
-    ::async_upload::__private::start();
     let __call = __ASYNC_UPLOAD_SITE
         .call(&(req.id.as_str()))
         .with_bytes(req.bytes.len());

@@ -260,7 +260,19 @@ static LIVE: OnceLock<ConfigHandle> = OnceLock::new();
 /// that is not routing (the log path, retries, timeout) is kept.
 #[must_use]
 pub fn handle() -> &'static ConfigHandle {
-    LIVE.get_or_init(ConfigHandle::from_process_env)
+    handle_starting(None)
+}
+
+/// The process-wide handle; when this is its first use, `startup` is
+/// registered before the environment is read (a site's start-up: the check
+/// is the handle's own, so a call pays nothing for it).
+pub(crate) fn handle_starting(startup: Option<Startup>) -> &'static ConfigHandle {
+    LIVE.get_or_init(|| {
+        if let Some(startup) = startup {
+            let _ = startup::register(startup);
+        }
+        ConfigHandle::from_process_env()
+    })
 }
 
 /// Registers the start-up of the layers above the runtime.

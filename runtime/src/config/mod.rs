@@ -48,7 +48,7 @@ pub use error::ConfigError;
 #[cfg(feature = "testing")]
 pub(crate) use live::SiteControl;
 pub use live::{handle, set_startup, ConfigHandle, Settings};
-pub(crate) use live::{AttributeOverrides, Origins};
+pub(crate) use live::{handle_starting, AttributeOverrides, Origins};
 pub use startup::{Startup, StartupAlreadySet};
 
 use crate::rollout::Rollout;
