@@ -3,8 +3,6 @@
 //! started with no code, before the first annotated call or the first use of
 //! [`config::handle`](crate::config::handle).
 
-use std::sync::Once;
-
 use async_upload_runtime::config::{set_startup, Config, Startup};
 
 /// The facade's start-up. Every annotated function's site carries it
@@ -12,15 +10,12 @@ use async_upload_runtime::config::{set_startup, Config, Startup};
 /// the configuration, at no cost per call.
 pub const STARTUP: Startup = Startup::new(start_layers, follow);
 
-/// Registers the start-up with the runtime, once: for the facade's own
-/// entry points that may be the process's first use of the configuration
-/// ([`config::handle`](crate::config::handle)).
+/// Registers the start-up with the runtime, for the facade's own entry
+/// points that may be the process's first use of the configuration
+/// ([`config::handle`](crate::config::handle)). The runtime keeps the first
+/// registration, whoever made it; once made, this is one load.
 pub fn start() {
-    static START: Once = Once::new();
-    START.call_once(|| {
-        // The runtime keeps the first registration, whoever made it.
-        let _ = set_startup(STARTUP);
-    });
+    let _ = set_startup(STARTUP);
 }
 
 fn start_layers(config: Config) -> Config {
