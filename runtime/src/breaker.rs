@@ -56,7 +56,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::metrics::{BreakerChange, BreakerEvent};
@@ -119,8 +118,9 @@ impl BreakerSettings {
 }
 
 /// The breaker's state, as events and gauges show it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum BreakerState {
     /// Calls take the async path.

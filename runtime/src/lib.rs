@@ -24,7 +24,14 @@
 //! `RolloutKey`; in [`policy`], the error classes and `Backoff`; in
 //! [`execute`], `execute`, `execute_in_place`, `Lend`; in [`metrics`], the
 //! record, the sinks, the aggregator and its snapshots, the notices, and
-//! `metrics::rfc3339` and `metrics::sized` for the layers above.
+//! `metrics::sized` and (feature `serde`) `metrics::rfc3339` and
+//! `metrics::upload_from_line` for the layers above.
+//!
+//! Its dependencies are tokio, tracing, arc-swap, md-5 and fastrand. The
+//! cargo features add the rest: `serde` the wire form of records, notices
+//! and per-path counters (`serde`, `serde_json`, `humantime`; the log and fleet
+//! turn it on), `metrics`, `uuid`, `anyhow`, `report` (the per-call audit
+//! of the offline report) and `testing`.
 //!
 //! The layers above build on it and never the reverse:
 //! `async-upload-control` (the JSONL log and the staged rollout),

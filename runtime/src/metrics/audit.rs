@@ -6,8 +6,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde::{Serialize, Serializer};
-
 use super::{ExecutionType, SyncReason, UploadRecord};
 
 /// Counts records per site as they stream by.
@@ -29,18 +27,20 @@ use super::{ExecutionType, SyncReason, UploadRecord};
 /// assert_eq!(site.retries_after_ambiguous, 2);
 /// assert_eq!(site.fallbacks_after_ambiguous, 1);
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct CallAudit {
     sites: BTreeMap<String, SiteAudit>,
 }
 
 /// One site's counts in a [`CallAudit`].
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct SiteAudit {
     /// Calls that ran the sync path, per reason (records without a reason,
     /// written before it was recorded, are not counted).
-    #[serde(serialize_with = "by_name")]
+    #[cfg_attr(feature = "serde", serde(serialize_with = "by_name"))]
     pub sync_reasons: BTreeMap<SyncReason, u64>,
     /// Calls with at least one attempt whose outcome is unknown.
     pub calls_with_ambiguous_attempts: u64,
@@ -59,7 +59,11 @@ pub struct SiteAudit {
     pub fallbacks_after_ambiguous: u64,
 }
 
-fn by_name<S: Serializer>(reasons: &BTreeMap<SyncReason, u64>, s: S) -> Result<S::Ok, S::Error> {
+#[cfg(feature = "serde")]
+fn by_name<S: serde::Serializer>(
+    reasons: &BTreeMap<SyncReason, u64>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     s.collect_map(reasons.iter().map(|(reason, n)| (reason.as_str(), n)))
 }
 

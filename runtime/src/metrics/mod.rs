@@ -21,11 +21,14 @@ mod aggregate;
 mod audit;
 #[cfg(feature = "metrics")]
 mod facade;
+#[cfg(feature = "serde")]
 mod flat_json;
 mod histogram;
 mod notice;
 mod path;
 pub(crate) mod record;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub mod rfc3339;
 mod sink;
 pub mod sized;
@@ -45,6 +48,7 @@ pub use record::{ExecutionType, ParseSyncReasonError, RuntimeFault, SyncReason, 
 pub use sink::{add_sink, remove_sink, FanOut, MetricsSink, SinkId};
 pub use summary::{Comparison, Summary};
 
+#[cfg(feature = "serde")]
 pub use record::upload_from_line;
 pub use sink::replace_sink;
 pub(crate) use sink::{dispatch, notify};

@@ -11,8 +11,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
-
+#[cfg(feature = "serde")]
 use super::rfc3339;
 
 /// A `breaker` line: what changed in a site's circuit breaker or retry budget.
@@ -29,18 +28,22 @@ use super::rfc3339;
 /// );
 /// assert_eq!(event.cooldown_s, Some(2.0));
 /// ```
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct BreakerEvent {
     /// When.
-    #[serde(with = "rfc3339")]
+    #[cfg_attr(feature = "serde", serde(with = "rfc3339"))]
     pub ts: SystemTime,
     /// The site.
     pub site: String,
     /// What changed.
     pub event: BreakerChange,
     /// How long the breaker stays open before it probes, when it opened.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub cooldown_s: Option<f64>,
 }
 
@@ -63,8 +66,9 @@ impl BreakerEvent {
 }
 
 /// What a [`BreakerEvent`] reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum BreakerChange {
     /// The breaker opened: enrolled calls go straight to the sync path.

@@ -3,13 +3,12 @@
 use std::borrow::Cow;
 use std::time::SystemTime;
 
-use serde::{Deserialize, Serialize, Serializer};
-
 use crate::call_id::CallId;
 
 /// Which path served a call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum ExecutionType {
     /// The sync path ran by decision (disabled, rolled back or not enrolled).
     Sync,
@@ -64,8 +63,9 @@ impl core::fmt::Display for ExecutionType {
 /// assert!(record.is_critical());
 /// assert_eq!(record.error_type.as_deref(), Some("panic"));
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum RuntimeFault {
     /// The async body panicked: a critical error, the site rolls back.
@@ -145,8 +145,9 @@ impl core::fmt::Display for RuntimeFault {
 /// assert_eq!(SyncReason::NotEnrolled.as_str(), "not_enrolled");
 /// assert_eq!("breaker_open".parse::<SyncReason>(), Ok(SyncReason::BreakerOpen));
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum SyncReason {
     /// `enabled = false`, globally or for the site (the kill switch).
@@ -260,8 +261,9 @@ pub(crate) fn user_error_name(name: &'static str) -> &'static str {
 /// assert_eq!(record.execution_type.as_str(), "async");
 /// assert!(!record.is_critical());
 /// ```
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(try_from = "wire::Upload")]
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "wire::Upload"))]
 #[non_exhaustive]
 pub struct UploadRecord {
     /// When the call ended (RFC 3339, UTC, in JSON).
@@ -362,16 +364,20 @@ impl UploadRecord {
     }
 }
 
-impl Serialize for UploadRecord {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        wire::Upload::from(self).serialize(serializer)
+#[cfg(feature = "serde")]
+impl serde::Serialize for UploadRecord {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(&wire::Upload::from(self), serializer)
     }
 }
 
 /// The JSON shape of a record: the DESIGN fields plus the explicit
 /// `critical` and `fault`, both optional on reading for old lines.
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub use wire::from_line as upload_from_line;
 
+#[cfg(feature = "serde")]
 mod wire;
 
 #[cfg(test)]

@@ -1,8 +1,6 @@
 //! What a person reads: [`Summary`] per site and execution type, and the
 //! async-vs-sync [`Comparison`].
 
-use serde::Serialize;
-
 use super::{ExecutionType, PathSnapshot};
 
 /// Counts, rates and latency of one execution type at one site.
@@ -10,7 +8,8 @@ use super::{ExecutionType, PathSnapshot};
 /// Rates are over finished calls (successes + failures); cancelled calls
 /// are counted but neither succeeded nor failed. With no finished call the
 /// rates are 0 and the latencies `None`: check `count` before reading them.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct Summary {
     /// The site.
@@ -91,7 +90,8 @@ fn ratio(numerator: u64, denominator: u64) -> f64 {
 /// paid for both paths, are in neither).
 ///
 /// A change of `+10.0` means the async path is 10 % slower.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct Comparison {
     /// The site.
