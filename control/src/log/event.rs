@@ -6,7 +6,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::stages::{Baseline, Evaluation, Stage, Trigger, TriggerKind, Triggers};
+use crate::stages::latency::Baseline;
+use crate::stages::stage::{Stage, Triggers};
+use crate::stages::verdict::{Evaluation, Trigger, TriggerKind};
 use async_upload_runtime::metrics::{rfc3339, BreakerEvent, UploadRecord};
 
 use super::operator::OperatorEvent;

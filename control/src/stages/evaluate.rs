@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use super::health::Health;
 use super::judge::{rate_interval, Interval};
-use super::latency::{compare_frozen, compare_window};
+use super::latency::{compare_frozen, compare_window, Baseline};
 use super::rates::RateEvidence;
 use super::sequential::Evidence;
 use super::stage::{Stage, Triggers};
 use super::verdict::{
-    Baseline, BaselineSource, Bound, Check, Complaints, Criterion, Evaluation, Latency, Memory,
-    Missing, Trigger, TriggerKind, Verdict,
+    BaselineSource, Bound, Check, Complaints, Criterion, Evaluation, Latency, Memory, Missing,
+    Trigger, TriggerKind, Verdict,
 };
 use async_upload_runtime::metrics::{ExecutionType, SiteSnapshot};
 

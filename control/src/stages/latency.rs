@@ -39,7 +39,50 @@ use async_upload_runtime::metrics::{ExecutionType, Histogram, SiteSnapshot};
 /// its own (fewer: merged with the next larger class).
 pub(crate) const GROUP_MIN: u64 = 10;
 
-/// The sync latency of one size group, frozen with a [`Baseline`](super::Baseline).
+/// Sync-path latency to compare the async path with, frozen at the end of
+/// a stage for the next one (at 100 % there is no sync traffic).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Baseline {
+    /// Sync median, milliseconds.
+    pub p50_ms: f64,
+    /// Sync 95th percentile, milliseconds.
+    pub p95_ms: f64,
+    /// Sync calls it was measured on.
+    pub calls: u64,
+    /// The same per size group, so that the next stage compares like with
+    /// like (empty when calls declared no size, and in older logs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_size: Vec<SizeBaseline>,
+}
+
+impl Baseline {
+    /// A baseline of `calls` sync calls with these quantiles, kept for no
+    /// size group.
+    #[must_use]
+    pub fn new(p50_ms: f64, p95_ms: f64, calls: u64) -> Self {
+        Baseline {
+            p50_ms,
+            p95_ms,
+            calls,
+            by_size: Vec::new(),
+        }
+    }
+
+    /// The sync path's latency in `window`; `None` without sync calls.
+    #[must_use]
+    pub fn of(window: &SiteSnapshot) -> Option<Self> {
+        let sync = window.path(ExecutionType::Sync);
+        Some(Baseline {
+            p50_ms: sync.latency.quantile(0.50)? / 1000.0,
+            p95_ms: sync.latency.quantile(0.95)? / 1000.0,
+            calls: sync.latency.len(),
+            by_size: frozen_groups(window),
+        })
+    }
+}
+
+/// The sync latency of one size group, frozen with a [`Baseline`].
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct SizeBaseline {
@@ -330,7 +373,7 @@ pub(crate) fn compare_window(window: &SiteSnapshot, confidence: Confidence) -> C
 /// group when it kept them (else against its overall quantiles).
 pub(crate) fn compare_frozen(
     window: &SiteSnapshot,
-    baseline: &super::Baseline,
+    baseline: &Baseline,
     confidence: Confidence,
 ) -> Comparison {
     let direct = BySize::of(window, ExecutionType::Async);
@@ -443,7 +486,7 @@ mod tests {
         // Frozen by size, then compared at 100 %.
         let groups = frozen_groups(&window);
         assert!(groups.len() > 5, "{groups:?}");
-        let baseline = super::super::Baseline::of(&window).unwrap();
+        let baseline = Baseline::of(&window).unwrap();
         let frozen = compare_frozen(&window, &baseline, Confidence::DEFAULT)
             .0
             .unwrap();

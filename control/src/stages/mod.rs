@@ -59,7 +59,7 @@ mod controller;
 mod evaluate;
 mod health;
 mod judge;
-mod latency;
+pub(crate) mod latency;
 mod memory;
 mod rates;
 #[cfg(feature = "report")]
@@ -70,10 +70,10 @@ mod replay;
 mod report;
 mod seams;
 mod sequential;
-mod stage;
+pub(crate) mod stage;
 #[cfg(feature = "report")]
 mod ticks;
-mod verdict;
+pub(crate) mod verdict;
 mod warmup;
 mod watch;
 mod window;
@@ -85,7 +85,7 @@ pub use controller::{
 pub use evaluate::{evaluate, Observation};
 pub use health::Health;
 pub use judge::{quantile_ratio, rate_interval, Confidence, ConfidenceError, Interval};
-pub use latency::SizeBaseline;
+pub use latency::{Baseline, SizeBaseline};
 pub use memory::{MemoryProbe, ProcStatm};
 pub use rates::{AbsoluteEvidence, RateEvidence, SyncPath};
 #[cfg(feature = "report")]
@@ -102,6 +102,6 @@ pub use sequential::{Evidence, EvidenceWindow, LimitError, RateMethod, RateTest}
 pub(crate) use stage::secs_opt;
 pub use stage::{Stage, Triggers, DEFAULT_STAGES};
 pub use verdict::{
-    Baseline, BaselineSource, Bound, Check, Complaints, Criterion, Evaluation, Latency, Memory,
-    Missing, Period, Status, Trigger, TriggerKind, Verdict,
+    BaselineSource, Bound, Check, Complaints, Criterion, Evaluation, Latency, Memory, Missing,
+    Period, Status, Trigger, TriggerKind, Verdict,
 };

@@ -15,13 +15,14 @@ use std::time::{Duration, SystemTime};
 
 use super::controller::{DEFAULT_RECENT_WINDOW, DEFAULT_TICK};
 use super::evaluate::{evaluate, Observation};
+use super::latency::Baseline;
 use super::report::{
     EventLog, Replayed, Report, ReportError, ReportEvent, ReportOptions, RollbackFinding,
     SiteReport, StageWindow,
 };
 use super::stage::{Stage, Triggers};
 use super::ticks::Ticks;
-use super::verdict::{Baseline, Verdict};
+use super::verdict::Verdict;
 use crate::log::{Dedup, Event, Log, RollbackEvent, StageEntered, StageEvent};
 use async_upload_runtime::metrics::{ExecutionType, SiteSnapshot, UploadRecord};
 

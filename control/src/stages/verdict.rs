@@ -9,11 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::health::{present, Health};
 use super::judge::Interval;
-use super::latency::{frozen_groups, SizeBaseline};
+use super::latency::Baseline;
 use super::rates::RateEvidence;
 use super::sequential::{Evidence, EvidenceWindow};
 use super::stage::{secs, Triggers};
-use async_upload_runtime::metrics::{ExecutionType, SiteSnapshot};
 
 /// Comparisons allow this relative slack so that a value computed exactly
 /// at a threshold (a ratio of two quantiles, a rate) is not failed by
@@ -57,49 +56,6 @@ impl Bound {
             Bound::AtLeast => ">=",
             Bound::AtMost => "<=",
         }
-    }
-}
-
-/// Sync-path latency to compare the async path with, frozen at the end of
-/// a stage for the next one (at 100 % there is no sync traffic).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct Baseline {
-    /// Sync median, milliseconds.
-    pub p50_ms: f64,
-    /// Sync 95th percentile, milliseconds.
-    pub p95_ms: f64,
-    /// Sync calls it was measured on.
-    pub calls: u64,
-    /// The same per size group, so that the next stage compares like with
-    /// like (empty when calls declared no size, and in older logs).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub by_size: Vec<SizeBaseline>,
-}
-
-impl Baseline {
-    /// A baseline of `calls` sync calls with these quantiles, kept for no
-    /// size group.
-    #[must_use]
-    pub fn new(p50_ms: f64, p95_ms: f64, calls: u64) -> Self {
-        Baseline {
-            p50_ms,
-            p95_ms,
-            calls,
-            by_size: Vec::new(),
-        }
-    }
-
-    /// The sync path's latency in `window`; `None` without sync calls.
-    #[must_use]
-    pub fn of(window: &SiteSnapshot) -> Option<Self> {
-        let sync = window.path(ExecutionType::Sync);
-        Some(Baseline {
-            p50_ms: sync.latency.quantile(0.50)? / 1000.0,
-            p95_ms: sync.latency.quantile(0.95)? / 1000.0,
-            calls: sync.latency.len(),
-            by_size: frozen_groups(window),
-        })
     }
 }
 
