@@ -9,9 +9,10 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::axis;
+use super::error::HtmlError;
+use super::marker::{Marker, MarkerKind, VerdictKind};
 use super::timeline::{Bucket, Timeline};
 use super::trace::SiteTrace;
-use super::{HtmlError, Marker, MarkerKind, VerdictKind};
 use async_upload_runtime::metrics::{ExecutionType, Histogram};
 
 /// Width and height of a time chart, in CSS pixels.

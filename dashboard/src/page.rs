@@ -1,11 +1,13 @@
 //! The page around the charts: banner, tables, layout and style, all inline.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::charts::{self, RateLines};
+use super::error::HtmlError;
+use super::marker::{Marker, MarkerKind, VerdictKind};
 use super::trace::SiteTrace;
-use super::{Dashboard, HtmlError, Marker, MarkerKind, VerdictKind};
 use async_upload_control::stages::{Check, Criterion, Period, Report, SiteReport, Status, Verdict};
 use async_upload_runtime::metrics::ExecutionType;
 
@@ -32,7 +34,11 @@ body:has(figure:target){padding:0;background:#fff}body:has(figure:target) figure
 ";
 
 /// The whole page.
-pub(super) fn render(dashboard: &Dashboard, report: &Report) -> Result<String, HtmlError> {
+pub(super) fn render(
+    sites: &BTreeMap<String, SiteTrace>,
+    global: &[Marker],
+    report: &Report,
+) -> Result<String, HtmlError> {
     let mut out = String::with_capacity(256 * 1024);
     out.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
     out.push_str("<meta name=\"viewport\" content=\"width=device-width\">");
@@ -52,9 +58,9 @@ pub(super) fn render(dashboard: &Dashboard, report: &Report) -> Result<String, H
     // A site the dashboard did not see (no record reached it) draws empty charts.
     let empty = SiteTrace::new("");
     for (i, site) in report.sites.iter().enumerate() {
-        let trace = dashboard.sites.get(&site.site).unwrap_or(&empty);
+        let trace = sites.get(&site.site).unwrap_or(&empty);
         // The global changes, and the replay's rollback where the log has none.
-        let mut extra = dashboard.global.clone();
+        let mut extra = global.to_vec();
         if let Some(finding) = site.rollback.filter(|f| !f.logged) {
             extra.push(Marker::new(finding.at, MarkerKind::WouldRollBack));
         }

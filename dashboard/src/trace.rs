@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use super::marker::{Marker, MarkerKind};
 use super::timeline::Timeline;
-use super::{Marker, MarkerKind};
 use async_upload_runtime::metrics::{ExecutionType, SiteSnapshot, UploadRecord};
 
 /// Distinct error names kept per path; the rest count as [`OTHER_ERRORS`]
@@ -140,7 +140,7 @@ mod tests {
     use super::*;
     use std::time::SystemTime;
 
-    use crate::VerdictKind;
+    use crate::marker::VerdictKind;
 
     fn failed(name: &str) -> UploadRecord {
         let mut record = UploadRecord::new("s", ExecutionType::Async, false, 5.0, 3);
