@@ -7,8 +7,10 @@ use std::time::{Duration, UNIX_EPOCH};
 use async_upload_control::stages::{Actuator, Controller, ControllerBuilder, HealthSource};
 use async_upload_runtime::metrics::SiteSnapshot;
 
+use super::connect::FleetError;
 use super::lock::lock;
-use super::{validate_site, Fleet, FleetError};
+use super::member::Fleet;
+use super::state::validate_site;
 
 impl Actuator for Fleet {
     fn enter_stage(&self, site: &str, stage: u32, rollout: f64) {
@@ -136,7 +138,7 @@ impl Fleet {
             .map_err(|error| FleetError::Redis {
                 url: self.inner.store.url().to_owned(),
                 detail: format!("cannot start the controller thread: {error}"),
-                cause: super::ContactCause::Server,
+                cause: super::connect::ContactCause::Server,
             })?;
         Ok(())
     }

@@ -3,36 +3,17 @@
 //! (so two leaders for a moment never advance twice), and a write whose
 //! reply is lost is read back and settled, never reverted.
 
+use super::inner::Inner;
 use super::lock::{lock, unix_ms};
+use super::pending::{Pending, PendingStage};
 use super::store::StageWrite;
-use super::{Fleet, Inner};
-
-/// A stage write of this replica not yet seen in the applied state.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct PendingStage {
-    stage: u32,
-    rollout: f64,
-    entered_ms: u64,
-    /// The stage clock the store held when the write was decided.
-    expected: Option<(u32, Option<u64>)>,
-    state: Pending,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-enum Pending {
-    /// The reply was lost (timeout, connection error): read it back.
-    Unsure,
-    /// Landed at this version of the store with this epoch: done once the
-    /// applied state reaches it.
-    Written { version: u64, epoch: Option<String> },
-}
 
 /// The leader's controller entered `stage`: write it unless the store
 /// holds it already (a resume keeps the store's clock; a stage the store
 /// lost is written back with the time it was entered).
-pub(crate) fn enter(fleet: &Fleet, site: &str, stage: u32, rollout: f64) {
+pub(crate) fn enter(inner: &Inner, site: &str, stage: u32, rollout: f64) {
     let (in_force, stored) = {
-        let applier = lock(&fleet.inner.applier);
+        let applier = lock(&inner.applier);
         (applier.stage(site), applier.stored_stage(site))
     };
     let entered_ms = match in_force {
@@ -51,7 +32,7 @@ pub(crate) fn enter(fleet: &Fleet, site: &str, stage: u32, rollout: f64) {
         expected: stored,
         state: Pending::Unsure,
     };
-    attempt(&fleet.inner, site, write);
+    attempt(inner, site, write);
 }
 
 /// The stage and its clock (Unix ms) of this replica's stage write for

@@ -8,13 +8,15 @@ use std::sync::{Arc, LazyLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::connect::{ContactCause, FleetError};
+use super::inner::Inner;
 use super::keys::{Keys, TEXT_LIMIT};
 use super::lock::{lock, unix_ms};
 use super::report::ReplicaReport;
+use super::stage;
 use super::state::bounded;
-use super::{
-    stage, ContactCause, FleetError, Inner, Store, LEASE_TTL, POLL_EVERY, REPORT_EVERY, REPORT_TTL,
-};
+use super::store::Store;
+use super::timing::{LEASE_TTL, POLL_EVERY, REPORT_EVERY, REPORT_TTL};
 use async_upload_runtime::config::handle;
 
 /// Longest wait for a message before the subscriber checks the poll and
@@ -42,19 +44,6 @@ return 1
 ",
     )
 });
-
-/// What was said about reaching Redis, so that each thing is said once
-/// (an ERROR at start, a WARN at most once a minute while it lasts).
-#[derive(Debug, Default)]
-#[allow(clippy::struct_excessive_bools)] // each says whether one thing was said
-pub(crate) struct ContactLog {
-    ever_connected: bool,
-    said_at_start: bool,
-    last_warn: Option<Instant>,
-    said_no_pushes: bool,
-    write_back_warned: Option<Instant>,
-    said_seed: bool,
-}
 
 fn due(last: &mut Option<Instant>, now: Instant) -> bool {
     if last.is_some_and(|at| now.saturating_duration_since(at) < WARN_EVERY) {
@@ -278,7 +267,7 @@ fn session(inner: &Inner, store: &Store, backoff: &mut Duration) -> Result<(), F
     // Never reuse a connection from before: a restart killed it.
     store.reset();
     store.probe()?;
-    let mut connection = super::connect::open(store.client(), super::DEFAULT_TIMEOUT)
+    let mut connection = super::connect::open(store.client(), super::store::DEFAULT_TIMEOUT)
         .map_err(|e| store.error(&e))?;
     let mut pubsub = connection.as_pubsub();
     pubsub
