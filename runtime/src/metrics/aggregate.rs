@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
 use super::path::{PathSnapshot, PathStats};
+use super::record::{ExecutionType, UploadRecord};
+use super::sink::MetricsSink;
 use super::sized::{AtomicSized, SizeClasses};
 use super::summary::{Comparison, Summary};
-use super::{ExecutionType, MetricsSink, UploadRecord};
 
 /// Counters of many sites.
 ///

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::{ExecutionType, SyncReason, UploadRecord};
+use super::record::{ExecutionType, SyncReason, UploadRecord};
 
 /// Counts records per site as they stream by.
 ///

@@ -2,7 +2,8 @@
 
 use metrics::{counter, histogram};
 
-use super::{ExecutionType, MetricsSink, UploadRecord};
+use super::record::{ExecutionType, UploadRecord};
+use super::sink::MetricsSink;
 
 /// The name of the call-duration histogram, in seconds.
 pub const DURATION_METRIC: &str = "async_upload_duration_seconds";

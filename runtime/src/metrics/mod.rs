@@ -27,6 +27,7 @@ mod histogram;
 mod notice;
 mod path;
 pub(crate) mod record;
+mod registry;
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub mod rfc3339;
@@ -45,10 +46,10 @@ pub use notice::{BreakerChange, BreakerEvent, ConfigChange, SettingChange};
 pub use path::PathSnapshot;
 pub(crate) use record::user_error_name;
 pub use record::{ExecutionType, ParseSyncReasonError, RuntimeFault, SyncReason, UploadRecord};
-pub use sink::{add_sink, remove_sink, FanOut, MetricsSink, SinkId};
+pub use registry::{add_sink, remove_sink, replace_sink};
+pub use sink::{FanOut, MetricsSink, SinkId};
 pub use summary::{Comparison, Summary};
 
 #[cfg(feature = "serde")]
 pub use record::upload_from_line;
-pub use sink::replace_sink;
-pub(crate) use sink::{dispatch, notify};
+pub(crate) use registry::{dispatch, notify};

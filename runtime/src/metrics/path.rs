@@ -14,7 +14,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::histogram::{AtomicHistogram, Histogram};
-use super::UploadRecord;
+use super::record::UploadRecord;
 
 /// Declares [`PathSnapshot`], `PathStats`, `Tally` and `Outcome` from two
 /// lists, with their arithmetic: the outcomes (each call counts in exactly
@@ -202,7 +202,7 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::{ExecutionType, RuntimeFault};
+    use crate::metrics::record::{ExecutionType, RuntimeFault};
 
     /// Calls that move every counter: a success of 3 attempts with a size,
     /// a failure, a cancelled call, a critical one.

@@ -1,7 +1,8 @@
 //! What a person reads: [`Summary`] per site and execution type, and the
 //! async-vs-sync [`Comparison`].
 
-use super::{ExecutionType, PathSnapshot};
+use super::path::PathSnapshot;
+use super::record::ExecutionType;
 
 /// Counts, rates and latency of one execution type at one site.
 ///
