@@ -45,12 +45,9 @@
 //!
 //! [`MetricsSink::breaker_changed`]: crate::metrics::MetricsSink::breaker_changed
 
-mod background;
+pub(crate) mod background;
 mod gate;
 mod latency;
-
-pub(crate) use background::{ensure_probing, Probe, ProbeFn};
-pub use background::{probe_ok, ProbeOutcome};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;

@@ -387,7 +387,7 @@ struct Guard {
     settings: BreakerSettings,
     applies: bool,
     /// The site's background probe, if it has one and the breaker applies.
-    probe: Option<crate::breaker::Probe>,
+    probe: Option<crate::breaker::background::Probe>,
     /// The site's per-attempt timeout (the probe's default bounds it).
     timeout: std::time::Duration,
 }
@@ -404,7 +404,7 @@ impl Guard {
             Admission::Closed
         };
         if let (Admission::Skip, Some(probe)) = (admission, probe) {
-            crate::breaker::ensure_probing(
+            crate::breaker::background::ensure_probing(
                 site.name(),
                 site.breaker(),
                 probe,
@@ -464,7 +464,7 @@ impl Guard {
         }
         // The background probe confirms a failure (see `breaker/background.rs`).
         if let (Admission::Closed, Some(probe)) = (self.admission, self.probe) {
-            crate::breaker::ensure_probing(
+            crate::breaker::background::ensure_probing(
                 self.site.name(),
                 self.site.breaker(),
                 probe,

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::breaker::{Breaker, Probe, ProbeFn};
+use crate::breaker::background::{Probe, ProbeFn};
+use crate::breaker::Breaker;
 use crate::config::{
     handle, handle_starting, set_startup, AttributeOverrides, BreakerSettings, BreakerState,
     Origins, Settings, Startup,
