@@ -206,5 +206,5 @@ pub fn flush() -> bool {
 /// configuration is first read, e.g. by the first call) is flushed too.
 #[must_use = "the log is flushed when the guard is dropped"]
 pub fn guard() -> FlushGuard {
-    FlushGuard::global()
+    FlushGuard::calling(flush)
 }

@@ -238,7 +238,7 @@ impl JsonlLog {
     #[must_use = "the log is flushed when the guard is dropped"]
     pub fn guard(&self) -> FlushGuard {
         FlushGuard {
-            log: Some(self.clone()),
+            flush: Flush::Log(self.clone()),
         }
     }
 }
@@ -275,24 +275,35 @@ impl MetricsSink for JsonlLog {
     }
 }
 
-/// Flushes a log when dropped. See [`guard`](super::guard) and [`JsonlLog::guard`].
+/// Flushes a log when dropped. See [`guard`](crate::log::guard) and [`JsonlLog::guard`].
 #[derive(Debug)]
 pub struct FlushGuard {
-    log: Option<JsonlLog>,
+    flush: Flush,
+}
+
+#[derive(Debug)]
+enum Flush {
+    /// This log.
+    Log(JsonlLog),
+    /// Whatever this finds when the guard drops (the global log's flush,
+    /// which looks up the log installed then).
+    Call(fn() -> bool),
 }
 
 impl FlushGuard {
-    /// A guard flushing whatever global log is installed when it drops.
-    pub(crate) fn global() -> Self {
-        FlushGuard { log: None }
+    /// A guard that calls `flush` when it drops.
+    pub(crate) fn calling(flush: fn() -> bool) -> Self {
+        FlushGuard {
+            flush: Flush::Call(flush),
+        }
     }
 }
 
 impl Drop for FlushGuard {
     fn drop(&mut self) {
-        let flushed = match &self.log {
-            Some(log) => log.flush(),
-            None => super::flush(),
+        let flushed = match &self.flush {
+            Flush::Log(log) => log.flush(),
+            Flush::Call(flush) => flush(),
         };
         if !flushed {
             tracing::warn!("the async-upload log was not flushed in time; some lines may be lost");
