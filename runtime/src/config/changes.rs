@@ -14,7 +14,8 @@
 use std::cell::RefCell;
 use std::time::{Duration, SystemTime};
 
-use super::{Config, SiteOverrides};
+use super::global::Config;
+use super::overrides::SiteOverrides;
 use crate::metrics::{ConfigChange, SettingChange};
 
 /// Who a configuration change is applied for.

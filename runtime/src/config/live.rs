@@ -15,9 +15,14 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use super::changes::{as_controller, global_changes, notify_applied, SiteState};
-use super::env::{config_keeping_valid, report_once, site_errors_in, site_overrides_from};
+use super::env::report_once;
+use super::error::ConfigError;
+use super::global::config_keeping_valid;
+use super::global::Config;
+use super::overrides::SiteOverrides;
+use super::overrides::{site_errors_in, site_overrides_from};
 use super::startup::{self, Startup, StartupAlreadySet};
-use super::{BreakerSettings, Config, ConfigError, SiteOverrides};
+use crate::breaker::BreakerSettings;
 use crate::policy::Backoff;
 use crate::rollout::Rollout;
 

@@ -9,7 +9,7 @@
 
 use std::sync::OnceLock;
 
-use super::Config;
+use super::global::Config;
 
 /// What the layers above the runtime do with its configuration: start with
 /// the first one, follow every one put in force after it.
