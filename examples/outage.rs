@@ -41,9 +41,9 @@ use async_upload::metrics::{ExecutionType, RuntimeFault, UploadRecord};
 use clap::{Parser, ValueEnum};
 use tokio::task::JoinSet;
 
+use async_upload_test_support::records::Records;
 use support::client::{send_async, send_blocking, Endpoint, Receipt, UploadError, UploadRequest};
 use support::files::{write_files, TestFile};
-use support::records::Capture;
 use support::server::{no_faults, Fault, Outage, Server, Target};
 
 /// The site names (`ASYNC_UPLOAD_<VAR>__OUTAGE` overrides the first).
@@ -204,7 +204,7 @@ async fn run(args: Args) -> ExitCode {
     let site_name = if args.probe { SITE_PROBED } else { SITE };
     let endpoint = Endpoint::new(server.base_url());
     support::probe::aim(dir.path(), &endpoint).expect("the probe's file");
-    let capture = Capture::site(site_name);
+    let capture = Records::of(site_name);
     let site = |rollout: f64| SiteOverrides {
         rollout: Some(rollout),
         breaker: args.no_breaker.then_some(false),
@@ -232,7 +232,7 @@ async fn run(args: Args) -> ExitCode {
     driver.run_for(args.baseline_secs).await;
     driver.drain().await;
     let baseline: Vec<f64> = capture
-        .records()
+        .all()
         .iter()
         .filter(|r| r.execution_type == ExecutionType::Sync && started(r) >= warm)
         .map(|r| r.duration_ms)
@@ -259,7 +259,7 @@ async fn run(args: Args) -> ExitCode {
     let recovery_limit = Instant::now() + Duration::from_secs(30);
     let served_again = || {
         capture
-            .records()
+            .all()
             .iter()
             .any(|r| r.execution_type == ExecutionType::Async && r.success && started(r) >= t1)
     };
@@ -269,7 +269,7 @@ async fn run(args: Args) -> ExitCode {
     driver.run_for(args.tail_secs).await;
     driver.drain().await;
 
-    let records = capture.records();
+    let records = capture.all();
     let in_outage: Vec<&UploadRecord> = records
         .iter()
         .filter(|r| (t0..t1).contains(&started(r)))

@@ -9,9 +9,9 @@ use async_upload::async_upload;
 use async_upload::config::handle;
 use async_upload::metrics::ExecutionType;
 
+use async_upload_test_support::records::Records;
 use support::client::{send_async, send_blocking, Endpoint, Receipt, UploadError, UploadRequest};
 use support::files::write_files;
-use support::records::Capture;
 use support::server::{no_faults, Client, Server};
 
 const CHILD: &str = "E2E_BAD_ENV_CHILD";
@@ -33,7 +33,7 @@ async fn child() {
         .with_ansi(false)
         .finish();
     tracing::subscriber::set_global_default(subscriber).unwrap();
-    let capture = Capture::site("e2e_bad_env");
+    let capture = Records::of("e2e_bad_env");
     let error = handle().init_error().expect("the bad value is kept");
     assert_eq!(error.variable(), "ASYNC_UPLOAD_ROLLOUT");
     assert!(!handle().config().enabled, "safe default: async disabled");
@@ -51,7 +51,7 @@ async fn child() {
     }
     let check = server.verify_files(&files);
     assert!(check.each_stored_once(), "{check:?}");
-    let records = capture.records();
+    let records = capture.all();
     assert_eq!(records.len(), files.len());
     assert!(records
         .iter()

@@ -26,9 +26,9 @@ use async_upload::config::SiteOverrides;
 use async_upload::metrics::{ExecutionType, RuntimeFault, UploadRecord};
 use tokio::task::JoinSet;
 
+use async_upload_test_support::records::{enable_site, Records};
 use support::client::{send_async, send_blocking, Receipt, UploadError, UploadRequest};
 use support::fixture::Fixture;
-use support::records::{enable_site, Capture};
 use support::server::{no_faults, Client, Fault, Outage, RandomFaults, Target};
 
 fn blocking(req: UploadRequest) -> Result<Receipt, UploadError> {
@@ -145,7 +145,7 @@ struct Figures {
 
 /// Enrols every key of `site` with the breaker's defaults and captures
 /// its records.
-fn enable_with_defaults(site: &'static str) -> Capture {
+fn enable_with_defaults(site: &'static str) -> Records {
     enable_site(
         site,
         SiteOverrides {
@@ -153,12 +153,12 @@ fn enable_with_defaults(site: &'static str) -> Capture {
             ..SiteOverrides::default()
         },
     );
-    Capture::site(site)
+    Records::of(site)
 }
 
 /// Enrols every key of `site` with the outage tests' short cool-down and
 /// captures its records.
-fn enable_outage_site(site: &'static str) -> Capture {
+fn enable_outage_site(site: &'static str) -> Records {
     enable_site(
         site,
         SiteOverrides {
@@ -167,7 +167,7 @@ fn enable_outage_site(site: &'static str) -> Capture {
             ..SiteOverrides::default()
         },
     );
-    Capture::site(site)
+    Records::of(site)
 }
 
 /// Runs healthy → outage (trip, open) → recovery → healthy through `upload`
@@ -187,14 +187,14 @@ where
     let outage = Outage::new(fault, Target::AsyncOnly);
     let files = HEALTHY + TRIP + OPEN + RECOVERY_MAX + AFTER;
     let mut fx = Fixture::new(site, files, SIZES, SEED, outage.over(no_faults())).await;
-    let records_from = |from: usize| capture.records()[from..].to_vec();
+    let records_from = |from: usize| capture.all()[from..].to_vec();
 
     // Healthy: the async path serves.
     for _ in 0..HEALTHY {
         let receipt = upload(fx.next()).await.unwrap();
         assert_eq!(receipt.via, Client::Async);
     }
-    let healthy = capture.records();
+    let healthy = capture.all();
     assert!(healthy
         .iter()
         .all(|r| r.execution_type == ExecutionType::Async && r.success));
@@ -205,7 +205,7 @@ where
     // opened are skipped. The sync path carries every call.
     outage.start();
     let start = fx.server.counters();
-    let trip_from = capture.records().len();
+    let trip_from = capture.all().len();
     let mut calls = JoinSet::new();
     for _ in 0..TRIP {
         calls.spawn(upload(fx.next()));
@@ -240,7 +240,7 @@ where
 
     // Open: enrolled calls skip the async path; only the half-open probes
     // (one attempt each, never retried) reach the backend.
-    let open_from = capture.records().len();
+    let open_from = capture.all().len();
     for _ in 0..OPEN {
         assert_eq!(upload(fx.next()).await.unwrap().via, Client::Sync);
         tokio::time::sleep(PACE).await;
@@ -288,7 +288,7 @@ where
     // Recovery: the backend is healthy again; the next probe closes the
     // breaker (the calls before it are still skipped).
     outage.end();
-    let recovery_from = capture.records().len();
+    let recovery_from = capture.all().len();
     let mut closed = false;
     for _ in 0..RECOVERY_MAX {
         if upload(fx.next()).await.unwrap().via == Client::Async {
@@ -329,7 +329,7 @@ where
     );
 
     // No call lost its record; every file arrived once, intact.
-    assert_eq!(capture.records().len(), fx.used, "one record per call");
+    assert_eq!(capture.all().len(), fx.used, "one record per call");
     fx.assert_stored(&fx.files[..fx.used]);
 
     Figures {
@@ -418,30 +418,30 @@ async fn with_a_background_probe_no_call_probes() {
 
     outage.start();
     let start = fx.server.counters();
-    let from = capture.records().len();
+    let from = capture.all().len();
     // Until a call is skipped: the breaker is open.
     let mut tripped = 0;
-    while !capture.records().last().is_some_and(skipped) {
+    while !capture.all().last().is_some_and(skipped) {
         assert_eq!(upload_probed(fx.next()).await.unwrap().via, Client::Sync);
         tripped += 1;
         assert!(tripped <= 10, "the probe did not confirm the failures");
     }
-    let open_from = capture.records().len();
+    let open_from = capture.all().len();
     for _ in 0..OPEN {
         assert_eq!(upload_probed(fx.next()).await.unwrap().via, Client::Sync);
         tokio::time::sleep(PACE).await;
     }
-    let open = capture.records()[open_from..].to_vec();
+    let open = capture.all()[open_from..].to_vec();
     assert!(open.iter().all(skipped), "a call probed: {open:?}");
     let during = fx.server.counters();
     let requests = during.async_requests - start.async_requests;
-    let calls = capture.records().len() - from;
+    let calls = capture.all().len() - from;
     #[allow(clippy::cast_precision_loss)]
     let per_call = requests as f64 / calls as f64;
     assert!(per_call <= 0.2, "{requests} requests for {calls} calls");
 
     outage.end();
-    let recovery_from = capture.records().len();
+    let recovery_from = capture.all().len();
     let mut closed = false;
     for _ in 0..RECOVERY_MAX {
         if upload_probed(fx.next()).await.unwrap().via == Client::Async {
@@ -451,7 +451,7 @@ async fn with_a_background_probe_no_call_probes() {
         tokio::time::sleep(PACE).await;
     }
     assert!(closed, "no background probe closed the breaker");
-    let recovery = capture.records()[recovery_from..].to_vec();
+    let recovery = capture.all()[recovery_from..].to_vec();
     let (first, before) = recovery.split_last().unwrap();
     assert!(before.iter().all(skipped), "a call probed: {before:?}");
     assert_eq!(
@@ -461,7 +461,7 @@ async fn with_a_background_probe_no_call_probes() {
     for _ in 0..AFTER {
         assert_eq!(upload_probed(fx.next()).await.unwrap().via, Client::Async);
     }
-    assert_eq!(capture.records().len(), fx.used, "one record per call");
+    assert_eq!(capture.all().len(), fx.used, "one record per call");
     // Every file once, intact; plus the probe's empty file.
     let check = fx.server.verify_files(&fx.files[..fx.used]);
     assert_eq!(check.intact, check.expected, "{check:?}");
@@ -503,7 +503,7 @@ async fn the_first_second_of_an_outage_costs_at_most_1_2_requests_per_call() {
     outage.start();
     let t0 = tokio::time::Instant::now();
     let start = fx.server.counters();
-    let from = capture.records().len();
+    let from = capture.all().len();
     // Open loop: one call every 100 ms, as the outage example runs them.
     let mut every = tokio::time::interval(Duration::from_secs(1) / RATE);
     let mut running = JoinSet::new();
@@ -516,7 +516,7 @@ async fn the_first_second_of_an_outage_costs_at_most_1_2_requests_per_call() {
     while let Some(joined) = running.join_next().await {
         assert_eq!(joined.unwrap().unwrap().via, Client::Sync);
     }
-    let records = capture.records()[from..].to_vec();
+    let records = capture.all()[from..].to_vec();
     assert_eq!(records.len(), calls, "one record per call");
     assert!(
         records.iter().any(skipped),
@@ -585,7 +585,7 @@ async fn two_percent_failing_calls_never_open_the_breaker() {
     }
     fx.used = CALLS;
 
-    let records = capture.records();
+    let records = capture.all();
     assert_eq!(records.len(), CALLS, "one record per call");
     let odd: Vec<&UploadRecord> = records
         .iter()

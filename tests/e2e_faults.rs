@@ -11,9 +11,11 @@ use async_upload::async_upload;
 use async_upload::config::SiteOverrides;
 use async_upload::metrics::ExecutionType;
 
+use async_upload_test_support::records::{
+    enable_site, enable_site_at, enable_site_unbudgeted, Records,
+};
 use support::client::{send_async, send_blocking, Receipt, UploadError, UploadRequest};
 use support::fixture::Fixture;
-use support::records::{enable_site, enable_site_at, enable_site_unbudgeted, Capture};
 use support::server::{Client, Fault, FaultFn};
 
 fn blocking(req: UploadRequest) -> Result<Receipt, UploadError> {
@@ -44,7 +46,7 @@ async fn upload_reset(req: UploadRequest) -> Result<Receipt, UploadError> {
 async fn reset_twice_then_success_on_the_third_attempt() {
     let site = "e2e_reset";
     enable_site_unbudgeted(site);
-    let capture = Capture::site(site);
+    let capture = Records::of(site);
     // The first file is 1 KiB (reset while waiting for the answer), the second 2 MiB
     // (reset while the body is still being sent).
     let fx = Fixture::new(site, 3, SIZES, SEED, async_first(2, Fault::Reset)).await;
@@ -70,7 +72,7 @@ async fn upload_slow(req: UploadRequest) -> Result<Receipt, UploadError> {
 async fn server_slower_than_the_timeout_retries_then_falls_back() {
     let site = "e2e_slow";
     enable_site_unbudgeted(site);
-    let capture = Capture::site(site);
+    let capture = Records::of(site);
     let fx = Fixture::new(
         site,
         2,
@@ -116,7 +118,7 @@ async fn upload_503(req: UploadRequest) -> Result<Receipt, UploadError> {
 async fn unavailable_for_the_async_client_falls_back_to_sync() {
     let site = "e2e_503";
     enable_site_unbudgeted(site);
-    let capture = Capture::site(site);
+    let capture = Records::of(site);
     let fx = Fixture::new(site, 3, SIZES, SEED, async_always(Fault::Unavailable)).await;
     for file in &fx.files {
         let receipt = upload_503(file.request(&fx.endpoint)).await.unwrap();
@@ -159,7 +161,7 @@ async fn unavailable_with_fallback_off_reaches_the_caller() {
             ..SiteOverrides::default()
         },
     );
-    let capture = Capture::site(site);
+    let capture = Records::of(site);
     let fx = Fixture::new(site, 2, SIZES, SEED, async_always(Fault::Unavailable)).await;
     for file in &fx.files {
         let error = upload_503_no_fallback(file.request(&fx.endpoint))
@@ -193,7 +195,7 @@ async fn upload_panic(req: UploadRequest) -> Result<Receipt, UploadError> {
 async fn panic_in_the_async_path_falls_back_and_is_critical() {
     let site = "e2e_panic";
     enable_site_at(site, 100.0);
-    let capture = Capture::site(site);
+    let capture = Records::of(site);
     let fx = Fixture::new(site, 2, SIZES, SEED, support::server::no_faults()).await;
     for file in &fx.files {
         let receipt = upload_panic(file.request(&fx.endpoint)).await.unwrap();
@@ -206,7 +208,7 @@ async fn panic_in_the_async_path_falls_back_and_is_critical() {
         );
         assert_eq!(fx.server.attempts(&file.id, Client::Sync), 1);
     }
-    let records = capture.records();
+    let records = capture.all();
     assert_eq!(records.len(), fx.files.len());
     for r in &records {
         assert_eq!(r.execution_type, ExecutionType::SyncFallback);

@@ -17,9 +17,9 @@ use std::time::Duration;
 use async_upload::async_upload;
 use async_upload::metrics::ExecutionType;
 
+use async_upload_test_support::records::{enable_site_unbudgeted, Records};
 use support::client::{send_async, send_blocking, Endpoint, Receipt, UploadError, UploadRequest};
 use support::fixture::Fixture;
-use support::records::{enable_site_unbudgeted, Capture};
 use support::server::{Client, Fault, FaultFn};
 
 const FILES: usize = 8;
@@ -111,7 +111,7 @@ where
     // Every first attempt fails: the breaker, which would send the second
     // run's calls straight to the sync path, is not what this measures.
     enable_site_unbudgeted(site);
-    let capture = Capture::site(site);
+    let capture = Records::of(site);
     let keyed = run(site, true, upload).await;
     let unkeyed = run(site, false, upload).await;
     println!(
@@ -122,7 +122,7 @@ where
     assert_eq!((keyed.stored_twice, keyed.recognised), (0, FILES as u64));
     assert_eq!((unkeyed.stored_twice, unkeyed.recognised), (FILES, 0));
     assert!(unkeyed.receipts.iter().all(|r| r.stored));
-    let records = capture.records();
+    let records = capture.all();
     assert_eq!(records.len(), 2 * FILES);
     for record in &records {
         let seen = (

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use async_upload::async_upload;
 use async_upload::metrics::ExecutionType;
 
+use async_upload_test_support::records::{enable_site_at, Records};
 use support::client::{send_async, send_blocking, Endpoint, Receipt, UploadError, UploadRequest};
 use support::files::write_files;
-use support::records::{enable_site_at, Capture};
 use support::server::{Client, RandomFaults, Server, Target};
 
 const SITE: &str = "e2e_load";
@@ -34,7 +34,7 @@ async fn upload(req: UploadRequest) -> Result<Receipt, UploadError> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_uploads_two_hundred_in_flight_with_faults() {
     enable_site_at(SITE, 50.0);
-    let capture = Capture::site(SITE);
+    let capture = Records::of(SITE);
     let dir = tempfile::tempdir().unwrap();
     let files = write_files(
         &dir.path().join("files"),
@@ -101,7 +101,7 @@ async fn two_thousand_uploads_two_hundred_in_flight_with_faults() {
     assert!((120..=280).contains(&faulted), "{faulted} faulted requests");
 
     // The records: one per call, and the same counts in the aggregator.
-    let records = capture.records();
+    let records = capture.all();
     assert_eq!(records.len(), UPLOADS);
     assert!(records.iter().all(|r| r.success));
     let count = |et| records.iter().filter(|r| r.execution_type == et).count();

@@ -10,9 +10,9 @@ use async_upload::async_upload;
 use async_upload::metrics::ExecutionType;
 use async_upload::rollout::bucket;
 
+use async_upload_test_support::records::{enable_site_at, Records};
 use support::client::{send_async, send_blocking, Endpoint, Receipt, UploadError, UploadRequest};
 use support::files::{write_files, TestFile};
-use support::records::{enable_site_at, Capture};
 use support::server::{no_faults, Client, Server};
 
 fn blocking(req: UploadRequest) -> Result<Receipt, UploadError> {
@@ -53,7 +53,7 @@ async fn route(site: &'static str, percent: f64) -> (usize, usize) {
         .unwrap();
     let endpoint = Endpoint::new(server.base_url());
     enable_site_at(site, percent);
-    let capture = Capture::site(site);
+    let capture = Records::of(site);
 
     let mut via_async = BTreeSet::new();
     for file in &files {
@@ -78,7 +78,7 @@ async fn route(site: &'static str, percent: f64) -> (usize, usize) {
 
     let expected = predicted(site, &files, percent);
     assert_eq!(via_async, expected, "{site}: async set = formula's set");
-    let records = capture.records();
+    let records = capture.all();
     assert_eq!(records.len(), files.len());
     let async_records = records
         .iter()

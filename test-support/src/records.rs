@@ -1,10 +1,10 @@
 //! A sink that keeps the records of one site, the switches a test turns on,
 //! and an error type with every classification.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_upload_runtime::config::{handle, SiteOverrides};
-use async_upload_runtime::metrics::{add_sink, remove_sink, SinkId, UploadRecord};
+use async_upload_runtime::metrics::{add_sink, remove_sink, ExecutionType, SinkId, UploadRecord};
 use async_upload_runtime::policy::{Classify, ErrorClass, Fault};
 
 /// Turns the global switch on. Every test binary that needs the async path
@@ -27,6 +27,38 @@ pub fn roll_out(site: &str, percent: f64) {
         .unwrap();
 }
 
+/// Lifts the global kill switch and sets `site`'s operator overrides.
+pub fn enable_site(site: &str, overrides: SiteOverrides) {
+    enable_async();
+    handle().set_site(site, overrides).unwrap();
+}
+
+/// `enable_site` at 100 % with the breaker and retry budget off, for
+/// tests of the retry semantics themselves: the budget's bank starts
+/// empty, so a fresh site's calls in a row that all fail retry only on its
+/// floor (`e2e_breaker` tests the budget).
+pub fn enable_site_unbudgeted(site: &str) {
+    enable_site(
+        site,
+        SiteOverrides {
+            rollout: Some(100.0),
+            breaker: Some(false),
+            ..SiteOverrides::default()
+        },
+    );
+}
+
+/// `enable_site` with a rollout percentage and nothing else.
+pub fn enable_site_at(site: &str, rollout: f64) {
+    enable_site(
+        site,
+        SiteOverrides {
+            rollout: Some(rollout),
+            ..SiteOverrides::default()
+        },
+    );
+}
+
 /// Keeps the records of one site while alive.
 pub struct Records {
     site: &'static str,
@@ -35,19 +67,26 @@ pub struct Records {
 }
 
 impl Records {
+    /// Starts keeping the records of `site`.
     pub fn of(site: &'static str) -> Self {
         let records = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&records);
         let id = add_sink(move |record: &UploadRecord| {
             if record.site == site {
-                sink.lock().unwrap().push(record.clone());
+                locked(&sink).push(record.clone());
             }
         });
         Records { site, records, id }
     }
 
+    /// The site.
+    pub fn name(&self) -> &'static str {
+        self.site
+    }
+
+    /// The records so far.
     pub fn all(&self) -> Vec<UploadRecord> {
-        self.records.lock().unwrap().clone()
+        locked(&self.records).clone()
     }
 
     /// The one record the site has; fails unless there is exactly one.
@@ -61,6 +100,39 @@ impl Records {
         );
         all.into_iter().next().unwrap()
     }
+
+    /// Checks there are `count` records so far, each of `execution_type`,
+    /// with that outcome, attempts and error type.
+    pub fn assert_every(
+        &self,
+        count: usize,
+        execution_type: ExecutionType,
+        success: bool,
+        attempts: u32,
+        error_type: Option<&str>,
+    ) {
+        let records = self.all();
+        assert_eq!(records.len(), count, "{records:#?}");
+        for r in &records {
+            let seen = (
+                r.execution_type,
+                r.success,
+                r.attempts,
+                r.error_type.as_deref(),
+            );
+            assert_eq!(
+                seen,
+                (execution_type, success, attempts, error_type),
+                "{r:?}"
+            );
+        }
+    }
+}
+
+/// The records, also after a test thread panicked holding them (the
+/// sink runs on every call's task).
+fn locked(records: &Mutex<Vec<UploadRecord>>) -> MutexGuard<'_, Vec<UploadRecord>> {
+    records.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Drop for Records {

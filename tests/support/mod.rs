@@ -10,7 +10,6 @@ pub mod client;
 pub mod files;
 pub mod fixture;
 pub mod probe;
-pub mod records;
 pub mod redis;
 pub mod replica_lines;
 pub mod server;
