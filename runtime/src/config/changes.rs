@@ -12,9 +12,10 @@
 //! [`MetricsSink::config_changed`]: crate::metrics::MetricsSink::config_changed
 
 use std::cell::RefCell;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use super::global::Config;
+use super::knobs;
 use super::overrides::SiteOverrides;
 use crate::metrics::{ConfigChange, SettingChange};
 
@@ -87,18 +88,10 @@ pub(crate) fn notify_applied(site: Option<&str>, changes: Vec<SettingChange>) {
     });
 }
 
-fn text<T: ToString>(value: Option<T>) -> Option<String> {
-    value.map(|v| v.to_string())
-}
-
-fn seconds(value: Option<Duration>) -> Option<String> {
-    value.map(|d| d.as_secs_f64().to_string())
-}
-
 /// Each setting that differs, of two lists of the same settings.
-fn differing<const N: usize>(
-    before: [(&'static str, Option<String>); N],
-    after: [(&'static str, Option<String>); N],
+fn differing(
+    before: impl IntoIterator<Item = (&'static str, Option<String>)>,
+    after: impl IntoIterator<Item = (&'static str, Option<String>)>,
 ) -> Vec<SettingChange> {
     before
         .into_iter()
@@ -108,38 +101,12 @@ fn differing<const N: usize>(
         .collect()
 }
 
-/// Every setting of `overrides`, by name. Exhaustive on purpose: a new
-/// field does not compile until it is listed here, so no change goes
-/// unrecorded.
-fn site_settings(
-    overrides: &SiteOverrides,
-    rollback: Option<&String>,
-) -> [(&'static str, Option<String>); 11] {
-    let SiteOverrides {
-        enabled,
-        rollout,
-        fallback,
-        max_retries,
-        timeout,
-        backoff_base,
-        breaker,
-        breaker_threshold,
-        breaker_cooldown,
-        retry_budget,
-    } = overrides;
-    [
-        ("enabled", text(*enabled)),
-        ("rollout", text(*rollout)),
-        ("fallback", text(*fallback)),
-        ("max_retries", text(*max_retries)),
-        ("timeout", seconds(*timeout)),
-        ("backoff_base", seconds(*backoff_base)),
-        ("breaker", text(*breaker)),
-        ("breaker_threshold", text(*breaker_threshold)),
-        ("breaker_cooldown", seconds(*breaker_cooldown)),
-        ("retry_budget", text(*retry_budget)),
-        ("rollback", rollback.cloned()),
-    ]
+/// Every setting of `overrides` and the rollback, by name.
+fn site_settings<'a>(
+    overrides: &'a SiteOverrides,
+    rollback: Option<&'a String>,
+) -> impl Iterator<Item = (&'static str, Option<String>)> + 'a {
+    knobs::site_settings(overrides).chain(std::iter::once(("rollback", rollback.cloned())))
 }
 
 /// The settings of one site an operator can change, before a change.
@@ -166,47 +133,18 @@ impl SiteState {
     }
 }
 
-/// What changed in the global configuration. Exhaustive, as for sites.
+/// What changed in the global configuration.
 pub(crate) fn global_changes(before: &Config, after: &Config) -> Vec<SettingChange> {
-    let settings = |c: &Config| {
-        let Config {
-            enabled,
-            rollout,
-            fallback,
-            max_retries,
-            timeout,
-            backoff_base,
-            backoff_cap,
-            log_path,
-            breaker,
-            breaker_threshold,
-            breaker_cooldown,
-            retry_budget,
-        } = c;
-        [
-            ("enabled", text(Some(enabled))),
-            ("rollout", text(Some(rollout))),
-            ("fallback", text(Some(fallback))),
-            ("max_retries", text(Some(max_retries))),
-            ("timeout", seconds(Some(*timeout))),
-            ("backoff_base", seconds(Some(*backoff_base))),
-            ("backoff_cap", seconds(Some(*backoff_cap))),
-            (
-                "log_path",
-                log_path.as_ref().map(|p| p.display().to_string()),
-            ),
-            ("breaker", text(Some(breaker))),
-            ("breaker_threshold", text(Some(breaker_threshold))),
-            ("breaker_cooldown", seconds(Some(*breaker_cooldown))),
-            ("retry_budget", text(Some(retry_budget))),
-        ]
-    };
-    differing(settings(before), settings(after))
+    differing(
+        knobs::global_settings(before),
+        knobs::global_settings(after),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn change(name: &'static str, old: Option<&str>, new: Option<&str>) -> SettingChange {
         SettingChange::new(name, old.map(str::to_owned), new.map(str::to_owned))

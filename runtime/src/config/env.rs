@@ -92,29 +92,6 @@ pub(crate) fn site_suffix(site: &str) -> String {
         .collect()
 }
 
-/// The parsed value of `name`, `None` when it is unset or bad; a bad value
-/// is added to `errors`.
-pub(crate) fn keep_valid<T>(
-    errors: &mut Vec<ConfigError>,
-    lookup: &dyn Fn(&str) -> Option<String>,
-    name: &str,
-    parse: fn(&str, &str) -> Result<T, ConfigError>,
-) -> Option<T> {
-    read(lookup, name, parse).unwrap_or_else(|error| {
-        errors.push(error);
-        None
-    })
-}
-
-/// The parsed value of `name`, `None` when it is unset.
-pub(crate) fn read<T>(
-    lookup: &dyn Fn(&str) -> Option<String>,
-    name: &str,
-    parse: fn(&str, &str) -> Result<T, ConfigError>,
-) -> Result<Option<T>, ConfigError> {
-    lookup(name).map(|raw| parse(name, &raw)).transpose()
-}
-
 pub(crate) fn parse_path(name: &str, raw: &str) -> Result<PathBuf, ConfigError> {
     if raw.trim().is_empty() {
         return Err(ConfigError::new(name, raw, LOG_ACCEPTED));

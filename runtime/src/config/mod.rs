@@ -37,6 +37,7 @@ mod changes;
 pub mod env;
 mod error;
 mod global;
+mod knobs;
 mod live;
 mod overrides;
 mod startup;
