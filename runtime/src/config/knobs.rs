@@ -616,102 +616,42 @@ mod table_tests {
         );
     }
 
+    /// A value set wrong, and the name its error must give.
+    type Case<T> = (fn(&mut T), &'static str);
+
     #[test]
     fn values_made_in_code_are_checked_by_name() {
         assert!(every_site_setting().validate().is_ok());
-        let cases = [
+        let site: [Case<SiteOverrides>; 6] = [
+            (|o| o.rollout = Some(150.0), "rollout"),
+            (|o| o.max_retries = Some(11), "max_retries"),
+            (|o| o.timeout = Some(Duration::ZERO), "timeout"),
+            (|o| o.breaker_threshold = Some(0), "breaker_threshold"),
             (
-                SiteOverrides {
-                    rollout: Some(150.0),
-                    ..SiteOverrides::default()
-                },
-                "rollout",
-            ),
-            (
-                SiteOverrides {
-                    max_retries: Some(11),
-                    ..SiteOverrides::default()
-                },
-                "max_retries",
-            ),
-            (
-                SiteOverrides {
-                    timeout: Some(Duration::ZERO),
-                    ..SiteOverrides::default()
-                },
-                "timeout",
-            ),
-            (
-                SiteOverrides {
-                    breaker_threshold: Some(0),
-                    ..SiteOverrides::default()
-                },
-                "breaker_threshold",
-            ),
-            (
-                SiteOverrides {
-                    breaker_cooldown: Some(Duration::ZERO),
-                    ..SiteOverrides::default()
-                },
+                |o| o.breaker_cooldown = Some(Duration::ZERO),
                 "breaker_cooldown",
             ),
-            (
-                SiteOverrides {
-                    retry_budget: Some(101),
-                    ..SiteOverrides::default()
-                },
-                "retry_budget",
-            ),
+            (|o| o.retry_budget = Some(101), "retry_budget"),
         ];
-        for (overrides, name) in cases {
+        for (set, name) in site {
+            let mut overrides = SiteOverrides::default();
+            set(&mut overrides);
             assert_eq!(overrides.validate().unwrap_err().variable(), name);
         }
-        let config = Config::default();
-        let global = [
+        let global: [Case<Config>; 6] = [
+            (|c| c.rollout = -1.0, ROLLOUT),
+            (|c| c.max_retries = 11, MAX_RETRIES),
+            (|c| c.timeout = Duration::ZERO, TIMEOUT),
+            (|c| c.breaker_threshold = 101, BREAKER_THRESHOLD),
             (
-                Config {
-                    rollout: -1.0,
-                    ..config.clone()
-                },
-                ROLLOUT,
-            ),
-            (
-                Config {
-                    max_retries: 11,
-                    ..config.clone()
-                },
-                MAX_RETRIES,
-            ),
-            (
-                Config {
-                    timeout: Duration::ZERO,
-                    ..config.clone()
-                },
-                TIMEOUT,
-            ),
-            (
-                Config {
-                    breaker_threshold: 101,
-                    ..config.clone()
-                },
-                BREAKER_THRESHOLD,
-            ),
-            (
-                Config {
-                    breaker_cooldown: Duration::from_secs(7200),
-                    ..config.clone()
-                },
+                |c| c.breaker_cooldown = Duration::from_secs(7200),
                 BREAKER_COOLDOWN,
             ),
-            (
-                Config {
-                    retry_budget: 200,
-                    ..config.clone()
-                },
-                RETRY_BUDGET,
-            ),
+            (|c| c.retry_budget = 200, RETRY_BUDGET),
         ];
-        for (config, variable) in global {
+        for (set, variable) in global {
+            let mut config = Config::default();
+            set(&mut config);
             assert_eq!(config.validate().unwrap_err().variable(), variable);
         }
     }
