@@ -62,7 +62,8 @@ mod sync;
 pub mod testing;
 
 #[doc(hidden)]
-pub use breaker::background::{probe_ok, ProbeOutcome};
+pub use breaker::background::probe_ok;
+pub use breaker::background::ProbeOutcome;
 pub use call_id::{call_id, CallId, ParseCallIdError};
 pub use policy::{Classify, ErrorClass, Fault};
 pub use site::{ByteCount, Call, Path, Site, SyncReason};
