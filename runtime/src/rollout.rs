@@ -148,6 +148,7 @@ impl fmt::Display for Rollout {
 
 /// A percentage that is not a valid rollout.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct RolloutError {
     /// The rejected value.
     pub percent: f64,

@@ -127,6 +127,7 @@ pub(crate) fn parse_line(bytes: &[u8], line: usize) -> Option<Result<Event, Line
 
 /// A line that could not be parsed: reported and skipped.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LineError {
     /// 1-based line number.
     pub line: usize,
@@ -224,6 +225,7 @@ impl<R: BufRead> Iterator for Reader<R> {
 /// A whole log in memory: the upload records, the controller's events, and
 /// the lines skipped.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct Log {
     /// The `upload` lines, in file order.
     pub uploads: Vec<UploadRecord>,
