@@ -13,12 +13,10 @@
 //! starts the fleet with no code ([`global`]); [`Fleet::builder`] is for
 //! code that wants its own settings.
 //!
-//! | variable | meaning | default |
-//! | --- | --- | --- |
-//! | `ASYNC_UPLOAD_REDIS_URL` | `redis://[user:password@]host:port[/db]` (`rediss://` for TLS) shared by the fleet | unset (single process) |
-//! | `ASYNC_UPLOAD_REDIS_STALE_AFTER` | seconds without contact before this replica falls to the sync path | `never`: keep the last known state |
-//! | `ASYNC_UPLOAD_INSTANCE` | this replica's id | host name + process id |
-//! | `ASYNC_UPLOAD_REDIS_CA` | a PEM file of extra trusted roots for `rediss://` | unset (the system's roots) |
+//! Its variables are [`REDIS_URL`], [`REDIS_STALE_AFTER`], [`INSTANCE`] and
+//! [`REDIS_CA`]; what each means and its default is the table at the top of
+//! the [fleet guide](https://github.com/async-upload/async-upload/blob/main/docs/fleet.md),
+//! written once there and tested against these names.
 //!
 //! The key layout is documented in docs/fleet.md (layout version 1, every key
 //! under `async-upload:v1:`), with the failure modes and the ACLs.

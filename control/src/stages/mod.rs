@@ -6,24 +6,13 @@
 //!
 //! # Stages
 //!
-//! | stage | rollout | success ≥ | async latency ≤ sync × | error ≤ | at least | samples ≥ |
-//! | --- | --- | --- | --- | --- | --- | --- |
-//! | 1 | 1% | 99.5% | 1.10 | 0.5% | 24 h | 100 |
-//! | 2 | 10% | 99.0% | 1.05 | 1.0% | 48 h | 500 |
-//! | 3 | 50% | 98.5% | 1.02 | 1.5% | 72 h | 2000 |
-//! | 4 | 100% | 98.0% | 1.00 | 2.0% | 1 week | 5000 |
-//!
-//! - *success* is the async path's success rate over enrolled calls
-//!   (`async` + `sync_fallback`), a fallback counting as a failure; the
-//!   user-visible success rate is reported beside it ([`Health`]).
-//! - *error* is the user-visible error rate of enrolled calls (the caller
-//!   got an error).
-//! - *latency*: async p50 / sync p50 **and** async p95 / sync p95, both at
-//!   most the ratio, over the same window, at equal size (log2 size classes
-//!   of `bytes`, their ratios combined; calls without a size are one class);
-//!   at 100 % the sync baseline frozen at the end of the previous stage
-//!   ([`BaselineSource::Frozen`]).
-//! - a value exactly at its threshold passes ([`Bound`]).
+//! [`DEFAULT_STAGES`]: 1 %, 10 %, 50 % and 100 %, each with a success
+//! rate, a latency ratio against the sync path (at p50 and p95, at equal
+//! size), an error rate, a duration and a number of enrolled calls its
+//! window must meet; a value exactly at its threshold passes ([`Bound`]).
+//! The table of their values and what each criterion counts is the
+//! [staged-rollout guide](https://github.com/async-upload/async-upload/blob/main/docs/staged-rollout.md#stages),
+//! written once there and tested against the constant.
 //!
 //! # Triggers
 //!

@@ -101,7 +101,7 @@ macro_rules! knob {
     };
 }
 
-/// Every setting, in the order of the environment table: the order
+/// Every setting, in the order of the README's configuration table: the order
 /// variables are read and checked in, and changes are listed in.
 // The log path's row wraps its path in `Some`; the others convert a value
 // to its own type.
@@ -157,9 +157,8 @@ impl Config {
     ///
     /// # Errors
     ///
-    /// The first variable (in the order of the
-    /// [module's table](crate::config#environment)) whose value is
-    /// not accepted, naming the variable, the value and what is accepted.
+    /// The first variable (in the order the [module docs](crate::config#environment)
+    /// list them) whose value is not accepted, naming the variable, the value and what is accepted.
     /// Nothing is half-applied: on error no `Config` is returned.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())

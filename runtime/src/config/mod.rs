@@ -20,19 +20,15 @@
 //!
 //! # Environment
 //!
-//! | variable | meaning | default | accepted |
-//! | --- | --- | --- | --- |
-//! | `ASYNC_UPLOAD_ENABLED` | the async path may run at all | `false` | true/false/1/0/yes/no/on/off, any case |
-//! | `ASYNC_UPLOAD_ROLLOUT` | percent of keys enrolled | `0` | 0–100, up to two decimals |
-//! | `ASYNC_UPLOAD_FALLBACK` | fall back to sync when async gives up | `true` | as ENABLED |
-//! | `ASYNC_UPLOAD_MAX_RETRIES` | retries after the first async attempt | `2` | 0–10 |
-//! | `ASYNC_UPLOAD_TIMEOUT` | seconds per async attempt | `30` | > 0, decimals allowed |
-//! | `ASYNC_UPLOAD_LOG` | JSONL file receiving every record and event | unset | a writable path |
-//! | `ASYNC_UPLOAD_BREAKER` | per-site circuit breaker and retry budget | `true` | as ENABLED |
-//! | `ASYNC_UPLOAD_BREAKER_THRESHOLD` | percent of recent async attempts (at least 10 in 10 s) that must fail to open the breaker | `50` | 1–100 |
-//! | `ASYNC_UPLOAD_BREAKER_COOLDOWN` | seconds an open breaker waits before a probe; doubles while probes fail, up to 8 × | `1` | 0.001–3600 |
-//! | `ASYNC_UPLOAD_RETRY_BUDGET` | retries allowed, in percent of the calls since failures began (banked up to 20, plus 1 per second) | `20` | 0–100 |
-
+//! `ASYNC_UPLOAD_ENABLED`, `ASYNC_UPLOAD_ROLLOUT`, `ASYNC_UPLOAD_FALLBACK`,
+//! `ASYNC_UPLOAD_MAX_RETRIES`, `ASYNC_UPLOAD_TIMEOUT`, `ASYNC_UPLOAD_LOG`,
+//! `ASYNC_UPLOAD_BREAKER`, `ASYNC_UPLOAD_BREAKER_THRESHOLD`,
+//! `ASYNC_UPLOAD_BREAKER_COOLDOWN` and `ASYNC_UPLOAD_RETRY_BUDGET`, read in
+//! that order ([`env`](mod@env) names each and holds its value rules). What each
+//! means, its default and what it accepts is the [configuration table of
+//! the README](https://github.com/async-upload/async-upload#configuration),
+//! written once there and tested against this code.
+//!
 mod changes;
 pub mod env;
 mod error;
