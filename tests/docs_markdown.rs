@@ -59,11 +59,14 @@ fn read(text: &str) -> Read {
                     h.push_str(&t);
                 }
             }
+            // A row of a table a paragraph broke is read as text of that
+            // paragraph, on any of its lines.
             Event::Start(Tag::Paragraph) => {
-                let first = text[range].lines().next().unwrap_or("").trim_start();
-                if first.starts_with('|') {
-                    out.stray_rows.push(first.to_owned());
-                }
+                let rows = text[range]
+                    .lines()
+                    .map(str::trim_start)
+                    .filter(|line| line.starts_with('|'));
+                out.stray_rows.extend(rows.map(str::to_owned));
             }
             Event::Start(Tag::Link { dest_url, .. } | Tag::Image { dest_url, .. }) => {
                 out.links.push(dest_url.to_string());
@@ -141,6 +144,10 @@ fn the_readme_is_a_front_door() {
 fn a_table_broken_by_a_paragraph_is_found() {
     let broken = "| a | b |\n| --- | --- |\n| 1 | 2 |\n\nA paragraph inside.\n\n| 3 | 4 |\n";
     assert_eq!(read(broken).stray_rows, ["| 3 | 4 |"]);
+    // The rows that follow a paragraph with no blank line are its text.
+    let continued =
+        "| a | b |\n| --- | --- |\n| 1 | 2 |\n\nA paragraph inside.\n| 3 | 4 |\n| 5 | 6 |\n";
+    assert_eq!(read(continued).stray_rows, ["| 3 | 4 |", "| 5 | 6 |"]);
     let whole = "| a | b |\n| --- | --- |\n| 1 | 2 |\n| 3 | 4 |\n";
     assert!(read(whole).stray_rows.is_empty());
     assert_eq!(
