@@ -17,6 +17,10 @@ fn documents() -> Vec<PathBuf> {
         .collect();
     guides.sort();
     paths.extend(guides);
+    // Each crate's README, as crates.io shows it.
+    for krate in ["runtime", "macros", "control", "dashboard", "fleet", "cli"] {
+        paths.push(root.join(krate).join("README.md"));
+    }
     paths
 }
 
