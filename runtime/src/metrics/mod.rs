@@ -34,6 +34,8 @@ pub mod rfc3339;
 mod sink;
 pub mod sized;
 mod summary;
+#[cfg(feature = "serde")]
+mod wire;
 
 pub use aggregate::{global, Aggregator, SiteSnapshot, SiteStats};
 #[cfg(feature = "report")]
@@ -50,6 +52,9 @@ pub use registry::{add_sink, remove_sink, replace_sink};
 pub use sink::{FanOut, MetricsSink, SinkId};
 pub use summary::{Comparison, Summary};
 
-#[cfg(feature = "serde")]
-pub use record::upload_from_line;
 pub(crate) use registry::{dispatch, notify};
+/// The JSON shape of a record: the DESIGN fields plus the explicit
+/// `critical` and `fault`, both optional on reading for old lines.
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use wire::from_line as upload_from_line;

@@ -125,7 +125,7 @@ impl RuntimeFault {
     }
 
     /// The fault with this reserved name.
-    fn named(name: &str) -> Option<RuntimeFault> {
+    pub(crate) fn named(name: &str) -> Option<RuntimeFault> {
         RuntimeFault::ALL.into_iter().find(|f| f.as_str() == name)
     }
 }
@@ -262,8 +262,6 @@ pub(crate) fn user_error_name(name: &'static str) -> &'static str {
 /// assert!(!record.is_critical());
 /// ```
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(try_from = "wire::Upload"))]
 #[non_exhaustive]
 pub struct UploadRecord {
     /// When the call ended (RFC 3339, UTC, in JSON).
@@ -363,22 +361,6 @@ impl UploadRecord {
         micros
     }
 }
-
-#[cfg(feature = "serde")]
-impl serde::Serialize for UploadRecord {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serde::Serialize::serialize(&wire::Upload::from(self), serializer)
-    }
-}
-
-/// The JSON shape of a record: the DESIGN fields plus the explicit
-/// `critical` and `fault`, both optional on reading for old lines.
-#[cfg(feature = "serde")]
-#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-pub use wire::from_line as upload_from_line;
-
-#[cfg(feature = "serde")]
-mod wire;
 
 #[cfg(test)]
 mod tests {

@@ -1,11 +1,13 @@
-//! The JSON shape of a record, both ways.
+//! The JSON shape of a record, both ways: [`UploadRecord`]'s `Serialize`
+//! and `Deserialize`, and the log reader's one-pass parse of an `upload`
+//! line.
 
 use std::borrow::Cow;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ExecutionType, RuntimeFault, SyncReason, UploadRecord};
+use super::record::{ExecutionType, RuntimeFault, SyncReason, UploadRecord};
 use crate::call_id::CallId;
 use crate::metrics::flat_json::{self, Scalar};
 use crate::metrics::rfc3339;
@@ -232,6 +234,21 @@ impl<'a> From<&'a UploadRecord> for Upload<&'a str> {
             kind: None,
             version: None,
         }
+    }
+}
+
+impl serde::Serialize for UploadRecord {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Upload::from(self).serialize(serializer)
+    }
+}
+
+// What `#[serde(try_from = "Upload")]` on the record would generate, kept
+// here so that the record's file knows nothing of its wire form.
+impl<'de> serde::Deserialize<'de> for UploadRecord {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let wire = Upload::deserialize(deserializer)?;
+        UploadRecord::try_from(wire).map_err(serde::de::Error::custom)
     }
 }
 
