@@ -246,15 +246,9 @@ fn event(
                 stage,
                 &Triggers::DEFAULT,
                 &Observation {
-                    stage_window: window,
                     recent: Health::of(recent),
                     recent_span: Duration::from_secs(300),
-                    elapsed,
-                    baseline: None,
-                    memory: None,
-                    success_band_for: Duration::ZERO,
-                    complaints: None,
-                    rates: None,
+                    ..crate::seams::once(window, elapsed)
                 },
             );
             let event = Event::Stage(StageEvent::Verdict(VerdictEvent::new(
