@@ -672,20 +672,14 @@ mod table_tests {
             breaker_cooldown: Duration::from_secs(2),
             retry_budget: 10,
         };
-        let changes: Vec<_> = global_settings(&before)
-            .zip(global_settings(&after))
-            .filter(|(old, new)| old != new)
-            .map(|((name, old), (_, new))| (name, old, new))
-            .collect();
+        // Through the change list the `operator` lines are written from.
+        let changes = crate::config::changes::global_changes(&before, &after);
         assert_eq!(changes.len(), KNOBS.len(), "{changes:?}");
-        assert_eq!(
-            changes[4],
-            ("timeout", Some("30".into()), Some("2.5".into()))
-        );
-        assert_eq!(
-            changes[7],
-            ("log_path", None, Some("/tmp/log.jsonl".into()))
-        );
+        let change = |name, old: Option<&str>, new: &str| {
+            crate::metrics::SettingChange::new(name, old.map(str::to_owned), Some(new.to_owned()))
+        };
+        assert_eq!(changes[4], change("timeout", Some("30"), "2.5"));
+        assert_eq!(changes[7], change("log_path", None, "/tmp/log.jsonl"));
         let site: Vec<_> = site_settings(&every_site_setting()).collect();
         assert!(site.iter().all(|(_, value)| value.is_some()), "{site:?}");
         assert_eq!(site[1], ("rollout", Some("12.5".into())));
